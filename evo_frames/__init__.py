@@ -1,0 +1,30 @@
+"""evo-frames: load W12 EVO bronze (gzipped JSON lines) into PostgreSQL or DuckDB, exactly once.
+
+The engine. Transform modules (``transforms/``) import their building blocks from here.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .errors import ConfigError, EvoFramesError, SinkError, SourceError, TransformError
+from .spec import Column, Entity, Index, Table, TransformContext
+
+try:
+    __version__ = version("evo-frames")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0"
+
+__all__ = [
+    "Column",
+    "ConfigError",
+    "Entity",
+    "EvoFramesError",
+    "Index",
+    "SinkError",
+    "SourceError",
+    "Table",
+    "TransformContext",
+    "TransformError",
+    "__version__",
+]

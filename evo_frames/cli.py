@@ -1,0 +1,308 @@
+"""The ``evo-frames`` command line: a thin typed layer over the engine.
+
+Every command resolves its settings with :func:`evo_frames.config.load_settings` (flag > env >
+config file > default), and every :class:`~evo_frames.errors.EvoFramesError` becomes one line on
+stderr and its exit code (1 failure, 2 bad usage/configuration) in :func:`main`; tracebacks only
+with ``--verbose``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from . import __version__
+from .config import Settings, load_settings
+from .errors import ConfigError, EvoFramesError, redact
+
+log = logging.getLogger("evo_frames")
+
+app = typer.Typer(
+    name="evo-frames",
+    help=(
+        "Load W12 EVO data (members, sales, entries, prospects) from a bronze lake of gzipped JSON "
+        "lines into PostgreSQL or DuckDB: STG (raw JSON + lineage), CORE (typed tables), exactly once."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+ENTITY_NAMES = ("members", "sales", "entries", "prospects")
+_state: dict[str, Any] = {"verbose": False}
+
+
+def _entity(value: str) -> str:
+    valid = (*ENTITY_NAMES, "all")
+    if value not in valid:
+        raise typer.BadParameter(f"unknown entity {value!r}; valid: {', '.join(valid)}")
+    return value
+
+
+def _one_entity(value: str | None) -> str | None:
+    if value is not None and value not in ENTITY_NAMES:
+        raise typer.BadParameter(f"unknown entity {value!r}; valid: {', '.join(ENTITY_NAMES)}")
+    return value
+
+
+def _date(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as e:
+        raise typer.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD, e.g. 2026-01-11") from e
+
+
+EntityOpt = Annotated[
+    str, typer.Option("--entity", "-e", help="members, sales, entries, prospects or all.", callback=_entity)
+]
+OneEntityOpt = Annotated[
+    str | None,
+    typer.Option("--entity", "-e", help="members, sales, entries or prospects (default: all).", callback=_one_entity),
+]
+LakeOpt = Annotated[
+    str | None, typer.Option("--lake", help="Lake URL or path [env EVO_FRAMES_LAKE; default data/lake].")
+]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        help="duckdb:///abs/file.duckdb, duckdb:rel/file.duckdb or postgresql://user:pass@host:port/db "
+        "[env EVO_FRAMES_TARGET; default duckdb:data/evo.duckdb].",
+    ),
+]
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", help="Config file [env EVO_FRAMES_CONFIG; default ./config.toml if present].")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+def _settings(config: str | None, **flags: Any) -> Settings:
+    settings = load_settings(flags, config=config)
+    log.debug("settings: %r (from %s)", settings, dict(settings.origins))
+    return settings
+
+
+def _sink(settings: Settings) -> Any:
+    from .sinks import open_sink
+
+    return open_sink(
+        settings.target,
+        memory_limit=settings.duckdb_memory_limit,
+        connect_timeout=settings.connect_timeout,
+        statement_timeout=settings.statement_timeout,
+    )
+
+
+def _emit(data: Any, as_json: bool, text: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, default=str))
+    else:
+        typer.echo(text)
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress and show tracebacks.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        typer.echo(f"evo-frames {__version__}")
+        raise typer.Exit()
+    _state["verbose"] = verbose
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _format_summary(s: Any) -> str:
+    lines = [
+        f"{s.entity} -> {s.target}",
+        f"  files: {s.files_found} found, {s.files_skipped} already loaded, {s.files_loaded} loaded"
+        + (f", {len(s.files_partial)} partial (truncated gzip)" if s.files_partial else ""),
+        f"  lines: {s.lines_read} read, {s.rows_loaded} loaded, {s.duplicates} duplicates, {s.rejects} rejected",
+    ]
+    for table, c in s.tables.items():
+        extra = f", {c.deleted} deleted" if c.deleted else ""
+        lines.append(
+            f"  {table}: {c.inserted} inserted, {c.updated} updated, {c.unchanged} unchanged{extra}"
+        )
+    if s.cast_failures:
+        lines.append(
+            "  values that could not be cast (stored as NULL): "
+            + ", ".join(f"{k}={v}" for k, v in sorted(s.cast_failures.items()))
+        )
+    for problem in s.problems:
+        lines.append(f"  problem: {problem}")
+    lines.append(f"  {s.seconds:.1f}s, {s.rows_per_second:,.0f} lines/s")
+    return "\n".join(lines)
+
+
+@app.command()
+def run(
+    entity: EntityOpt,
+    lake: LakeOpt = None,
+    target: TargetOpt = None,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Load only this run (YYYYMMDDTHHMMSSZ).")] = None,
+    all_runs: Annotated[
+        bool, typer.Option("--all-runs", help="Consider every run (the default; conflicts with --run-id).")
+    ] = False,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only files with ingestion_date >= YYYY-MM-DD.", callback=_date)
+    ] = None,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Reload the selected files even if already loaded.")
+    ] = False,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Files per transaction [10].", min=1)] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Files decoded ahead in parallel [2].", min=1)] = None,
+    max_bad_ratio: Annotated[
+        float | None,
+        typer.Option("--max-bad-ratio", help="Exit 3 if rejected/read lines exceeds this [1.0].", min=0.0, max=1.0),
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load bronze files not yet loaded into STG and CORE (exit 3 if rejects exceed --max-bad-ratio)."""
+    from .pipeline import new_load_id, run_entity
+    from .registry import discover, select
+
+    if run_id and all_runs:
+        raise ConfigError("--run-id and --all-runs conflict; give one of them")
+    settings = _settings(
+        config, lake=lake, target=target, batch_size=batch_size, workers=workers, max_bad_ratio=max_bad_ratio
+    )
+    entities = select(discover(), entity)
+    load_id = new_load_id()
+    summaries = []
+    with _sink(settings) as sink:
+        for ent in entities:
+            summaries.append(
+                run_entity(sink, ent, settings, load_id=load_id, run_id=run_id, since=since, reload=full_refresh)
+            )
+    if all(s.files_found == 0 for s in summaries):
+        raise EvoFramesError(
+            f"no bronze files for {entity} under {redact(settings.lake)}/{settings.lake_prefix}/entity=…; "
+            f"make sample data with: evo-frames synth --lake {redact(settings.lake)}"
+        )
+    _emit(
+        [s.to_dict() for s in summaries] if len(summaries) > 1 else summaries[0].to_dict(),
+        as_json,
+        "\n".join(_format_summary(s) for s in summaries),
+    )
+    read = sum(s.lines_read for s in summaries)
+    bad = sum(s.rejects for s in summaries)
+    if read and bad / read > settings.max_bad_ratio:
+        typer.echo(
+            f"rejected {bad} of {read} lines ({bad / read:.2%}), above --max-bad-ratio {settings.max_bad_ratio}; "
+            "see evo_meta.rejects",
+            err=True,
+        )
+        raise typer.Exit(3)
+
+
+@app.command()
+def init(target: TargetOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Create or upgrade schemas, tables and indexes (idempotent, never drops anything)."""
+    from .registry import discover
+
+    settings = _settings(config, target=target)
+    with _sink(settings) as sink:
+        changes = sink.ensure_tables(discover().values())
+        _emit({"target": sink.display, "changes": changes}, as_json,
+              "\n".join(changes) if changes else f"{sink.display}: schema up to date")
+
+
+@app.command()
+def synth(
+    lake: LakeOpt = None,
+    entity: Annotated[str, typer.Option("--entity", "-e", help="Entity or all.", callback=_entity)] = "all",
+    records: Annotated[int, typer.Option("--records", "-n", help="Distinct records of the first run.", min=1)] = 20_000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same bytes.")] = 0,
+    runs: Annotated[int, typer.Option("--runs", help="Runs to write; later ones re-send earlier records.", min=1)] = 2,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write realistic sample bronze (deterministic) for one or all entities."""
+    from .config import storage_options
+    from .synth import ENTITIES, generate
+
+    settings = _settings(config, lake=lake)
+    names = ENTITIES if entity == "all" else (entity,)
+    results = [
+        generate(settings.lake, name, records, seed=seed, runs=runs, prefix=settings.lake_prefix,
+                 storage_options=storage_options(settings.lake))
+        for name in names
+    ]
+    _emit(
+        [
+            {"entity": r.entity, "runs": list(r.run_ids), "files": len(r.files), "records": r.records,
+             "distinct": r.distinct, "seconds": round(r.seconds, 2)}
+            for r in results
+        ],
+        as_json,
+        "\n".join(
+            f"{r.entity}: {len(r.files)} files, {r.records} lines ({r.distinct} distinct) in {len(r.run_ids)} runs "
+            f"under {redact(settings.lake)}/{settings.lake_prefix}, {r.seconds:.1f}s"
+            for r in results
+        ),
+    )
+
+
+@app.command()
+def status(
+    entity: OneEntityOpt = None, target: TargetOpt = None, lake: LakeOpt = None, config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Progress per entity: files in the lake vs loaded, rows per table, rejects, last runs."""
+    from .ops import status as get_status
+
+    settings = _settings(config, target=target, lake=lake)
+    with _sink(settings) as sink:
+        report = get_status(sink, settings, entity)
+    _emit(report, as_json, report_text(report))
+
+
+def report_text(report: dict[str, Any]) -> str:
+    lines = [f"target {report['target']}"]
+    for name, e in report["entities"].items():
+        lines.append(
+            f"{name}: {e['files_loaded']} of {e['files_in_lake']} lake files loaded"
+            + (f" ({e['files_partial']} partial)" if e.get("files_partial") else "")
+            + f", {e['rejects']} rejects, last load {e['last_load'] or 'never'}"
+        )
+        for table, t in e["tables"].items():
+            size = f", {t['bytes'] / 2**20:.1f} MiB" if t.get("bytes") is not None else ""
+            dead = f", {t['dead_rows']} dead rows" if t.get("dead_rows") else ""
+            lines.append(f"  {table}: {t['rows']} rows{size}{dead}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Console entry point: run the app and turn our errors into one line and an exit code.
+
+    Usage errors are typer's own (a message naming the option and exit 2).
+    """
+    try:
+        app()
+    except EvoFramesError as e:
+        if _state["verbose"]:
+            log.exception("failed")
+        typer.echo(f"error: {redact(str(e))}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted; committed batches are kept, rerun to continue", err=True)
+        sys.exit(130)
+    except Exception as e:
+        if _state["verbose"]:
+            raise
+        typer.echo(f"error: {redact(f'{type(e).__name__}: {e}')} (rerun with --verbose for the traceback)", err=True)
+        sys.exit(1)

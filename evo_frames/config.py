@@ -1,0 +1,201 @@
+"""Settings: ``config.toml`` + environment + command-line flags, in that order of strength.
+
+Precedence (strongest first): flag > environment variable > config file > built-in default.
+The config file is ``--config PATH``, else ``$EVO_FRAMES_CONFIG``, else ``./config.toml`` when it
+exists. Every setting has one environment variable, ``EVO_FRAMES_<NAME>`` (for example
+``EVO_FRAMES_TARGET``, ``EVO_FRAMES_BATCH_SIZE``). Secrets never live in the file: the target
+URL may carry a password (or use the standard ``PG*`` variables), and Azure credentials come only
+from ``AZURE_STORAGE_CONNECTION_STRING`` or ``AZURE_STORAGE_ACCOUNT_NAME`` with
+``AZURE_STORAGE_ACCOUNT_KEY`` / ``AZURE_STORAGE_SAS_TOKEN``. ``repr`` never shows a password.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from .errors import ConfigError, redact
+
+ENV_PREFIX = "EVO_FRAMES_"
+#: config.toml sections and the settings each may hold
+SECTIONS: Mapping[str, tuple[str, ...]] = {
+    "lake": ("lake", "lake_prefix"),
+    "target": ("target", "duckdb_memory_limit", "connect_timeout", "statement_timeout"),
+    "load": ("batch_size", "workers", "chunk_rows", "max_bad_ratio", "retries", "source_timezone"),
+}
+#: the name a setting has inside its section (``[lake] url`` is the ``lake`` setting)
+_FILE_NAMES = {"lake": "url", "lake_prefix": "prefix", "target": "url"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of one command.
+
+    Attributes:
+        lake: lake URL or path holding ``<lake_prefix>/entity=…`` folders.
+        lake_prefix: folder of the bronze layout inside the lake.
+        target: ``duckdb:///abs/file.duckdb``, ``duckdb:rel/file.duckdb`` or ``postgresql://…``.
+        duckdb_memory_limit: DuckDB ``memory_limit`` (DuckDB defaults to 80 % of RAM otherwise).
+        connect_timeout: seconds to wait for a database connection.
+        statement_timeout: seconds one SQL statement may run (PostgreSQL).
+        batch_size: bronze files per transaction.
+        workers: files decoded ahead of the load, in parallel threads.
+        chunk_rows: records per staged chunk (bounds memory).
+        max_bad_ratio: share of rejected lines above which ``run`` exits 3.
+        retries: attempts for a batch that fails with a transient error.
+        source_timezone: time zone of EVO's offset-less timestamps.
+    """
+
+    lake: str = "data/lake"
+    lake_prefix: str = "bronze/evo"
+    target: str = field(default="duckdb:data/evo.duckdb", repr=False)
+    duckdb_memory_limit: str = "2GB"
+    connect_timeout: int = 10
+    statement_timeout: int = 3600
+    batch_size: int = 10
+    workers: int = 2
+    chunk_rows: int = 100_000
+    max_bad_ratio: float = 1.0
+    retries: int = 5
+    source_timezone: str = "America/Sao_Paulo"
+    #: where each value came from (``default``, ``file``, ``env``, ``flag``), for ``--verbose``
+    origins: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name != "origins")
+        return redact(f"Settings({shown})")
+
+    def __post_init__(self) -> None:
+        for name, low in (("batch_size", 1), ("workers", 1), ("chunk_rows", 1000), ("retries", 1),
+                          ("connect_timeout", 1), ("statement_timeout", 1)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"setting {name} = {getattr(self, name)} is too small; use at least {low}")
+        if not 0.0 <= self.max_bad_ratio <= 1.0:
+            raise ConfigError(f"setting max_bad_ratio = {self.max_bad_ratio} is out of range; use a value in [0, 1]")
+        try:
+            from zoneinfo import ZoneInfo
+
+            ZoneInfo(self.source_timezone)
+        except Exception as e:
+            raise ConfigError(
+                f"setting source_timezone = {self.source_timezone!r} is not an IANA time zone; "
+                "use e.g. 'America/Sao_Paulo'"
+            ) from e
+
+
+_TYPES: dict[str, type] = {n: t for n, t in get_type_hints(Settings).items() if n != "origins"}
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    want = _TYPES[name]
+    if want is bool or isinstance(value, bool) and want is not bool:
+        raise ConfigError(f"{where}: {name} = {value!r} must be {want.__name__}")
+    if isinstance(value, want):
+        return value
+    if want is float and isinstance(value, int):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return want(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"{where}: {name} = {value!r} must be {want.__name__}")
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file {path} does not exist; pass an existing --config PATH") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from e
+    out: dict[str, Any] = {}
+    for section, body in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"config file {path}: unknown section [{section}]; valid: {', '.join(SECTIONS)}")
+        if not isinstance(body, dict):
+            raise ConfigError(f"config file {path}: {section} must be a [section] table")
+        by_file_name = {_FILE_NAMES.get(n, n): n for n in SECTIONS[section]}
+        for key, value in body.items():
+            if key not in by_file_name:
+                raise ConfigError(
+                    f"config file {path}: unknown key {key!r} in [{section}]; valid: {', '.join(by_file_name)}"
+                )
+            name = by_file_name[key]
+            out[name] = _coerce(name, value, f"config file {path} [{section}]")
+    return out
+
+
+def config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+    """The config file to read: the flag, ``$EVO_FRAMES_CONFIG``, or ``./config.toml`` if present."""
+    if explicit:
+        return Path(explicit)
+    if env.get(ENV_PREFIX + "CONFIG"):
+        return Path(env[ENV_PREFIX + "CONFIG"])
+    default = Path("config.toml")
+    return default if default.exists() else None
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    config: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve settings with flag > environment > config file > default.
+
+    Args:
+        flags: values given on the command line; ``None`` values mean "not given".
+        config: explicit config file path (``--config``).
+        env: environment to read (defaults to ``os.environ``).
+
+    Raises:
+        ConfigError: unknown key, wrong type or invalid value; the message names the key and source.
+
+    >>> load_settings({"batch_size": 3}, env={"EVO_FRAMES_BATCH_SIZE": "7"}).batch_size
+    3
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    origins = {f.name: "default" for f in fields(Settings) if f.name != "origins"}
+    path = config_path(config, env)
+    if path is not None:
+        for name, value in _read_file(path).items():
+            values[name], origins[name] = value, f"file {path}"
+    for name in origins:
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw not in (None, ""):
+            values[name], origins[name] = _coerce(name, raw, f"environment {ENV_PREFIX}{name.upper()}"), "env"
+    for name, value in (flags or {}).items():
+        if value is None:
+            continue
+        if name not in origins:
+            raise ConfigError(f"unknown setting {name!r}; valid: {', '.join(origins)}")
+        values[name], origins[name] = _coerce(name, value, f"option --{name.replace('_', '-')}"), "flag"
+    return dataclasses.replace(Settings(), **values, origins=origins)
+
+
+def storage_options(lake: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """fsspec storage options for ``lake``, with Azure credentials from the environment only."""
+    env = os.environ if env is None else env
+    if not lake.startswith(("az://", "abfs://", "abfss://")):
+        return {}
+    if env.get("AZURE_STORAGE_CONNECTION_STRING"):
+        return {"connection_string": env["AZURE_STORAGE_CONNECTION_STRING"]}
+    account = env.get("AZURE_STORAGE_ACCOUNT_NAME") or env.get("AZURE_STORAGE_ACCOUNT")
+    if not account:
+        raise ConfigError(
+            f"lake {lake} needs Azure credentials; set AZURE_STORAGE_CONNECTION_STRING, or "
+            "AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_TOKEN"
+        )
+    opts = {"account_name": account}
+    if env.get("AZURE_STORAGE_ACCOUNT_KEY") or env.get("AZURE_STORAGE_KEY"):
+        opts["account_key"] = env.get("AZURE_STORAGE_ACCOUNT_KEY") or env["AZURE_STORAGE_KEY"]
+    elif env.get("AZURE_STORAGE_SAS_TOKEN"):
+        opts["sas_token"] = env["AZURE_STORAGE_SAS_TOKEN"]
+    return opts

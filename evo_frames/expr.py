@@ -1,0 +1,186 @@
+"""Cleaning and casting expressions shared by the transforms.
+
+Bronze scalars are decoded as strings (see :class:`evo_frames.spec.Entity`), so every typed
+column is a cast of a string. Each helper trims, turns an empty string into NULL and casts
+leniently: a value that cannot be cast becomes NULL, which the engine counts per column.
+
+>>> import polars as pl
+>>> df = pl.DataFrame({"v": [" 12 ", "", "x", None]})
+>>> df.select(bigint("v")).to_series().to_list()
+[12, None, None, None]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal
+
+import polars as pl
+
+_TS_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
+_TS_OFFSET_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.fZ")
+
+
+def _as_expr(value: str | pl.Expr) -> pl.Expr:
+    return pl.col(value) if isinstance(value, str) else value
+
+
+def text(value: str | pl.Expr) -> pl.Expr:
+    """Trimmed string; empty or whitespace-only becomes NULL."""
+    s = _as_expr(value).cast(pl.String).str.strip_chars()
+    return pl.when(s != "").then(s)
+
+
+def bigint(value: str | pl.Expr) -> pl.Expr:
+    """64-bit integer; ``"12"`` → 12, ``"12.0"`` → 12, anything else → NULL."""
+    s = text(value)
+    return pl.coalesce(s.cast(pl.Int64, strict=False), _integral_float(s).cast(pl.Int64, strict=False))
+
+
+def int32(value: str | pl.Expr) -> pl.Expr:
+    """32-bit integer (counters, small codes); out of range → NULL."""
+    return bigint(value).cast(pl.Int32, strict=False)
+
+
+def _integral_float(s: pl.Expr) -> pl.Expr:
+    f = s.cast(pl.Float64, strict=False)
+    return pl.when(f == f.floor()).then(f)
+
+
+def money(value: str | pl.Expr) -> pl.Expr:
+    """DECIMAL(15,2), rounded half away from zero at the cent."""
+    f = text(value).cast(pl.Float64, strict=False)
+    return f.round(2).cast(pl.Decimal(15, 2), strict=False)
+
+
+def number(value: str | pl.Expr) -> pl.Expr:
+    """A plain double (non-money measures)."""
+    return text(value).cast(pl.Float64, strict=False)
+
+
+def flag(value: str | pl.Expr) -> pl.Expr:
+    """Boolean; missing/null → False; ``true/false/1/0`` (any case) parsed; anything else → NULL."""
+    s = text(value).str.to_lowercase()
+    return (
+        pl.when(s.is_null())
+        .then(False)
+        .when(s.is_in(["true", "1"]))
+        .then(True)
+        .when(s.is_in(["false", "0"]))
+        .then(False)
+    )
+
+
+def timestamp(value: str | pl.Expr, tz: str) -> pl.Expr:
+    """TIMESTAMPTZ (UTC) from an EVO timestamp.
+
+    Offset-less values are local time in ``tz`` (EVO sends Brazilian local time); an ambiguous
+    local time takes the earlier instant and a non-existent one (a DST gap) becomes NULL. Values
+    that carry an offset or ``Z`` keep it.
+    """
+    s = text(value)
+    naive = pl.coalesce(
+        [s.str.strptime(pl.Datetime("us"), f, strict=False, exact=True) for f in _TS_FORMATS]
+    )
+    local = naive.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+    offset = pl.coalesce(
+        [s.str.strptime(pl.Datetime("us", "UTC"), f, strict=False, exact=True) for f in _TS_OFFSET_FORMATS]
+    )
+    return pl.coalesce(local, offset)
+
+
+def date(value: str | pl.Expr) -> pl.Expr:
+    """DATE from a date or a midnight timestamp (the calendar date as sent, no zone shift)."""
+    return text(value).str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False, exact=True)
+
+
+def full_name(first: str | pl.Expr, last: str | pl.Expr) -> pl.Expr:
+    """``trim(first || ' ' || last)`` with NULL parts skipped; NULL when both are empty."""
+    joined = pl.concat_str([text(first).fill_null(""), text(last).fill_null("")], separator=" ")
+    return text(joined)
+
+
+def source_run_id() -> pl.Expr:
+    """The ``_source_run_id`` lineage column every CORE table carries."""
+    return pl.col("run_id").alias("_source_run_id")
+
+
+#: how :func:`json_list` types one leaf of a JSON object (timestamps stay ``text``: as sent)
+JsonLeaf = Literal["int", "number", "bool", "text"]
+
+
+def _boolean(value: str | pl.Expr) -> pl.Expr:
+    # like flag, but a missing value stays NULL: inside JSON text, absent is not false
+    s = text(value).str.to_lowercase()
+    return pl.when(s.is_in(["true", "1"])).then(True).when(s.is_in(["false", "0"])).then(False)
+
+
+_JSON_LEAF: Mapping[str, Callable[[pl.Expr], pl.Expr]] = {
+    "int": bigint,
+    "number": number,
+    "bool": _boolean,
+    "text": text,
+}
+
+
+def json_list(value: str | pl.Expr, fields: Mapping[str, JsonLeaf]) -> pl.Expr:
+    """JSON array text of a list of objects (a ``json`` column), its leaves typed by ``fields``.
+
+    Keys keep their API spelling and order of ``fields``; leaves are cleaned like the typed
+    columns (trimmed, ``''`` → null, bad values → null). A null list (missing, JSON ``null`` or
+    not an array) gives NULL, an empty one ``[]``; null elements are dropped.
+
+    >>> dt = pl.List(pl.Struct({"id": pl.String, "days": pl.String, "ok": pl.String}))
+    >>> df = pl.DataFrame({"v": [[{"id": "7", "days": " 3 ", "ok": "true"}, None], [], None]}, {"v": dt})
+    >>> df.select(json_list("v", {"id": "int", "days": "number", "ok": "bool"})).to_series().to_list()
+    ['[{"id":7,"days":3.0,"ok":true}]', '[]', None]
+    """
+    e = pl.element()
+    typed = pl.struct(*(_JSON_LEAF[kind](e.struct.field(name)).alias(name) for name, kind in fields.items()))
+    items = _as_expr(value).list.drop_nulls().list.eval(typed.struct.json_encode())
+    return pl.concat_str([pl.lit("["), items.list.join(","), pl.lit("]")])
+
+
+#: the latest-wins order of records (see DESIGN "Latest wins"): run, then file, then line
+LATEST_ORDER = ("run_id", "_source_file", "_source_line")
+
+
+def elements(records: pl.LazyFrame, field: str, keep: Sequence[str]) -> pl.LazyFrame:
+    """One row per non-null element of the list column ``field`` of ``records``.
+
+    The element is the struct column ``_el``; ``keep`` columns (the parent key) and the lineage
+    columns of :data:`LATEST_ORDER` come along, and ``_pos`` is the element's position in its
+    list. Null, empty and non-array lists (decoded as null) give no rows.
+
+    >>> dt = pl.List(pl.Struct({"id": pl.String}))
+    >>> recs = pl.DataFrame(
+    ...     {"k": [1, 2, 3], "items": [[{"id": "a"}, None, {"id": "b"}], [], None], "run_id": "r",
+    ...      "_source_file": "f", "_source_line": [1, 2, 3]},
+    ...     schema_overrides={"items": dt},
+    ... )
+    >>> out = elements(recs.lazy(), "items", ["k"]).collect()
+    >>> out.select("k", pl.col("_el").struct.field("id"), "_pos").rows()
+    [(1, 'a', 0), (1, 'b', 2)]
+    """
+    return (
+        records.select(*keep, *LATEST_ORDER, pl.col(field).alias("_el"))
+        .filter(pl.col("_el").list.len() > 0)
+        .with_columns(_pos=pl.int_ranges(pl.col("_el").list.len()))
+        .explode("_el", "_pos")
+        .filter(pl.col("_el").is_not_null())
+    )
+
+
+def keep_latest(frame: pl.LazyFrame, key: Sequence[str]) -> pl.LazyFrame:
+    """One row per ``key``: the one from the newest record, and there the last in its list.
+
+    "Newest" is the latest-wins order of the records (:data:`LATEST_ORDER`); ties inside one
+    record go to the higher ``_pos``. The result is in that order.
+
+    >>> df = pl.DataFrame({"id": [1, 1, 2, 1], "run_id": ["r2", "r1", "r1", "r2"], "_source_file": "f",
+    ...                    "_source_line": [1, 1, 1, 1], "_pos": [0, 0, 0, 1], "v": ["a", "b", "c", "d"]})
+    >>> keep_latest(df.lazy(), ["id"]).collect().select("id", "v").rows()
+    [(2, 'c'), (1, 'd')]
+    """
+    ordered = frame.sort(*LATEST_ORDER, "_pos", maintain_order=True)
+    return ordered.unique(key, keep="last", maintain_order=True)

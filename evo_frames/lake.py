@@ -1,0 +1,172 @@
+"""The bronze lake: find files through fsspec and parse their layout.
+
+Layout (reference §0)::
+
+    <lake>/<prefix>/entity=<e>/ingestion_date=YYYY-MM-DD/run_id=YYYYMMDDTHHMMSSZ/<window>part-NNNNN.jsonl.gz
+
+Any fsspec URL works: a plain path, ``file:///abs``, ``memory://``, ``az://container`` or
+``abfs://container@account.dfs.core.windows.net``. A file under ``entity=<e>`` that does not follow
+the layout is reported as a problem, never silently skipped; ``_manifest.json`` files of the
+extractor are expected and ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+
+from .errors import ConfigError, SourceError
+
+_SEGMENT = re.compile(
+    r"entity=(?P<entity>[a-z_]+)/ingestion_date=(?P<date>\d{4}-\d{2}-\d{2})/run_id=(?P<run>\d{8}T\d{6}Z)/"
+    r"(?P<name>(?:\d{4}-\d{2}(?:-\d{2})?_)?part-\d{5}\.jsonl\.gz)$"
+)
+_IGNORED = ("_manifest.json",)
+
+
+@dataclass(frozen=True, order=True)
+class BronzeFile:
+    """One bronze part file. Sorts by run, then path: the latest-wins order."""
+
+    run_id: str
+    path: str
+    entity: str
+    ingestion_date: dt.date
+    size: int
+    etag: str
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+def parse_path(path: str) -> tuple[str, dt.date, str] | None:
+    """``(entity, ingestion_date, run_id)`` of a layout path, or None if it does not follow it.
+
+    >>> parse_path("lake/bronze/evo/entity=entries/ingestion_date=2026-01-11/run_id=20260111T031522Z/2024-03-04_part-00012.jsonl.gz")
+    ('entries', datetime.date(2026, 1, 11), '20260111T031522Z')
+    """
+    m = _SEGMENT.search(path)
+    if m is None:
+        return None
+    try:
+        day = dt.date.fromisoformat(m["date"])
+        dt.datetime.strptime(m["run"], "%Y%m%dT%H%M%SZ")
+    except ValueError:
+        return None
+    return m["entity"], day, m["run"]
+
+
+def open_lake(lake: str, storage_options: Mapping[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem and root path of a lake URL."""
+    try:
+        fs, root = fsspec.core.url_to_fs(lake, **(storage_options or {}))
+    except (ValueError, ImportError) as e:
+        raise ConfigError(f"lake URL {lake!r} cannot be opened: {e}; use a path, file://, az:// or abfs:// URL") from e
+    return fs, root.rstrip("/")
+
+
+def full_url(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    """The path as stored in ``_source_file``: with its protocol, except for local files."""
+    proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return path if proto in ("file", "local") else f"{proto}://{path}"
+
+
+def list_files(
+    lake: str,
+    entity: str,
+    *,
+    prefix: str = "bronze/evo",
+    storage_options: Mapping[str, Any] | None = None,
+) -> tuple[list[BronzeFile], list[str]]:
+    """Every bronze file of ``entity`` in the lake, and the paths that break the layout.
+
+    Raises:
+        SourceError: the lake cannot be listed (missing credentials, network).
+    """
+    fs, root = open_lake(lake, storage_options)
+    base = f"{root}/{prefix.strip('/')}/entity={entity}" if prefix.strip("/") else f"{root}/entity={entity}"
+    try:
+        found: dict[str, dict[str, Any]] = fs.find(base, detail=True) if fs.exists(base) else {}
+    except Exception as e:  # fsspec backends raise their own types
+        raise SourceError(f"cannot list lake folder {full_url(fs, base)}: {e}") from e
+    files: list[BronzeFile] = []
+    problems: list[str] = []
+    for path, info in found.items():
+        if path.rsplit("/", 1)[-1] in _IGNORED:
+            continue
+        parsed = parse_path(path)
+        if parsed is None or parsed[0] != entity:
+            problems.append(
+                f"{full_url(fs, path)}: does not follow entity=<e>/ingestion_date=YYYY-MM-DD/"
+                "run_id=YYYYMMDDTHHMMSSZ/[window_]part-NNNNN.jsonl.gz; not loaded"
+            )
+            continue
+        etag = info.get("etag") or info.get("ETag") or f"mtime:{info.get('mtime', info.get('last_modified', ''))}"
+        files.append(
+            BronzeFile(
+                run_id=parsed[2],
+                path=full_url(fs, path),
+                entity=entity,
+                ingestion_date=parsed[1],
+                size=int(info.get("size") or 0),
+                etag=str(etag).strip('"'),
+            )
+        )
+    return sorted(files), sorted(problems)
+
+
+def select_files(
+    files: Iterable[BronzeFile],
+    *,
+    loaded: Mapping[str, tuple[int, str]],
+    run_id: str | None = None,
+    since: dt.date | None = None,
+    reload: bool = False,
+) -> tuple[list[BronzeFile], int]:
+    """The files to load, and how many were skipped as already loaded.
+
+    Args:
+        files: candidates, as listed.
+        loaded: ``path -> (size, etag)`` from the target's files manifest.
+        run_id: only this run.
+        since: only files with ``ingestion_date >= since``.
+        reload: load even files the manifest already has (``--full-refresh``).
+    """
+    chosen, skipped = [], 0
+    for f in sorted(files):
+        if run_id is not None and f.run_id != run_id:
+            continue
+        if since is not None and f.ingestion_date < since:
+            continue
+        if not reload and loaded.get(f.path) == (f.size, f.etag):
+            skipped += 1
+            continue
+        chosen.append(f)
+    return chosen, skipped
+
+
+def open_file(path: str, storage_options: Mapping[str, Any] | None = None) -> Any:
+    """Open a bronze file for binary streaming reads.
+
+    Blobs uploaded with ``Content-Encoding: gzip`` are refused: adlfs would hand back silently
+    truncated, already-decompressed bytes for them.
+    """
+    fs, p = fsspec.core.url_to_fs(path, **(storage_options or {}))
+    try:
+        info = fs.info(p)
+    except FileNotFoundError as e:
+        raise SourceError(f"bronze file {path} disappeared after listing; rerun to pick up the current files") from e
+    settings = info.get("content_settings") or {}
+    encoding = settings.get("content_encoding") if isinstance(settings, Mapping) else getattr(settings, "content_encoding", None)
+    if encoding:
+        raise SourceError(
+            f"bronze file {path} has Content-Encoding {encoding!r}; the blob client would decompress and truncate "
+            "it. Fix: re-upload it without Content-Encoding (e.g. azcopy --no-guess-mime-type, no --content-encoding)"
+        )
+    return fs.open(p, "rb", block_size=4 << 20)

@@ -1,0 +1,49 @@
+"""Operations on a target: progress and sizes (``status``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import lake as lakes
+from .config import Settings, storage_options
+from .registry import discover
+from .sinks import SqlSink
+from .sinks.sql import FILES, REJECTS, qt
+
+
+def status(sink: SqlSink, settings: Settings, entity: str | None = None) -> dict[str, Any]:
+    """Files in the lake vs loaded, rows per table, rejects and sizes, per entity."""
+    entities = discover()
+    chosen = [entities[entity]] if entity else list(entities.values())
+    sink.ensure_tables(chosen)
+    report: dict[str, Any] = {"target": sink.display, "lake": settings.lake, "entities": {}}
+    for ent in chosen:
+        in_lake, problems = lakes.list_files(
+            settings.lake, ent.name, prefix=settings.lake_prefix, storage_options=storage_options(settings.lake)
+        )
+        files = sink.query(
+            f"SELECT count(*) AS n, sum(CASE WHEN partial THEN 1 ELSE 0 END) AS partial, "
+            f"CAST(max(_loaded_at) AS TEXT) AS last FROM {qt(FILES)} WHERE entity = '{ent.name}'"
+        ).to_pylist()[0]
+        rejects = sink.scalar(f"SELECT count(*) FROM {qt(REJECTS)} WHERE entity = '{ent.name}'")
+        tables: dict[str, Any] = {}
+        for table in ent.tables:
+            info: dict[str, Any] = {"rows": int(sink.scalar(f"SELECT count(*) FROM {qt(table)}") or 0)}
+            if sink.dialect.table_stats_sql:
+                stats = sink.query(sink.dialect.table_stats_sql.format(schema=table.schema, table=table.name))
+                row = stats.to_pylist()[0]
+                info.update(bytes=int(row["bytes"]), dead_rows=int(row["dead_rows"]))
+            tables[table.qualified] = info
+        report["entities"][ent.name] = {
+            "files_in_lake": len(in_lake),
+            "files_loaded": int(files["n"] or 0),
+            "files_partial": int(files["partial"] or 0),
+            "layout_problems": problems,
+            "rejects": int(rejects or 0),
+            "last_load": files["last"],
+            "tables": tables,
+        }
+    return report
+
+
+

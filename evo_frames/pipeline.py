@@ -1,0 +1,492 @@
+"""The load: discover files, decode them ahead in threads, and load batches of files into a sink.
+
+Shape (DESIGN.md "How data flows")::
+
+    list files → skip loaded ones → batches of ``batch_size`` files
+    decode threads (``workers`` files ahead, each ≤ 2 chunks queued):
+        gunzip → lines → JSON decode → keys; bad lines become rejects
+    load thread, one transaction per batch:
+        chunks of ≤ ``chunk_rows`` records → latest-wins dedup → transforms → sink upserts
+        → manifest rows + rejects → commit
+
+A transient database error rolls the batch back, reconnects and replays it (re-reading its
+files); everything else stops the run with the batch rolled back, so a rerun picks up exactly
+the files that did not commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from . import lake as lakes
+from .config import Settings, storage_options
+from .errors import EvoFramesError, TransformError
+from .reader import REJECT_SCHEMA, FileStats, decode, iter_lines
+from .retry import with_retries
+from .sinks import Counts, SqlSink
+from .sinks.sql import FILES
+from .spec import Entity, TransformContext
+
+log = logging.getLogger("evo_frames")
+
+#: order of "latest wins": later run, then later file, then later line
+ORDER = ("run_id", "_source_file", "_source_line")
+
+
+@dataclass
+class Piece:
+    """Decoded records of one file chunk (with keys and lineage) and its rejected lines."""
+
+    records: pl.DataFrame
+    rejects: pl.DataFrame
+
+
+@dataclass
+class FileOutcome:
+    file: lakes.BronzeFile
+    stats: FileStats
+    good: int = 0
+    duplicates: int = 0
+    rejects: int = 0
+
+
+@dataclass
+class Summary:
+    """What one ``run`` of one entity did; printed at the end and stored in ``evo_meta.runs``."""
+
+    entity: str
+    target: str
+    load_id: str
+    files_found: int = 0
+    files_skipped: int = 0
+    files_loaded: int = 0
+    files_partial: list[str] = field(default_factory=list)
+    lines_read: int = 0
+    rows_loaded: int = 0
+    duplicates: int = 0
+    rejects: int = 0
+    tables: dict[str, Counts] = field(default_factory=dict)
+    cast_failures: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def bad_ratio(self) -> float:
+        return self.rejects / self.lines_read if self.lines_read else 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.lines_read / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "entity": self.entity,
+            "target": self.target,
+            "load_id": self.load_id,
+            "files": {
+                "found": self.files_found,
+                "skipped_already_loaded": self.files_skipped,
+                "loaded": self.files_loaded,
+                "partial": self.files_partial,
+            },
+            "lines_read": self.lines_read,
+            "rows_loaded": self.rows_loaded,
+            "duplicates": self.duplicates,
+            "rejects": self.rejects,
+            "bad_ratio": round(self.bad_ratio, 6),
+            "tables": {k: vars(v) for k, v in self.tables.items()},
+            "cast_failures": self.cast_failures,
+            "problems": self.problems,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second, 1),
+        }
+
+
+def new_load_id() -> str:
+    """A sortable id for one invocation: UTC time plus a random suffix."""
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def _empty_rejects() -> pl.DataFrame:
+    return pl.DataFrame(schema=REJECT_SCHEMA)
+
+
+def read_file(
+    file: lakes.BronzeFile, entity: Entity, ctx: TransformContext, *, chunk_rows: int, options: dict[str, str]
+) -> tuple[Iterator[Piece], FileStats]:
+    """Stream one bronze file as pieces; ``stats`` is final once the iterator is exhausted."""
+    stats = FileStats()
+
+    def pieces() -> Iterator[Piece]:
+        with lakes.open_file(file.path, options) as fh:
+            for lines, read_rejects in iter_lines(fh, stats=stats, chunk_lines=chunk_rows):
+                records, decode_rejects = decode(lines, entity.record)
+                lineage = records.with_columns(
+                    pl.lit(file.path).alias("_source_file"),
+                    pl.lit(file.run_id).alias("run_id"),
+                    pl.lit(file.ingestion_date).alias("ingestion_date"),
+                )
+                keyed = entity.keys(lineage.lazy(), ctx).collect()
+                bad = keyed.filter(pl.col("_key_error").is_not_null())
+                key_rejects = bad.select(
+                    pl.col("_source_line").alias("line"),
+                    pl.lit("transform").alias("stage"),
+                    pl.col("_key_error").alias("reason"),
+                    pl.col("raw"),
+                    pl.col("raw").str.len_bytes().cast(pl.Int64).alias("raw_length"),
+                )
+                yield Piece(
+                    records=keyed.filter(pl.col("_key_error").is_null()).drop("_key_error"),
+                    rejects=pl.concat([read_rejects, decode_rejects, key_rejects.cast(REJECT_SCHEMA)]),
+                )
+
+    return pieces(), stats
+
+
+class _Feed:
+    """One file decoded in a background thread into a small bounded queue."""
+
+    _DONE = object()
+
+    def __init__(self, produce: Callable[[], tuple[Iterator[Piece], FileStats]]) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._cancel = threading.Event()
+        self._produce = produce
+        self.stats: FileStats | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._cancel.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            pieces, self.stats = self._produce()
+            for piece in pieces:
+                if not self._put(piece):
+                    return
+            self._put(self._DONE)
+        except BaseException as e:  # handed to the consumer, which raises it in its own thread
+            self._put(e)
+
+    def pieces(self) -> Iterator[Piece]:
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+
+class _Prefetcher:
+    """Keeps up to ``workers`` files decoding ahead of the load, in file order."""
+
+    def __init__(self, files: Sequence[lakes.BronzeFile], make: Callable[[lakes.BronzeFile], _Feed], workers: int):
+        self._files = list(files)
+        self._make = make
+        self._workers = workers
+        self._feeds: dict[int, _Feed] = {}
+        self._next = 0
+
+    def feed(self, index: int) -> _Feed:
+        while self._next < len(self._files) and self._next < index + self._workers:
+            self._feeds[self._next] = self._make(self._files[self._next])
+            self._next += 1
+        return self._feeds.pop(index)
+
+    def close(self) -> None:
+        for f in self._feeds.values():
+            f.cancel()
+        self._feeds.clear()
+
+
+class Loader:
+    """Loads one entity's selected files into a sink; see the module docstring."""
+
+    def __init__(self, sink: SqlSink, entity: Entity, settings: Settings, summary: Summary) -> None:
+        self.sink = sink
+        self.entity = entity
+        self.settings = settings
+        self.summary = summary
+        self.ctx = TransformContext(source_timezone=settings.source_timezone)
+        self.options = storage_options(settings.lake)
+        parent = entity.core[0]
+        self._cast_checks = [(c.name, c.source) for c in parent.columns if c.source]
+
+    def _read(self, file: lakes.BronzeFile) -> tuple[Iterator[Piece], FileStats]:
+        return read_file(file, self.entity, self.ctx, chunk_rows=self.settings.chunk_rows, options=self.options)
+
+    def load(self, files: Sequence[lakes.BronzeFile]) -> None:
+        size = self.settings.batch_size
+        prefetch = _Prefetcher(files, lambda f: _Feed(lambda: self._read(f)), self.settings.workers)
+        try:
+            for start in range(0, len(files), size):
+                batch = list(files[start : start + size])
+                feeds = [prefetch.feed(i) for i in range(start, start + len(batch))]
+                first = True
+
+                def attempt(batch: list[lakes.BronzeFile] = batch, feeds: list[_Feed] = feeds) -> None:
+                    nonlocal first
+                    if first:
+                        first = False
+                        sources = [(f, feed.pieces, feed) for f, feed in zip(batch, feeds, strict=True)]
+                    else:  # a replay re-reads the files in this thread
+                        for feed in feeds:
+                            feed.cancel()
+                        sources = []
+                        for f in batch:
+                            it, stats = self._read(f)
+                            sources.append((f, lambda it=it: it, stats))
+                    self._load_batch(sources)
+
+                with_retries(
+                    attempt,
+                    attempts=self.settings.retries,
+                    on_retry=lambda e: self.sink.reconnect(),
+                    what=f"loading {len(batch)} {self.entity.name} file(s) from {batch[0].path}",
+                )
+        finally:
+            prefetch.close()
+
+    def _load_batch(self, sources: list[tuple[lakes.BronzeFile, Callable[[], Iterator[Piece]], Any]]) -> None:
+        sink = self.sink
+        started = time.perf_counter()
+        try:
+            sink.begin()
+            sink.lock(self.entity)
+            outcomes: list[FileOutcome] = []
+            rejects: list[pl.DataFrame] = []
+            pending: list[pl.DataFrame] = []
+            pending_rows = 0
+            table_counts: dict[str, Counts] = defaultdict(Counts)
+            casts: dict[str, int] = defaultdict(int)
+            dups: dict[str, int] = defaultdict(int)
+            for file, pieces, holder in sources:
+                outcome_index = len(outcomes)
+                for piece in pieces():
+                    if piece.rejects.height:
+                        rejects.append(piece.rejects.with_columns(pl.lit(file.path).alias("_source_file")))
+                    if piece.records.height:
+                        pending.append(piece.records)
+                        pending_rows += piece.records.height
+                    if pending_rows >= self.settings.chunk_rows:
+                        self._flush(pending, table_counts, casts, dups)
+                        pending, pending_rows = [], 0
+                stats = holder.stats if isinstance(holder, _Feed) else holder
+                outcomes.insert(outcome_index, FileOutcome(file=file, stats=stats))
+            if pending:
+                self._flush(pending, table_counts, casts, dups)
+            all_rejects = pl.concat(rejects) if rejects else _empty_rejects().with_columns(_source_file=pl.lit(""))
+            files_frame = self._manifest(outcomes, all_rejects, dups)
+            sink.record_files(
+                files_frame,
+                all_rejects.with_columns(
+                    pl.lit(self.entity.name).alias("entity"), pl.lit(self.summary.load_id).alias("load_id")
+                ),
+            )
+            sink.commit()
+        except BaseException:
+            sink.rollback()
+            raise
+        self._account(outcomes, files_frame, table_counts, casts)
+        log.info(
+            "loaded %s: %d file(s), %d line(s) in %.1fs",
+            self.entity.name,
+            len(outcomes),
+            int(files_frame["lines_read"].sum()),
+            time.perf_counter() - started,
+        )
+
+    def _flush(
+        self,
+        pending: list[pl.DataFrame],
+        table_counts: dict[str, Counts],
+        casts: dict[str, int],
+        dups: dict[str, int],
+    ) -> None:
+        """Dedup, transform and write one chunk; add to the batch's counters."""
+        records = pl.concat(pending, how="vertical_relaxed")
+        keys = list(self.entity.key_names)
+        # latest wins: keep the last row of each key in (run, file, line) order
+        ordered = records.sort(list(ORDER)).with_columns(
+            pl.struct(keys).is_last_distinct().alias("_latest")
+        )
+        kept = ordered.filter(pl.col("_latest")).drop("_latest")
+        if kept.height != ordered.height:
+            dropped = ordered.filter(~pl.col("_latest")).group_by("_source_file").len()
+            for path, n in dropped.iter_rows():
+                dups[path] += n
+        frames = self.entity.transform(kept.lazy(), self.ctx)
+        core = self._check_output(frames, kept)
+        self._count_cast_failures(kept, core[self.entity.core[0].qualified], casts)
+        stg = kept.rename({"raw": "raw_data"})
+        for table, counts in self.sink.write_chunk(self.entity, stg, core).items():
+            table_counts[table].add(counts)
+
+    def _check_output(self, frames: dict[str, pl.LazyFrame], records: pl.DataFrame) -> dict[str, pl.DataFrame]:
+        expected = {t.qualified: t for t in self.entity.core}
+        if set(frames) != set(expected):
+            raise TransformError(
+                f"transform {self.entity.name} returned tables {sorted(frames)}; it declares {sorted(expected)}"
+            )
+        collected = pl.collect_all([frames[name] for name in expected])
+        out: dict[str, pl.DataFrame] = {}
+        for (name, table), frame in zip(expected.items(), collected, strict=True):
+            missing = [c for c in table.column_names if c not in frame.columns]
+            if missing:
+                raise TransformError(f"transform {self.entity.name}: table {name} lacks columns {missing}")
+            try:
+                out[name] = frame.select(
+                    [pl.col(c).cast(dtype) for c, dtype in table.polars_schema().items()]
+                )
+            except pl.exceptions.PolarsError as e:
+                raise TransformError(f"transform {self.entity.name}: table {name} has a column of the wrong type: {e}") from e
+        parent = self.entity.core[0].qualified
+        if out[parent].height != records.height:
+            raise TransformError(
+                f"transform {self.entity.name}: parent table {parent} has {out[parent].height} rows for "
+                f"{records.height} records; the parent must keep one row per record"
+            )
+        return out
+
+    def _count_cast_failures(self, records: pl.DataFrame, parent: pl.DataFrame, casts: dict[str, int]) -> None:
+        if not self._cast_checks:
+            return
+        failed = {
+            col: int(((records[src].cast(pl.String).str.strip_chars().fill_null("") != "") & parent[col].is_null()).sum())
+            for col, src in self._cast_checks
+            if src in records.columns
+        }
+        for col, n in failed.items():
+            if n:
+                casts[col] += n
+
+    def _manifest(self, outcomes: list[FileOutcome], rejects: pl.DataFrame, dups: dict[str, int]) -> pl.DataFrame:
+        reject_counts = dict(rejects.group_by("_source_file").len().iter_rows()) if rejects.height else {}
+        rows = []
+        for o in outcomes:
+            n_rejects = int(reject_counts.get(o.file.path, 0))
+            n_dups = dups.get(o.file.path, 0)
+            o.rejects, o.duplicates = n_rejects, n_dups
+            o.good = o.stats.lines_read - n_rejects - n_dups
+            rows.append(
+                {
+                    "path": o.file.path,
+                    "entity": self.entity.name,
+                    "run_id": o.file.run_id,
+                    "ingestion_date": o.file.ingestion_date,
+                    "size": o.file.size,
+                    "etag": o.file.etag,
+                    "lines_read": o.stats.lines_read,
+                    "blank_lines": o.stats.blank_lines,
+                    "rows_loaded": o.good,
+                    "duplicates": n_dups,
+                    "rejects": n_rejects,
+                    "partial": o.stats.partial,
+                    "error": o.stats.error,
+                    "load_id": self.summary.load_id,
+                }
+            )
+        return pl.DataFrame(rows, schema=FILES.polars_schema())
+
+    def _account(
+        self,
+        outcomes: list[FileOutcome],
+        files_frame: pl.DataFrame,
+        table_counts: dict[str, Counts],
+        casts: dict[str, int],
+    ) -> None:
+        s = self.summary
+        s.files_loaded += len(outcomes)
+        s.files_partial += [o.file.path for o in outcomes if o.stats.partial]
+        s.lines_read += int(files_frame["lines_read"].sum())
+        s.rows_loaded += int(files_frame["rows_loaded"].sum())
+        s.duplicates += int(files_frame["duplicates"].sum())
+        s.rejects += int(files_frame["rejects"].sum())
+        for table, counts in table_counts.items():
+            s.tables.setdefault(table, Counts()).add(counts)
+        for col, n in casts.items():
+            s.cast_failures[col] = s.cast_failures.get(col, 0) + n
+
+
+def run_entity(
+    sink: SqlSink,
+    entity: Entity,
+    settings: Settings,
+    *,
+    load_id: str,
+    run_id: str | None = None,
+    since: dt.date | None = None,
+    reload: bool = False,
+    command: str = "run",
+) -> Summary:
+    """Load the selected bronze files of one entity; see the module docstring."""
+    summary = Summary(entity=entity.name, target=sink.display, load_id=load_id)
+    started = time.perf_counter()
+    sink.ensure_tables([entity])
+    files, summary.problems = lakes.list_files(
+        settings.lake, entity.name, prefix=settings.lake_prefix, storage_options=storage_options(settings.lake)
+    )
+    summary.files_found = len(files)
+    selected, summary.files_skipped = lakes.select_files(
+        files, loaded=sink.loaded_files(entity.name), run_id=run_id, since=since, reload=reload
+    )
+    for problem in summary.problems:
+        log.warning("%s", problem)
+    run_row: dict[str, Any] = {
+        "load_id": load_id,
+        "entity": entity.name,
+        "command": command,
+        "status": "running",
+        "started_at": dt.datetime.now(dt.UTC),
+    }
+    sink.record_run(run_row)
+    error: BaseException | None = None
+    try:
+        Loader(sink, entity, settings, summary).load(selected)
+    except BaseException as e:
+        error = e
+        raise
+    finally:
+        summary.seconds = time.perf_counter() - started
+        totals = Counts()
+        stg = summary.tables.get(entity.stg.qualified, totals)
+        run_row.update(
+            status="failed" if error else "succeeded",
+            finished_at=dt.datetime.now(dt.UTC),
+            files=summary.files_loaded,
+            lines_read=summary.lines_read,
+            inserted=stg.inserted,
+            updated=stg.updated,
+            unchanged=stg.unchanged,
+            rejects=summary.rejects,
+            seconds=round(summary.seconds, 2),
+            error=str(error)[:2000] if isinstance(error, EvoFramesError) else (repr(error)[:2000] if error else None),
+        )
+        try:
+            sink.rollback()
+            sink.record_run(run_row)
+        except EvoFramesError:  # the run's own error is the one to report
+            log.debug("could not record the run's end", exc_info=True)
+    return summary

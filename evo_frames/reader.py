@@ -1,0 +1,602 @@
+"""Streaming reader for bronze files: gzipped (or plain) JSON lines to Polars frames, bad lines quarantined.
+
+Two steps, both bounded in memory and both returning their rejects as frames with :data:`REJECT_SCHEMA`
+(ready for ``evo_meta.rejects``) instead of raising:
+
+* :func:`iter_lines` streams a binary file object (local file, fsspec/Azure blob): gunzips it block by
+  block (multi-member gzip, or plain text when there is no gzip magic), splits lines, strips a leading
+  BOM and CRLF endings, drops blank lines while keeping *physical* line numbers, and yields frames of at
+  most ``chunk_lines`` lines. A line with invalid UTF-8 is rejected (stage ``read``). A truncated or
+  corrupt gzip stream yields every complete line before the break, rejects the incomplete fragment,
+  marks :class:`FileStats` ``partial`` and stops without raising.
+* :func:`decode` turns ``(_source_line, raw)`` into typed columns with one vectorised
+  ``str.json_decode(dtype)``. Lines that are not JSON objects, or that PostgreSQL JSONB cannot store
+  (``\\u0000``, unpaired UTF-16 surrogate escapes), are rejected up front (stage ``decode``). If the
+  decode still fails, the frame is bisected to isolate the failing lines; each one is either malformed
+  JSON (rejected) or a valid object whose values drifted from the declared types (kept: coerced to the
+  dtype in Python, re-decoded, original ``raw`` kept).
+
+Polars facts this module relies on (measured with polars 2.1.0, see ``tests/unit/test_reader.py``):
+
+* ``json_decode`` joins the rows into one JSON array, so a line holding two values
+  (``{"a":1},{"a":2}``) decodes to *two* rows and an empty line to none: the row count is checked and
+  every line must start with ``{``, so rows can never shift against ``raw``.
+* A String leaf accepts numbers and booleans as text (``1.0`` -> ``"1"``, ``1e-7`` -> ``"0.0000001"``,
+  ``true`` -> ``"true"``); an object or array there fails the whole decode. A scalar where a List is
+  declared becomes a one-element list; an object there fails. Integers beyond the Int64 range become null.
+  ``1e400`` (valid JSON, beyond float range) fails the whole decode.
+* Duplicate keys in one object: Polars keeps the **first** value, at every nesting level (DuckDB's JSON
+  functions agree; PostgreSQL ``jsonb`` keeps the **last**). The fallback path decodes the same way, so a
+  typed column never depends on which path a line took, but ``raw_data::jsonb`` on PostgreSQL may show
+  the other value for such (rare, malformed-in-spirit) records.
+* ``\\ud800`` (lone high surrogate) silently decodes to ``"\\x00"``, which PostgreSQL text cannot store,
+  hence the up-front surrogate check.
+
+Benchmark (2 vCPU VM, ``POLARS_MAX_THREADS=1``; 200,000 entries-like records, 16 fields declared
+``pl.String``, 82 MB uncompressed / 4.9 MB gz): ``iter_lines`` + ``decode`` over the file took 1.06 s,
+**189k records/s** (``iter_lines`` alone 0.31 s: 650k lines/s, 265 MB/s). Peak RSS reading and decoding a
+3.3M-record file (1.0 GB uncompressed, 56 MB gz) was 229 MB, the same as for a 0.5 GB file
+(226 MB), i.e. flat in the file size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = [
+    "MAX_LINE_BYTES",
+    "MAX_REJECT_RAW",
+    "REJECT_SCHEMA",
+    "FileStats",
+    "decode",
+    "iter_lines",
+]
+
+MAX_REJECT_RAW = 65536  # bytes of a rejected line kept in evo_meta.rejects; raw_length keeps the full length
+MAX_LINE_BYTES = 256 << 20  # a longer line is rejected and skipped instead of being buffered whole
+
+REJECT_SCHEMA = {"line": pl.Int64, "stage": pl.String, "reason": pl.String, "raw": pl.String, "raw_length": pl.Int64}
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
+_JSON_SPACE = " \t\r"
+# decompressed output per zlib call, as a multiple of read_bytes: bounds memory on highly compressible data
+_INFLATE_RATIO = 4
+# rows worth a closer look: escapes of NUL or of UTF-16 surrogates (rare, so the exact check runs on few rows)
+_SUSPECT_ESCAPE = r"\\u(?:0000|[dD][89a-fA-F])"
+# JSON escapes left to right, so an escaped backslash is consumed before what follows it ("\\u0000" is text);
+# a surrogate pair is one token, so a surrogate escape standing alone as a token is unpaired
+_ESCAPE_TOKEN = r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\[^u]"
+_LONE_SURROGATE = r"^\\u[dD][89a-fA-F][0-9a-fA-F]{2}$"
+# polars raises ComputeError for bad JSON, ShapeError-like errors for odd lengths and may panic on odd input
+_DECODE_ERRORS: tuple[type[BaseException], ...] = (pl.exceptions.PolarsError, pl.exceptions.PanicException)
+
+
+@dataclass
+class FileStats:
+    """Counters of one file, filled in as it is read; final once the iterator is exhausted."""
+
+    lines_read: int = 0  # non-blank physical lines seen (good + rejected at read/decode)
+    blank_lines: int = 0
+    bytes_compressed: int = 0
+    bytes_uncompressed: int = 0
+    partial: bool = False  # gzip stream truncated/corrupt: complete lines before the break were yielded
+    error: str | None = None  # what went wrong for partial files, naming the byte offset
+
+
+class _StreamBroken(Exception):
+    """The gzip stream cannot be read further; the message names the compressed byte offset."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# part 1: bytes -> lines
+# --------------------------------------------------------------------------------------------------------
+
+
+def iter_lines(
+    fileobj: BinaryIO,
+    *,
+    stats: FileStats,
+    chunk_lines: int = 100_000,
+    read_bytes: int = 4 << 20,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """Stream the lines of a gzipped or plain UTF-8 JSON-lines file.
+
+    Args:
+        fileobj: binary file object positioned at the start of the file; only ``read(n)`` is used.
+        stats: counters updated while reading (final once the iterator is exhausted).
+        chunk_lines: most lines per yielded frame.
+        read_bytes: compressed bytes read per call; at most ``4 * read_bytes`` are inflated at a time.
+        max_line_bytes: a line longer than this is rejected and skipped rather than buffered.
+
+    Yields:
+        ``(lines, rejects)``: ``lines`` has ``_source_line`` Int64 (1-based physical line number in the
+        decompressed file, blank lines counted) and ``raw`` String (without BOM or trailing ``\\r``;
+        blank and whitespace-only lines dropped); ``rejects`` has :data:`REJECT_SCHEMA`, stage ``read``.
+        Either frame may be empty, never both.
+
+    Raises:
+        ValueError: if ``chunk_lines``, ``read_bytes`` or ``max_line_bytes`` is not positive.
+        OSError: errors of ``fileobj.read`` itself (storage faults are the caller's to retry).
+    """
+    if chunk_lines < 1 or read_bytes < 1 or max_line_bytes < 1:
+        raise ValueError("chunk_lines, read_bytes and max_line_bytes must be positive")
+    chunker = _Chunker(chunk_lines, stats)
+    carry: list[bytes] = []  # pieces of the current line, which has no newline yet
+    carry_len = 0
+    next_line = 1  # physical number of the line that starts the carry
+    skipped: tuple[bytes, int] | None = None  # (head, length so far) of an over-long line being skipped
+    try:
+        for piece in _inflate(fileobj, stats, read_bytes):
+            stats.bytes_uncompressed += len(piece)
+            while piece:
+                if skipped is not None:
+                    nl = piece.find(b"\n")
+                    length = skipped[1] + (len(piece) if nl < 0 else nl)
+                    if nl < 0:
+                        skipped = (skipped[0], length)
+                        break
+                    chunker.reject(_too_long(next_line, skipped[0], length, max_line_bytes))
+                    skipped, next_line, piece = None, next_line + 1, piece[nl + 1 :]
+                    continue
+                nl = piece.rfind(b"\n")
+                if nl < 0:
+                    carry.append(piece)
+                    carry_len += len(piece)
+                    if carry_len > max_line_bytes:
+                        skipped = (_head(carry), carry_len)
+                        carry, carry_len = [], 0
+                    break
+                block = b"".join([*carry, piece[:nl]]) if carry else piece[:nl]
+                carry, carry_len = [piece[nl + 1 :]], len(piece) - nl - 1
+                next_line = chunker.block(block, next_line)
+                yield from chunker.full()
+                break
+    except _StreamBroken as exc:
+        stats.partial, stats.error = True, str(exc)
+    if skipped is not None:
+        chunker.reject(_too_long(next_line, skipped[0], skipped[1], max_line_bytes))
+    elif carry_len:
+        fragment = b"".join(carry)
+        if stats.partial and fragment.strip(_JSON_SPACE.encode()):
+            # the stream broke inside this line: whatever was decompressed of it is incomplete
+            chunker.reject(_reject_row(next_line, f"{stats.error} (incomplete last line)", fragment))
+        elif not stats.partial:
+            chunker.block(fragment, next_line)  # last line without a trailing newline
+        else:
+            stats.blank_lines += 1
+    yield from chunker.rest()
+
+
+def _inflate(fileobj: BinaryIO, stats: FileStats, read_bytes: int) -> Iterator[bytes]:
+    """Yield the decompressed bytes of ``fileobj`` piece by piece (plain files pass through).
+
+    Raises:
+        _StreamBroken: truncated or corrupt gzip data, after yielding all the data before the break.
+    """
+    data = _read(fileobj, stats, read_bytes)
+    while 0 < len(data) < len(_GZIP_MAGIC):  # a short read must not hide the magic
+        more = _read(fileobj, stats, read_bytes)
+        if not more:
+            break
+        data += more
+    if not data.startswith(_GZIP_MAGIC):
+        while data:
+            yield data
+            data = _read(fileobj, stats, read_bytes)
+        return
+    limit = _INFLATE_RATIO * read_bytes
+    offset = 0  # compressed offset of data[0]
+    inflater: Any = None  # decompressobj of the current member; None between members
+    while True:
+        if inflater is None:
+            # between members: another member, zero padding (which gzip(1) ignores) or garbage
+            while len(data) < len(_GZIP_MAGIC):
+                more = _read(fileobj, stats, read_bytes)
+                if not more:
+                    break
+                data += more
+            if data.startswith(_GZIP_MAGIC):
+                inflater = zlib.decompressobj(wbits=31)
+            elif data.strip(b"\0"):
+                raise _StreamBroken(f"garbage after the last gzip member at compressed byte {offset}")
+            else:
+                offset += len(data)
+                data = _read(fileobj, stats, read_bytes)
+                if not data:
+                    return
+                continue
+        while data:
+            saved = inflater.copy()
+            try:
+                out = inflater.decompress(data, limit)
+            except zlib.error as exc:
+                good, at = _locate_error(saved, data)
+                if good:
+                    yield good
+                raise _StreamBroken(f"corrupt gzip stream at compressed byte {offset + at}: {exc}") from exc
+            if out:
+                yield out
+            rest = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+            offset += len(data) - len(rest)
+            data = rest
+            if inflater.eof:
+                inflater = None
+                break
+        if inflater is None:
+            continue
+        data = _read(fileobj, stats, read_bytes)
+        if not data:
+            raise _StreamBroken(
+                f"truncated gzip stream at compressed byte {offset}: file ends before the gzip end marker"
+            )
+
+
+def _read(fileobj: BinaryIO, stats: FileStats, n: int) -> bytes:
+    """Read up to ``n`` bytes, counting them as compressed input."""
+    data = fileobj.read(n) or b""
+    stats.bytes_compressed += len(data)
+    return bytes(data)
+
+
+def _locate_error(saved: Any, data: bytes) -> tuple[bytes, int]:
+    """Find the first byte of ``data`` that zlib rejects, by bisection over copies of the inflater.
+
+    Args:
+        saved: inflater state from just before ``data`` was fed.
+        data: compressed bytes whose decompression raised ``zlib.error``.
+
+    Returns:
+        The output of the longest prefix that decompresses without error, and that prefix's length.
+    """
+    good, at, window, outs = saved, 0, data, []
+    while len(window) > 1:
+        half = len(window) // 2
+        trial = good.copy()
+        try:
+            out = trial.decompress(window[:half])
+        except zlib.error:
+            window = window[:half]
+            continue
+        good, at, window = trial, at + half, window[half:]
+        outs.append(out)
+    return b"".join(outs), at
+
+
+class _Chunker:
+    """Turns blocks of complete lines into frames and regroups them into chunks of ``chunk_lines``."""
+
+    def __init__(self, chunk_lines: int, stats: FileStats) -> None:
+        self.chunk_lines = chunk_lines
+        self.stats = stats
+        self.frames: list[pl.DataFrame] = []
+        self.rows = 0
+        self.rejects: list[pl.DataFrame] = []
+
+    def block(self, block: bytes, first_line: int) -> int:
+        """Split ``block`` (complete lines joined by ``\\n``) and queue its lines and rejects.
+
+        Returns:
+            The physical number of the line after the block.
+        """
+        lines, rejects, physical = _split_block(block, first_line)
+        blank = physical - lines.height - rejects.height
+        self.stats.blank_lines += blank
+        self.stats.lines_read += physical - blank
+        if lines.height:
+            self.frames.append(lines)
+            self.rows += lines.height
+        if rejects.height:
+            self.rejects.append(rejects)
+        return first_line + physical
+
+    def reject(self, row: dict[str, Any]) -> None:
+        """Queue one rejected line (read stage)."""
+        self.stats.lines_read += 1
+        self.rejects.append(pl.DataFrame([row], schema=REJECT_SCHEMA))
+
+    def full(self) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+        """Yield the full chunks queued so far."""
+        if self.rows < self.chunk_lines:
+            return
+        lines = pl.concat(self.frames) if len(self.frames) > 1 else self.frames[0]
+        n_full = lines.height // self.chunk_lines * self.chunk_lines
+        rest = lines.slice(n_full)
+        self.frames, self.rows = ([rest] if rest.height else []), rest.height
+        for start in range(0, n_full, self.chunk_lines):
+            yield lines.slice(start, self.chunk_lines), self._take_rejects()
+
+    def rest(self) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+        """Yield everything still queued (at end of file)."""
+        yield from self.full()
+        if self.rows or self.rejects:
+            lines = pl.concat(self.frames) if self.frames else _empty_lines()
+            self.frames, self.rows = [], 0
+            yield lines, self._take_rejects()
+
+    def _take_rejects(self) -> pl.DataFrame:
+        rejects = pl.concat(self.rejects) if self.rejects else pl.DataFrame(schema=REJECT_SCHEMA)
+        self.rejects = []
+        return rejects
+
+
+def _split_block(block: bytes, first_line: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """Split complete lines (joined by ``\\n``, no final newline) into a lines frame and read rejects.
+
+    Returns:
+        ``(lines, rejects, physical)``: non-blank lines, invalid-UTF-8 rejects, physical line count.
+    """
+    if first_line == 1 and block.startswith(_BOM):
+        block = block[len(_BOM) :]
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError:
+        return _split_block_slow(block, first_line)
+    # pyarrow's split_pattern measured faster than str.split().explode() and text.split()+pl.Series
+    parts = pc.split_pattern(pa.array([text], pa.large_string()), "\n").flatten()
+    raw = pl.Series("raw", parts, dtype=pl.String).str.strip_suffix("\r")
+    physical = raw.len()
+    lines = pl.DataFrame(
+        {"_source_line": pl.int_range(first_line, first_line + physical, dtype=pl.Int64, eager=True), "raw": raw}
+    ).filter(pl.col("raw").str.contains(r"[^ \t\r]"))
+    return lines, pl.DataFrame(schema=REJECT_SCHEMA), physical
+
+
+def _split_block_slow(block: bytes, first_line: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """Per-line variant of :func:`_split_block` for a block holding invalid UTF-8."""
+    numbers: list[int] = []
+    texts: list[str] = []
+    rejects: list[dict[str, Any]] = []
+    physical = 0
+    for physical, line in enumerate(block.split(b"\n"), start=1):
+        line = line.removesuffix(b"\r")
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            rejects.append(
+                _reject_row(first_line + physical - 1, f"invalid UTF-8 at byte {exc.start + 1} of the line", line)
+            )
+            continue
+        if text.strip(_JSON_SPACE):
+            numbers.append(first_line + physical - 1)
+            texts.append(text)
+    lines = pl.DataFrame({"_source_line": numbers, "raw": texts}, schema=_LINES_SCHEMA)
+    return lines, pl.DataFrame(rejects, schema=REJECT_SCHEMA), physical
+
+
+_LINES_SCHEMA = {"_source_line": pl.Int64, "raw": pl.String}
+
+
+def _empty_lines() -> pl.DataFrame:
+    return pl.DataFrame(schema=_LINES_SCHEMA)
+
+
+def _clip(data: bytes) -> str:
+    """The first :data:`MAX_REJECT_RAW` bytes of a line as text, cut on a UTF-8 character boundary."""
+    if len(data) > MAX_REJECT_RAW:
+        cut = MAX_REJECT_RAW
+        while cut and data[cut] & 0xC0 == 0x80:
+            cut -= 1
+        data = data[:cut]
+    return data.decode("utf-8", errors="replace")
+
+
+def _reject_row(line: int, reason: str, data: bytes, stage: str = "read", length: int | None = None) -> dict[str, Any]:
+    return {
+        "line": line,
+        "stage": stage,
+        "reason": reason,
+        "raw": _clip(data),
+        "raw_length": len(data) if length is None else length,
+    }
+
+
+def _head(pieces: list[bytes]) -> bytes:
+    """The first :data:`MAX_REJECT_RAW` (+3, to find a character boundary) bytes of a line in pieces."""
+    head, need = [], MAX_REJECT_RAW + 3
+    for piece in pieces:
+        head.append(piece[:need])
+        need -= len(head[-1])
+        if need <= 0:
+            break
+    return b"".join(head)
+
+
+def _too_long(line: int, head: bytes, length: int, limit: int) -> dict[str, Any]:
+    return _reject_row(line, f"line longer than {limit} bytes ({length} bytes), not loaded", head, length=length)
+
+
+# --------------------------------------------------------------------------------------------------------
+# part 2: lines -> typed records
+# --------------------------------------------------------------------------------------------------------
+
+
+def decode(lines: pl.DataFrame, dtype: pl.Struct) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Decode JSON lines into typed columns, quarantining lines that cannot be loaded.
+
+    Args:
+        lines: frame with ``_source_line`` (Int64) and ``raw`` (String), e.g. from :func:`iter_lines`.
+        dtype: the record type; its fields become the output columns. Unknown keys are ignored.
+
+    Returns:
+        ``(records, rejects)``: ``records`` has ``_source_line``, ``raw``, then the fields of ``dtype``
+        unnested, one row per line that is a JSON object, in input order (values that drifted from the
+        declared types are coerced, see :func:`_coerce`); ``rejects`` has :data:`REJECT_SCHEMA`, stage
+        ``decode``, in input order.
+
+    Raises:
+        TypeError: if ``dtype`` is not a ``pl.Struct``.
+        ValueError: if a field of ``dtype`` is named ``_source_line`` or ``raw``.
+    """
+    if not isinstance(dtype, pl.Struct):
+        raise TypeError(f"dtype must be a pl.Struct, got {dtype!r}")
+    clash = {"_source_line", "raw"} & {field.name for field in dtype.fields}
+    if clash:
+        raise ValueError(f"dtype fields {sorted(clash)} clash with the columns of the lines frame")
+    frame = lines.select(pl.col("_source_line").cast(pl.Int64), pl.col("raw").cast(pl.String))
+    reason = _precheck(frame)
+    bad = reason.is_not_null()
+    rejects = [_reject_frame(frame.filter(bad), reason.filter(bad))] if bad.any() else []
+    parts: list[pl.DataFrame] = []
+    good = frame.filter(~bad) if rejects else frame
+    if good.height:
+        _decode_parts(good, dtype, parts, rejects)
+    records = pl.concat(parts) if parts else _decode_all(_empty_lines(), dtype)
+    rejected = pl.concat(rejects) if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
+    if len(rejects) > 1:
+        # pre-check and fallback rejects interleave: restore input order (few rows)
+        order = frame.with_row_index("_i").select("_source_line", "_i")
+        rejected = rejected.join(order, left_on="line", right_on="_source_line", how="left", maintain_order="left")
+        rejected = rejected.sort("_i", maintain_order=True).drop("_i")
+    return records, rejected
+
+
+def _precheck(frame: pl.DataFrame) -> pl.Series:
+    """Reason why each line cannot be loaded whatever the dtype, or null (vectorised; exact checks on few rows)."""
+    raw = frame.get_column("raw")
+    not_object = ~raw.str.contains(r"^[ \t\r]*\{").fill_null(False)
+    reason = pl.Series("reason", [None] * frame.height, dtype=pl.String)
+    if not_object.any():
+        first = raw.filter(not_object).str.strip_chars_start(_JSON_SPACE).str.slice(0, 1)
+        text = (
+            pl.when(first.fill_null("") == "")
+            .then(pl.lit("not a JSON object (empty line)"))
+            .otherwise(pl.concat_str(pl.lit("not a JSON object (starts with '"), first, pl.lit("')")))
+        )
+        reason = reason.scatter(not_object.arg_true(), pl.select(text).to_series())
+    suspect = raw.str.contains(_SUSPECT_ESCAPE).fill_null(False) & ~not_object
+    if suspect.any():
+        tokens = raw.filter(suspect).str.extract_all(_ESCAPE_TOKEN)
+        has_nul = tokens.list.eval(pl.element() == r"\u0000").list.any()
+        lone = tokens.list.eval(pl.element().str.contains(_LONE_SURROGATE)).list.any()
+        text = (
+            pl.when(has_nul)
+            .then(pl.lit("contains \\u0000, which PostgreSQL text/JSONB cannot store"))
+            .when(lone)
+            .then(pl.lit("contains an unpaired UTF-16 surrogate escape, which PostgreSQL JSONB cannot store"))
+        )
+        reason = reason.scatter(suspect.arg_true(), pl.select(text).to_series())
+    return reason
+
+
+def _reject_frame(frame: pl.DataFrame, reason: pl.Series) -> pl.DataFrame:
+    """Rejects (stage decode) for the rows of ``frame``, raw clipped to :data:`MAX_REJECT_RAW` bytes."""
+    rejects = pl.DataFrame(
+        {
+            "line": frame.get_column("_source_line"),
+            "stage": pl.Series([None] * frame.height, dtype=pl.String).fill_null("decode"),
+            "reason": reason,
+            "raw": frame.get_column("raw"),
+            "raw_length": frame.get_column("raw").str.len_bytes().cast(pl.Int64),
+        },
+        schema=REJECT_SCHEMA,
+    )
+    if (rejects.get_column("raw_length") > MAX_REJECT_RAW).any():
+        clipped = [_clip(raw.encode("utf-8")) for raw in rejects.get_column("raw")]
+        rejects = rejects.with_columns(raw=pl.Series(clipped, dtype=pl.String))
+    return rejects
+
+
+def _decode_all(frame: pl.DataFrame, dtype: pl.Struct) -> pl.DataFrame:
+    """One vectorised decode; raises if any line fails or a line holds more or fewer than one value."""
+    values = frame.get_column("raw").str.json_decode(dtype)
+    if values.len() != frame.height:
+        raise pl.exceptions.ShapeError(f"json_decode returned {values.len()} rows for {frame.height} lines")
+    return frame.with_columns(values.alias("_record")).unnest("_record")
+
+
+def _decode_parts(
+    frame: pl.DataFrame, dtype: pl.Struct, parts: list[pl.DataFrame], rejects: list[pl.DataFrame]
+) -> None:
+    """Decode ``frame``; on failure bisect it so only the failing lines take the per-line fallback."""
+    try:
+        parts.append(_decode_all(frame, dtype))
+        return
+    except _DECODE_ERRORS:
+        pass
+    if frame.height > 1:
+        mid = frame.height // 2
+        _decode_parts(frame.slice(0, mid), dtype, parts, rejects)
+        _decode_parts(frame.slice(mid), dtype, parts, rejects)
+        return
+    line, raw = frame.row(0)
+    try:
+        value = json.loads(raw, object_pairs_hook=_first_key_wins, parse_float=_parse_float, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        rejects.append(_reject_frame(frame, pl.Series([f"malformed JSON: {exc}"], dtype=pl.String)))
+        return
+    try:
+        parts.append(_decode_all(frame.with_columns(raw=pl.lit(json.dumps(_coerce(value, dtype)))), dtype))
+    except _DECODE_ERRORS as exc:
+        # safety net: a drift _coerce does not know about; quarantine instead of failing the batch
+        message = str(exc).split("\n", 1)[0]
+        rejects.append(_reject_frame(frame, pl.Series([f"does not fit the schema: {message}"], dtype=pl.String)))
+        return
+    parts[-1] = parts[-1].with_columns(raw=pl.lit(raw, dtype=pl.String))
+
+
+class _BigNumber(str):
+    """A JSON number beyond float range (e.g. ``1e400``), kept as its literal text."""
+
+
+def _parse_float(text: str) -> float | _BigNumber:
+    value = float(text)
+    return value if math.isfinite(value) else _BigNumber(text)
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _first_key_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # polars keeps the first of duplicate keys; json.loads would keep the last
+    return dict(reversed(pairs))
+
+
+def _coerce(value: Any, dtype: pl.DataType) -> Any:
+    """Bend a parsed JSON value into ``dtype`` the way the fast path would have, nulling what cannot fit.
+
+    * Struct: an object keeps its declared fields (unknown keys dropped); anything else becomes null.
+    * List: a list is coerced element-wise, dropping elements that are neither objects nor null when the
+      elements are structs; a scalar becomes a one-element list (as Polars does); an object becomes null.
+    * String: strings pass; numbers and booleans pass unchanged so Polars writes them as text exactly as
+      on the fast path (``1.0`` -> ``"1"``, where ``json.dumps`` would say ``"1.0"``); a number beyond
+      float range keeps its literal text; objects and arrays become null.
+    * any other leaf: kept if Polars decodes it as that type, else null.
+    """
+    if value is None:
+        return None
+    if isinstance(dtype, pl.Struct):
+        if not isinstance(value, dict):
+            return None
+        return {field.name: _coerce(value.get(field.name), field.dtype) for field in dtype.fields}
+    if isinstance(dtype, pl.List):
+        inner = dtype.inner
+        if isinstance(value, list):
+            if isinstance(inner, pl.Struct):
+                value = [item for item in value if item is None or isinstance(item, dict)]
+            return [_coerce(item, inner) for item in value]
+        if isinstance(value, dict) or isinstance(inner, pl.Struct):
+            return None
+        return [_coerce(value, inner)]
+    if isinstance(value, dict | list):
+        return None
+    if dtype == pl.String:
+        return str(value) if isinstance(value, _BigNumber) else value
+    if isinstance(value, _BigNumber):
+        return None
+    try:
+        pl.Series([json.dumps({"v": value})]).str.json_decode(pl.Struct({"v": dtype}))
+    except _DECODE_ERRORS:
+        return None
+    return value

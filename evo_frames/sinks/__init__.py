@@ -1,0 +1,30 @@
+"""Targets: PostgreSQL (production) and DuckDB (embedded dry-runs), one interface.
+
+>>> open_sink("mysql://x", memory_limit="1GB", connect_timeout=5, statement_timeout=60)
+Traceback (most recent call last):
+...
+evo_frames.errors.ConfigError: unknown target 'mysql://x'; use duckdb:///abs/file.duckdb, duckdb:rel/file.duckdb or postgresql://user:pass@host:port/db
+"""
+
+from __future__ import annotations
+
+from ..errors import ConfigError, redact
+from .sql import Counts, SqlSink
+
+__all__ = ["Counts", "SqlSink", "open_sink"]
+
+
+def open_sink(url: str, *, memory_limit: str, connect_timeout: int, statement_timeout: int) -> SqlSink:
+    """The sink for a target URL (no connection is made until first use)."""
+    if url.startswith("duckdb:"):
+        from .duckdb import DuckDBSink
+
+        return DuckDBSink(url, memory_limit)
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresSink
+
+        return PostgresSink(url, connect_timeout, statement_timeout)
+    raise ConfigError(
+        f"unknown target {redact(url)!r}; use duckdb:///abs/file.duckdb, duckdb:rel/file.duckdb "
+        "or postgresql://user:pass@host:port/db"
+    )

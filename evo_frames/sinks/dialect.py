@@ -1,0 +1,91 @@
+"""What PostgreSQL and DuckDB do differently, as data.
+
+Both targets are driven through ADBC by the same :class:`~evo_frames.sinks.sql.SqlSink`; the
+few SQL differences (JSON type, content hash, partitioning, session setup) live here so that no
+code path branches on the target's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The SQL differences of one target.
+
+    Attributes:
+        name: ``postgresql`` or ``duckdb``.
+        types: logical column type → SQL type.
+        hash_sql: SQL of the content hash of a text expression (``{}``), and ``hash_type`` its type.
+        partitions: range-partition tables that declare ``partition_by`` (monthly, on demand).
+        max_identifier: longest identifier the target accepts.
+        session_sql: statements run on every new connection.
+        lock_sql: statement that serialises loads of one entity in a transaction (``{}`` = key).
+        table_stats_sql: query of one table's ``bytes`` and ``dead_rows`` (``{schema}``,
+            ``{table}``), or None where the target has no such statistics.
+        secondary_indexes: create the tables' secondary indexes. DuckDB answers analytic queries
+            from zone maps and its ART indexes slow every upsert, so it only keeps primary keys.
+    """
+
+    name: str
+    types: Mapping[str, str]
+    hash_sql: str
+    hash_type: str
+    partitions: bool
+    max_identifier: int
+    session_sql: tuple[str, ...]
+    lock_sql: str | None
+    secondary_indexes: bool
+    table_stats_sql: str | None
+
+
+_COMMON_TYPES = {
+    "bigint": "BIGINT",
+    "int": "INTEGER",
+    "decimal": "NUMERIC(15,2)",
+    "text": "TEXT",
+    "bool": "BOOLEAN",
+    "date": "DATE",
+    "timestamptz": "TIMESTAMPTZ",
+}
+
+POSTGRESQL = Dialect(
+    name="postgresql",
+    types={**_COMMON_TYPES, "json": "JSONB"},
+    hash_sql="md5({})::uuid",
+    hash_type="UUID",
+    partitions=True,
+    max_identifier=63,
+    session_sql=("SET TIME ZONE 'UTC'",),
+    lock_sql="SELECT pg_advisory_xact_lock(hashtext({}))",
+    secondary_indexes=True,
+    # partitioned tables: sum over their partitions
+    table_stats_sql=(
+        "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) AS bytes, "
+        "coalesce(sum(s.n_dead_tup), 0) AS dead_rows "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
+        "WHERE n.nspname = '{schema}' AND c.relkind IN ('r', 'p') AND (c.relname = '{table}' OR c.oid IN "
+        "(SELECT inhrelid FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent "
+        "WHERE p.relname = '{table}' AND p.relnamespace = n.oid))"
+    ),
+)
+
+DUCKDB = Dialect(
+    name="duckdb",
+    types={**_COMMON_TYPES, "json": "JSON"},
+    hash_sql="md5_number({})",
+    hash_type="UHUGEINT",
+    partitions=False,
+    max_identifier=255,
+    session_sql=(
+        "SET TimeZone = 'UTC'",
+        "SET autoinstall_known_extensions = false",
+        "SET autoload_known_extensions = false",
+    ),
+    lock_sql=None,
+    secondary_indexes=False,
+    table_stats_sql=None,
+)

@@ -1,0 +1,56 @@
+"""The embedded DuckDB target: ``duckdb:///abs/file.duckdb`` or ``duckdb:rel/file.duckdb``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .dialect import DUCKDB
+from .sql import SqlSink
+
+
+def duckdb_path(url: str) -> Path:
+    """The database file of a DuckDB target URL.
+
+    >>> duckdb_path("duckdb:///tmp/x.duckdb"), duckdb_path("duckdb:data/x.duckdb")
+    (PosixPath('/tmp/x.duckdb'), PosixPath('data/x.duckdb'))
+    """
+    rest = url.removeprefix("duckdb:")
+    if rest.startswith("///"):
+        return Path(rest[2:])
+    if rest.startswith("//"):
+        raise ConfigError(
+            f"target {url!r} has a host part; use duckdb:///abs/path.duckdb (three slashes) or duckdb:rel/path.duckdb"
+        )
+    if not rest:
+        raise ConfigError(f"target {url!r} names no file; use duckdb:///abs/path.duckdb or duckdb:rel/path.duckdb")
+    return Path(rest)
+
+
+class DuckDBSink(SqlSink):
+    """A DuckDB file through DuckDB's own ADBC driver (shipped in the duckdb wheel)."""
+
+    dialect = DUCKDB
+
+    def __init__(self, url: str, memory_limit: str) -> None:
+        self.path = duckdb_path(url)
+        super().__init__(url, f"duckdb:{self.path}")
+        self.memory_limit = memory_limit
+
+    def _connect(self) -> Any:
+        import adbc_driver_duckdb
+        import adbc_driver_manager.dbapi
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = adbc_driver_manager.dbapi.connect(
+                driver=adbc_driver_duckdb.driver_path(),
+                entrypoint="duckdb_adbc_init",
+                db_kwargs={"path": str(self.path)},
+            )
+        except Exception as e:
+            raise self._translate(e, f"opening {self.path}") from e
+        with conn.cursor() as cur:
+            cur.execute(f"SET memory_limit = '{self.memory_limit}'")
+        return conn

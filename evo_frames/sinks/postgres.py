@@ -1,0 +1,74 @@
+"""The PostgreSQL target through adbc-driver-postgresql (binary COPY, libpq bundled).
+
+The URL is a libpq URI, ``postgresql://user:pass@host:port/db``; parts it leaves out come from
+the standard ``PG*`` variables (``PGHOST``, ``PGPASSWORD``, …), as libpq does.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ..errors import SinkError, redact
+from .dialect import POSTGRESQL
+from .sql import SqlSink
+
+
+def describe(url: str) -> str:
+    """``postgresql://user@host:port/db`` without the password, with PG* defaults filled in."""
+    u = urlsplit(url)
+    user = u.username or os.environ.get("PGUSER", "")
+    host = u.hostname or os.environ.get("PGHOST", "localhost")
+    port = u.port or int(os.environ.get("PGPORT", "5432"))
+    db = u.path.lstrip("/") or os.environ.get("PGDATABASE", user)
+    return f"postgresql://{user + '@' if user else ''}{host}:{port}/{db}"
+
+
+def with_timeouts(url: str, connect_timeout: int, statement_timeout: int) -> str:
+    """The URL with libpq's connect_timeout and a server-side statement_timeout, unless it sets them."""
+    u = urlsplit(url)
+    params = dict(parse_qsl(u.query))
+    params.setdefault("connect_timeout", str(connect_timeout))
+    options = params.get("options", "")
+    if "statement_timeout" not in options:
+        params["options"] = f"{options} -c statement_timeout={statement_timeout * 1000}".strip()
+    params.setdefault("application_name", "evo-frames")
+    return urlunsplit(u._replace(query=urlencode(params)))
+
+
+def _connect_failure(error: Exception, where: str, timeout: int) -> SinkError:
+    text = str(error)
+    lowered = text.lower()
+    if "password authentication failed" in lowered or "no password supplied" in lowered:
+        hint = "the server refused the user name or password; check the URL or PGPASSWORD"
+    elif "does not exist" in lowered and "database" in lowered:
+        hint = "the database does not exist; create it or fix the database name in the URL"
+    elif "connection refused" in lowered:
+        hint = "nothing listens at that host and port; check the host, the port and that the server runs"
+    elif "timeout" in lowered or "timed out" in lowered:
+        hint = f"no answer within the connect timeout ({timeout}s); check the host and the network"
+    elif "could not translate host name" in lowered or "name or service not known" in lowered:
+        hint = "the host name does not resolve; check the host in the URL"
+    else:
+        hint = redact(text.strip().splitlines()[0]) if text.strip() else type(error).__name__
+    return SinkError(f"cannot connect to {where}: {hint}")
+
+
+class PostgresSink(SqlSink):
+    """A PostgreSQL database; see the module docstring."""
+
+    dialect = POSTGRESQL
+
+    def __init__(self, url: str, connect_timeout: int, statement_timeout: int) -> None:
+        super().__init__(url, describe(url))
+        self.connect_timeout = connect_timeout
+        self._uri = with_timeouts(url, connect_timeout, statement_timeout)
+
+    def _connect(self) -> Any:
+        import adbc_driver_postgresql.dbapi
+
+        try:
+            return adbc_driver_postgresql.dbapi.connect(self._uri)
+        except Exception as e:
+            raise _connect_failure(e, self.display, self.connect_timeout) from e

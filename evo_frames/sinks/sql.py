@@ -1,0 +1,472 @@
+"""One sink for both targets: Arrow into TEMP tables over ADBC, then set-based SQL upserts.
+
+Per chunk, inside the batch's transaction:
+
+1. ``adbc_ingest`` the STG frame into a TEMP table (binary COPY on PostgreSQL).
+2. ``_ef_changed`` = staged keys that are new, or whose content hash differs from the stored row
+   *and* whose (run_id, file, line) is later than the stored row's: an older run never
+   overwrites a newer one, and an unchanged record is filtered out before any JSON parsing or
+   index work.
+3. Upsert STG and the CORE parent for the changed keys only; for each child table delete the
+   children of changed parents and insert the new ones (children mirror their parent).
+
+The files manifest and rejects are written in the same transaction, so a file's rows and its
+manifest row commit together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from ..errors import SinkError
+from ..spec import Column, Entity, Table
+from .dialect import Dialect
+
+log = logging.getLogger("evo_frames")
+
+META_SCHEMA = "evo_meta"
+
+FILES = Table(
+    META_SCHEMA,
+    "files",
+    (
+        Column("path", "text", nullable=False),
+        Column("entity", "text", nullable=False),
+        Column("run_id", "text", nullable=False),
+        Column("ingestion_date", "date"),
+        Column("size", "bigint", nullable=False),
+        Column("etag", "text", nullable=False),
+        Column("lines_read", "bigint", nullable=False),
+        Column("blank_lines", "bigint", nullable=False),
+        Column("rows_loaded", "bigint", nullable=False),
+        Column("duplicates", "bigint", nullable=False),
+        Column("rejects", "bigint", nullable=False),
+        Column("partial", "bool", nullable=False),
+        Column("error", "text"),
+        Column("load_id", "text", nullable=False),
+    ),
+    primary_key=("path",),
+)
+
+REJECTS = Table(
+    META_SCHEMA,
+    "rejects",
+    (
+        Column("_source_file", "text", nullable=False),
+        Column("line", "bigint", nullable=False),
+        Column("entity", "text", nullable=False),
+        Column("stage", "text", nullable=False),
+        Column("reason", "text", nullable=False),
+        Column("raw", "text"),
+        Column("raw_length", "bigint"),
+        Column("load_id", "text", nullable=False),
+    ),
+    primary_key=("_source_file", "line"),
+)
+
+RUNS = Table(
+    META_SCHEMA,
+    "runs",
+    (
+        Column("load_id", "text", nullable=False),
+        Column("entity", "text", nullable=False),
+        Column("command", "text"),
+        Column("status", "text", nullable=False),
+        Column("started_at", "timestamptz", nullable=False),
+        Column("finished_at", "timestamptz"),
+        Column("files", "bigint"),
+        Column("lines_read", "bigint"),
+        Column("inserted", "bigint"),
+        Column("updated", "bigint"),
+        Column("unchanged", "bigint"),
+        Column("rejects", "bigint"),
+        Column("seconds", "decimal"),
+        Column("error", "text"),
+    ),
+    primary_key=("load_id", "entity"),
+)
+
+META_TABLES = (FILES, REJECTS, RUNS)
+
+#: columns the sink manages on every table, after the declared ones
+MANAGED = ("_loaded_at", "_updated_at")
+HASH_COLUMN = "_content_hash"
+
+
+def q(name: str) -> str:
+    """Quote one identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qt(table: Table) -> str:
+    return f"{q(table.schema)}.{q(table.name)}"
+
+
+@dataclass
+class Counts:
+    """Rows of one table affected by a load."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+
+    def add(self, other: Counts) -> None:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.deleted += other.deleted
+
+
+def _arrow(frame: pl.DataFrame) -> pa.Table:
+    # large types are what the drivers accept from Polars without surprises (stack-notes §3)
+    return frame.to_arrow()
+
+
+class SqlSink:
+    """A target database behind an ADBC DB-API connection; see the module docstring.
+
+    Subclasses only provide :meth:`_connect` and the dialect.
+    """
+
+    dialect: Dialect
+
+    def __init__(self, url: str, display: str) -> None:
+        self.url = url
+        self.display = display
+        self._conn: Any = None
+        self._partitions: set[tuple[str, str]] = set()
+
+    # connection -----------------------------------------------------------------------------
+
+    def _connect(self) -> Any:  # pragma: no cover - each target implements it
+        raise NotImplementedError
+
+    def _translate(self, error: Exception, what: str) -> Exception:
+        """Map a driver error to an evo-frames error (see ``retry.classify``)."""
+        from ..retry import translate
+
+        return translate(error, what, self.display)
+
+    @property
+    def conn(self) -> Any:
+        if self._conn is None:
+            self._conn = self._connect()
+            with self._conn.cursor() as cur:
+                for stmt in self.dialect.session_sql:
+                    cur.execute(stmt)
+            self._conn.commit()
+        return self._conn
+
+    def reconnect(self) -> None:
+        """Drop the connection (and its temp tables); the next use opens a fresh one."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # the connection is already broken; nothing to save
+                log.debug("closing a broken connection failed", exc_info=True)
+        self._conn = None
+        self._partitions.clear()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.rollback()
+            finally:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> SqlSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def execute(self, sql: str, what: str | None = None) -> int:
+        """Run one statement; return its row count."""
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(sql)
+                return int(cur.rowcount) if cur.rowcount is not None and cur.rowcount >= 0 else 0
+        except Exception as e:
+            raise self._translate(e, what or sql.split("\n", 1)[0][:120]) from e
+
+    def query(self, sql: str) -> pa.Table:
+        """Run a query and return its result as Arrow."""
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(sql)
+                return cur.fetch_arrow_table()
+        except Exception as e:
+            raise self._translate(e, sql.split("\n", 1)[0][:120]) from e
+
+    def scalar(self, sql: str) -> Any:
+        rows = self.query(sql).to_pylist()
+        return next(iter(rows[0].values())) if rows else None
+
+    def ingest(self, name: str, data: pa.Table | pa.RecordBatchReader) -> None:
+        """Stage Arrow data into a TEMP table ``name`` (replaced if it exists)."""
+        try:
+            with self.conn.cursor() as cur:
+                cur.adbc_ingest(name, data, mode="replace", temporary=True)
+        except Exception as e:
+            raise self._translate(e, f"staging {name}") from e
+
+    def begin(self) -> None:
+        # ADBC DB-API connections run with autocommit off: a transaction is always open
+        self.conn  # noqa: B018 - opens the connection
+
+    def commit(self) -> None:
+        try:
+            self.conn.commit()
+        except Exception as e:
+            raise self._translate(e, "commit") from e
+
+    def rollback(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            self._conn.rollback()
+        except Exception:  # a dead connection cannot roll back; reconnect() will replace it
+            log.debug("rollback failed", exc_info=True)
+            self.reconnect()
+
+    # schema ---------------------------------------------------------------------------------
+
+    def _column_ddl(self, col: Column) -> str:
+        null = "" if col.nullable else " NOT NULL"
+        return f"{q(col.name)} {self.dialect.types[col.type]}{null}"
+
+    def _table_ddl(self, table: Table, *, hashed: bool) -> tuple[str, list[tuple[str, str]]]:
+        cols = [(c.name, self._column_ddl(c)) for c in table.columns]
+        if hashed:
+            cols.append((HASH_COLUMN, f"{q(HASH_COLUMN)} {self.dialect.hash_type}"))
+        cols += [(m, f"{q(m)} TIMESTAMPTZ NOT NULL DEFAULT now()") for m in MANAGED]
+        pk = ", ".join(q(k) for k in table.primary_key)
+        body = ",\n  ".join(d for _, d in cols)
+        partition = ""
+        if table.partition_by and self.dialect.partitions:
+            partition = f" PARTITION BY RANGE ({q(table.partition_by)})"
+        sql = f"CREATE TABLE IF NOT EXISTS {qt(table)} (\n  {body},\n  PRIMARY KEY ({pk})\n){partition}"
+        return sql, cols
+
+    def existing_columns(self, table: Table) -> set[str]:
+        rows = self.query(
+            "SELECT column_name FROM information_schema.columns "
+            f"WHERE table_schema = '{table.schema}' AND table_name = '{table.name}'"
+        )
+        return set(rows.column("column_name").to_pylist())
+
+    def ensure_tables(self, entities: Iterable[Entity]) -> list[str]:
+        """Create or upgrade schemas, tables and indexes; idempotent and non-destructive.
+
+        Returns:
+            One line per change made (empty when everything was in place).
+        """
+        changes: list[str] = []
+        tables: list[tuple[Table, bool]] = [(t, False) for t in META_TABLES]
+        for entity in entities:
+            tables += [(entity.stg, True), *((t, False) for t in entity.core)]
+        for schema in sorted({t.schema for t, _ in tables}):
+            self.execute(f"CREATE SCHEMA IF NOT EXISTS {q(schema)}")
+        for table, hashed in tables:
+            ddl, cols = self._table_ddl(table, hashed=hashed)
+            have = self.existing_columns(table)
+            if not have:
+                self.execute(ddl, f"creating {table.qualified}")
+                changes.append(f"created {table.qualified}")
+            else:
+                for name, col_ddl in cols:
+                    if name not in have:
+                        # a NOT NULL column cannot be added to rows that exist; it is added nullable
+                        self.execute(
+                            f"ALTER TABLE {qt(table)} ADD COLUMN IF NOT EXISTS {col_ddl.replace(' NOT NULL', '')}",
+                            f"adding column {table.qualified}.{name}",
+                        )
+                        changes.append(f"added column {table.qualified}.{name}")
+            for index in table.indexes if self.dialect.secondary_indexes else ():
+                where = f" WHERE {index.where}" if index.where else ""
+                cols_sql = ", ".join(q(c) for c in index.columns)
+                self.execute(
+                    f"CREATE INDEX IF NOT EXISTS {q(index.name)} ON {qt(table)} ({cols_sql}){where}",
+                    f"creating index {index.name}",
+                )
+        self.commit()
+        return changes
+
+    def _ensure_partitions(self, table: Table, frame: pl.DataFrame) -> None:
+        """Create the monthly partitions the frame's rows need (PostgreSQL)."""
+        if not (table.partition_by and self.dialect.partitions) or frame.height == 0:
+            return
+        months = frame.select(pl.col(table.partition_by).dt.truncate("1mo").unique().drop_nulls()).to_series()
+        for month in months.to_list():
+            start = month.replace(tzinfo=dt.UTC)
+            end = (start + dt.timedelta(days=32)).replace(day=1)
+            part = f"{table.name}_p{start:%Y_%m}"
+            if (table.qualified, part) in self._partitions:
+                continue
+            self.execute(
+                f"CREATE TABLE IF NOT EXISTS {q(table.schema)}.{q(part)} PARTITION OF {qt(table)} "
+                f"FOR VALUES FROM ('{start:%Y-%m-%d} 00:00:00+00') TO ('{end:%Y-%m-%d} 00:00:00+00')",
+                f"creating partition {table.schema}.{part}",
+            )
+            self._partitions.add((table.qualified, part))
+
+    # loading --------------------------------------------------------------------------------
+
+    def lock(self, entity: Entity) -> None:
+        """Serialise concurrent loads of one entity until the transaction ends."""
+        if self.dialect.lock_sql:
+            self.execute(self.dialect.lock_sql.format(f"'evo_frames:{entity.name}'"), f"locking {entity.name}")
+
+    def _select_casts(self, table: Table, alias: str = "s") -> str:
+        return ", ".join(f"CAST({alias}.{q(c.name)} AS {self.dialect.types[c.type]})" for c in table.columns)
+
+    def write_chunk(self, entity: Entity, stg: pl.DataFrame, core: dict[str, pl.DataFrame]) -> dict[str, Counts]:
+        """Upsert one deduplicated chunk; see the module docstring. Runs inside the open transaction."""
+        counts: dict[str, Counts] = {}
+        stg_t = entity.stg
+        keys = entity.key_names
+        self._ensure_partitions(stg_t, stg)
+        self.ingest("_ef_stg", _arrow(stg.select(stg_t.column_names)))
+        on = " AND ".join(f"s.{q(k)} = t.{q(k)}" for k in keys)
+        hash_s = self.dialect.hash_sql.format("s.raw_data")
+        newer = "(s.run_id, s._source_file, s._source_line) > (t.run_id, t._source_file, t._source_line)"
+        key_cast = ", ".join(f"CAST(s.{q(c.name)} AS {self.dialect.types[c.type]}) AS {q(c.name)}" for c in entity.key)
+        self.execute("DROP TABLE IF EXISTS _ef_changed")
+        self.execute(
+            f"CREATE TEMP TABLE _ef_changed AS SELECT {key_cast}, t.{q(keys[0])} IS NULL AS _is_new "
+            f"FROM _ef_stg s LEFT JOIN {qt(stg_t)} t ON {on} "
+            f"WHERE t.{q(keys[0])} IS NULL OR ({hash_s} IS DISTINCT FROM t.{q(HASH_COLUMN)} AND {newer})",
+            f"comparing {stg_t.qualified}",
+        )
+        changed, new = (
+            int(v or 0)
+            for v in self.query("SELECT count(*) AS n, sum(CASE WHEN _is_new THEN 1 ELSE 0 END) AS k FROM _ef_changed")
+            .to_pylist()[0]
+            .values()
+        )
+        counts[stg_t.qualified] = Counts(inserted=new, updated=changed - new, unchanged=stg.height - changed)
+        if changed:
+            join_chg = " AND ".join(f"c.{q(k)} = s.{q(k)}" for k in keys)
+            self._upsert(stg_t, "_ef_stg", join_chg, extra={HASH_COLUMN: hash_s})
+            for table in entity.core:
+                frame = core[table.qualified]
+                if table.parent_key:
+                    counts[table.qualified] = self._replace_children(table, frame, keys)
+                else:
+                    self._ensure_partitions(table, frame)
+                    self.ingest("_ef_core", _arrow(frame.select(table.column_names)))
+                    self._upsert(table, "_ef_core", join_chg)
+                    counts[table.qualified] = Counts(
+                        inserted=new, updated=changed - new, unchanged=frame.height - changed
+                    )
+        else:
+            for table in entity.core:
+                counts[table.qualified] = Counts(unchanged=0 if table.parent_key else core[table.qualified].height)
+        return counts
+
+    def _upsert(self, table: Table, stage: str, join_chg: str, extra: dict[str, str] | None = None) -> int:
+        extra = extra or {}
+        cols = [*table.column_names, *extra, *MANAGED]
+        values = [self._select_casts(table), *extra.values(), "now()", "now()"]
+        updates = [c for c in (*table.column_names, *extra) if c not in table.primary_key] + ["_updated_at"]
+        set_sql = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in updates)
+        return self.execute(
+            f"INSERT INTO {qt(table)} ({', '.join(q(c) for c in cols)}) "
+            f"SELECT {', '.join(values)} FROM {stage} s JOIN _ef_changed c ON {join_chg} "
+            f"ON CONFLICT ({', '.join(q(k) for k in table.primary_key)}) DO UPDATE SET {set_sql}",
+            f"upserting {table.qualified}",
+        )
+
+    def _replace_children(self, table: Table, frame: pl.DataFrame, keys: Sequence[str]) -> Counts:
+        match = " AND ".join(f"c.{q(k)} = x.{q(p)}" for k, p in zip(keys, table.parent_key, strict=True))
+        deleted = self.execute(
+            f"DELETE FROM {qt(table)} x WHERE EXISTS (SELECT 1 FROM _ef_changed c WHERE NOT c._is_new AND {match})",
+            f"deleting children in {table.qualified}",
+        )
+        inserted = 0
+        if frame.height:
+            self.ingest("_ef_child", _arrow(frame.select(table.column_names)))
+            join_chg = " AND ".join(f"c.{q(k)} = s.{q(p)}" for k, p in zip(keys, table.parent_key, strict=True))
+            inserted = self._upsert(table, "_ef_child", join_chg)
+        return Counts(inserted=inserted, deleted=deleted)
+
+    # bookkeeping ----------------------------------------------------------------------------
+
+    def loaded_files(self, entity: str) -> dict[str, tuple[int, str]]:
+        """``path -> (size, etag)`` of the files of ``entity`` already loaded."""
+        rows = self.query(
+            f"SELECT path, size, etag FROM {qt(FILES)} WHERE entity = '{entity}' AND NOT partial"
+        ).to_pylist()
+        return {r["path"]: (int(r["size"]), r["etag"]) for r in rows}
+
+    def record_files(self, files: pl.DataFrame, rejects: pl.DataFrame) -> None:
+        """Write manifest rows (replacing older ones of the same paths) and their rejects."""
+        self.ingest("_ef_files", _arrow(files.select(FILES.column_names)))
+        self.execute(
+            f"DELETE FROM {qt(REJECTS)} x WHERE EXISTS (SELECT 1 FROM _ef_files f WHERE f.path = x._source_file)",
+            "clearing earlier rejects of reloaded files",
+        )
+        self.execute(
+            f"DELETE FROM {qt(FILES)} x WHERE EXISTS (SELECT 1 FROM _ef_files f WHERE f.path = x.path)",
+            "replacing manifest rows",
+        )
+        self.execute(
+            f"INSERT INTO {qt(FILES)} ({', '.join(q(c) for c in FILES.column_names)}) "
+            f"SELECT {self._select_casts(FILES)} FROM _ef_files s",
+            "writing manifest rows",
+        )
+        if rejects.height:
+            self.ingest("_ef_rejects", _arrow(rejects.select(REJECTS.column_names)))
+            self.execute(
+                f"INSERT INTO {qt(REJECTS)} ({', '.join(q(c) for c in REJECTS.column_names)}) "
+                f"SELECT {self._select_casts(REJECTS)} FROM _ef_rejects s "
+                f"ON CONFLICT ({', '.join(q(k) for k in REJECTS.primary_key)}) DO NOTHING",
+                "writing rejects",
+            )
+
+    def record_run(self, run: dict[str, Any]) -> None:
+        """Insert or update one ``evo_meta.runs`` row and commit it."""
+        frame = pl.DataFrame([run], schema=RUNS.polars_schema())
+        self.ingest("_ef_run", _arrow(frame))
+        updates = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in RUNS.column_names if c not in RUNS.primary_key)
+        self.execute(
+            f"INSERT INTO {qt(RUNS)} ({', '.join(q(c) for c in RUNS.column_names)}) "
+            f"SELECT {self._select_casts(RUNS)} FROM _ef_run s "
+            f"ON CONFLICT ({', '.join(q(k) for k in RUNS.primary_key)}) DO UPDATE SET {updates}",
+            "recording the run",
+        )
+        self.commit()
+
+    def read_stg(self, entity: Entity, batch_rows: int) -> Iterator[pl.DataFrame]:
+        """Stream the STG rows of ``entity`` (raw_data as text) in batches."""
+        cols = ", ".join(
+            f"CAST({q(c)} AS TEXT) AS {q(c)}" if c == "raw_data" else q(c) for c in entity.stg.column_names
+        )
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(f"SELECT {cols} FROM {qt(entity.stg)}")
+                pending: list[pl.DataFrame] = []
+                size = 0
+                for batch in cur.fetch_record_batch():
+                    frame = pl.from_arrow(batch)
+                    assert isinstance(frame, pl.DataFrame)
+                    pending.append(frame)
+                    size += frame.height
+                    if size >= batch_rows:
+                        yield pl.concat(pending)
+                        pending, size = [], 0
+                if pending:
+                    yield pl.concat(pending)
+        except SinkError:
+            raise
+        except Exception as e:
+            raise self._translate(e, f"reading {entity.stg.qualified}") from e

@@ -1,0 +1,187 @@
+"""Declarations that tie a transform module to the engine: tables, columns, entities.
+
+A transform module in ``transforms/`` declares one :class:`Entity`: how to decode a bronze
+record (an explicit Polars ``Struct``), how to derive its key, which CORE tables it fills and the
+pure function that fills them. The engine builds the STG table, the SQL and the load plan from
+these declarations, so both sinks see the same data and differ only in dialect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import polars as pl
+
+#: logical column types; each sink maps them to its own SQL type (see ``sinks.dialect``)
+ColumnType = Literal["bigint", "int", "decimal", "text", "bool", "date", "timestamptz", "json"]
+COLUMN_TYPES: tuple[str, ...] = ("bigint", "int", "decimal", "text", "bool", "date", "timestamptz", "json")
+
+#: the Polars dtype a transform must produce for each logical type (json is JSON text)
+POLARS_TYPES: Mapping[str, pl.DataType] = {
+    "bigint": pl.Int64(),
+    "int": pl.Int32(),
+    "decimal": pl.Decimal(15, 2),
+    "text": pl.String(),
+    "bool": pl.Boolean(),
+    "date": pl.Date(),
+    "timestamptz": pl.Datetime("us", "UTC"),
+    "json": pl.String(),
+}
+
+#: lineage columns every STG and CORE row carries; ``_loaded_at``/``_updated_at`` are set by the sink
+LINEAGE_COLUMNS = ("_source_file", "_source_line", "run_id", "ingestion_date")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a target table.
+
+    Attributes:
+        name: snake_case column name.
+        type: logical type, one of :data:`COLUMN_TYPES`.
+        nullable: False adds NOT NULL.
+        source: the top-level bronze field the value is cast from, if any. The engine counts,
+            per column, the records whose source held a non-empty value that the cast turned into
+            NULL ("cast failures" in the run summary).
+    """
+
+    name: str
+    type: ColumnType
+    nullable: bool = True
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in COLUMN_TYPES:
+            raise ValueError(
+                f"column {self.name!r}: unknown type {self.type!r}; valid: {', '.join(COLUMN_TYPES)}"
+            )
+
+
+@dataclass(frozen=True)
+class Index:
+    """A secondary index: ``columns`` of the table, optionally partial (``where`` is SQL)."""
+
+    name: str
+    columns: tuple[str, ...]
+    where: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A target table.
+
+    Attributes:
+        schema: ``stg_evo`` or ``core``.
+        name: table name without schema.
+        columns: all columns the transform produces, in order. The sink adds ``_loaded_at``
+            (first insert) and ``_updated_at`` (last content change).
+        primary_key: key columns; upserts conflict on them.
+        parent_key: for child tables, the columns that hold the parent's key. When a parent
+            changes, all its children are deleted and the new ones inserted, so elements removed
+            upstream disappear and nothing duplicates.
+        partition_by: a ``timestamptz`` column to range-partition on (monthly, created on
+            demand) where the sink supports partitioning.
+        indexes: secondary indexes.
+    """
+
+    schema: str
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    parent_key: tuple[str, ...] = ()
+    partition_by: str | None = None
+    indexes: tuple[Index, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.columns]
+        missing = [k for k in (*self.primary_key, *self.parent_key) if k not in names]
+        if missing:
+            raise ValueError(f"table {self.qualified}: key columns {missing} are not among its columns {names}")
+        if self.partition_by is not None and self.partition_by not in self.primary_key:
+            raise ValueError(f"table {self.qualified}: partition column {self.partition_by!r} must be in the primary key")
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def polars_schema(self) -> dict[str, pl.DataType]:
+        return {c.name: POLARS_TYPES[c.type] for c in self.columns}
+
+
+@dataclass(frozen=True)
+class TransformContext:
+    """What a transform may know besides its input: settings, never I/O handles."""
+
+    source_timezone: str = "America/Sao_Paulo"
+
+
+#: ``keys(records, ctx)`` adds the key columns and ``_key_error`` (null when the key is fine,
+#: else a reason naming the field and value); rows with an error go to ``evo_meta.rejects``
+KeysFn = Callable[[pl.LazyFrame, TransformContext], pl.LazyFrame]
+#: ``transform(records, ctx)`` returns one LazyFrame per CORE table, keyed by qualified table name
+TransformFn = Callable[[pl.LazyFrame, TransformContext], dict[str, pl.LazyFrame]]
+
+
+@dataclass(frozen=True)
+class Entity:
+    """Everything the engine needs to load one EVO entity.
+
+    Attributes:
+        name: entity name as in the lake path (``entity=<name>``).
+        record: explicit decode dtype of one bronze line; scalar leaves are ``pl.String`` so a
+            value of an unexpected JSON type never fails a whole chunk (casts happen in the
+            transform, where a failure becomes NULL and is counted).
+        key: STG/CORE key columns, with their logical types.
+        keys: adds key columns and ``_key_error`` to the decoded records.
+        core: CORE tables, parent first.
+        transform: the pure transform to CORE. Input: the decoded records (fields of ``record``
+            plus key columns and lineage: ``_source_file``, ``_source_line``, ``run_id``,
+            ``ingestion_date``), one row per record after latest-wins dedup. The parent table's
+            frame must keep the input's rows and order (one row per record).
+        order: position in ``--entity all`` (lower first).
+    """
+
+    name: str
+    record: pl.Struct
+    key: tuple[Column, ...]
+    keys: KeysFn
+    core: tuple[Table, ...]
+    transform: TransformFn
+    order: int = 100
+    stg: Table = field(init=False)
+
+    def __post_init__(self) -> None:
+        stg_cols = (
+            *self.key,
+            Column("raw_data", "json", nullable=False),
+            Column("_source_file", "text", nullable=False),
+            Column("_source_line", "bigint", nullable=False),
+            Column("run_id", "text", nullable=False),
+            Column("ingestion_date", "date"),
+        )
+        partition = next((c.name for c in self.key if c.type == "timestamptz"), None)
+        stg = Table(
+            "stg_evo",
+            f"{self.name}_raw",
+            stg_cols,
+            primary_key=tuple(c.name for c in self.key),
+            partition_by=partition,
+            indexes=(Index(f"idx_stg_{self.name}_run", ("run_id",)),),
+        )
+        object.__setattr__(self, "stg", stg)
+        if not self.core or self.core[0].parent_key:
+            raise ValueError(f"entity {self.name}: the first CORE table must be the parent (no parent_key)")
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.key)
+
+    @property
+    def tables(self) -> tuple[Table, ...]:
+        return (self.stg, *self.core)

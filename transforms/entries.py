@@ -1,0 +1,120 @@
+"""Entries: turnstile check-ins. Grain: one row per entry; key ``(entry_id, entry_date)``.
+
+The EVO API sends entries without an id. ``entry_id`` follows the recipe of the system this
+replaces, so ids stay comparable with data it loaded:
+``int(md5("|".join([date, v(idMember), v(idProspect), v(idEmployee), v(idBranch), v(device),
+v(entryAction)]))[:15], 16) % 10**15`` where ``date`` is the raw API string and ``v(x)`` is
+``str(x)`` when ``x`` is truthy, else ``""``. ``entry_date`` is ``date`` read in the source time
+zone and stored in UTC.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import polars_hash as plh
+
+from evo_frames import expr as E
+from evo_frames.spec import Column, Entity, Index, Table, TransformContext
+
+FIELDS = (
+    "date", "dateTurn", "timeZone", "idMember", "nameMember", "idProspect", "nameProspect",
+    "idEmployee", "nameEmployee", "entryType", "entryAction", "device", "releasesByID",
+    "idBranch", "blockReason", "idMigration",
+)  # fmt: skip
+
+RECORD = pl.Struct({f: pl.String for f in FIELDS})
+
+KEY = (Column("entry_id", "bigint", nullable=False), Column("entry_date", "timestamptz", nullable=False))
+
+ENTRIES = Table(
+    "core",
+    "evo_entries",
+    (
+        *KEY,
+        Column("entry_date_turn", "timestamptz", source="dateTurn"),
+        Column("timezone", "text", source="timeZone"),
+        Column("member_id", "bigint", source="idMember"),
+        Column("member_name", "text", source="nameMember"),
+        Column("prospect_id", "bigint", source="idProspect"),
+        Column("prospect_name", "text", source="nameProspect"),
+        Column("employee_id", "bigint", source="idEmployee"),
+        Column("employee_name", "text", source="nameEmployee"),
+        Column("branch_id", "bigint", source="idBranch"),
+        Column("entry_type", "text", source="entryType"),
+        Column("entry_action", "text", source="entryAction"),
+        Column("device", "text", source="device"),
+        Column("block_reason", "text", source="blockReason"),
+        Column("releases_by_id", "bigint", source="releasesByID"),
+        Column("migration_id", "text", source="idMigration"),
+        Column("_source_run_id", "text"),
+    ),
+    primary_key=("entry_id", "entry_date"),
+    partition_by="entry_date",
+    indexes=(
+        Index("idx_core_entries_date", ("entry_date",)),
+        Index("idx_core_entries_member", ("member_id",), where="member_id IS NOT NULL"),
+        Index("idx_core_entries_branch", ("branch_id",)),
+    ),
+)
+
+
+def _v(field: str) -> pl.Expr:
+    # python truthiness of the API value: null, missing, "", 0 and false all become ""
+    s = pl.col(field)
+    return pl.when(s.is_null() | s.is_in(["", "0", "false", "0.0"])).then(pl.lit("")).otherwise(s)
+
+
+def recipe_key() -> pl.Expr:
+    """The string the reference hashes: raw ``date`` then the truthy-or-empty id fields."""
+    parts = (_v(f) for f in ("idMember", "idProspect", "idEmployee", "idBranch", "device", "entryAction"))
+    return pl.concat_str([pl.col("date"), *parts], separator="|")
+
+
+def entry_id() -> pl.Expr:
+    """The reference ``entry_id``: first 15 hex digits of md5(recipe key), mod 10**15."""
+    digest = plh.col("_recipe_key").nchash.md5().str.slice(0, 15).str.to_integer(base=16)
+    return pl.when(pl.col("date").is_not_null()).then(digest.mod(10**15)).alias("entry_id")
+
+
+def keys(records: pl.LazyFrame, ctx: TransformContext) -> pl.LazyFrame:
+    """Adds ``entry_id``, ``entry_date`` and ``_key_error``."""
+    return (
+        records.with_columns(recipe_key().alias("_recipe_key"))
+        .with_columns(entry_id(), E.timestamp("date", ctx.source_timezone).alias("entry_date"))
+        .drop("_recipe_key")
+        .with_columns(
+            _key_error=pl.when(pl.col("date").is_null())
+            .then(pl.lit("key field date is missing"))
+            .when(pl.col("entry_date").is_null())
+            .then(pl.format("key field date {} is not a timestamp in {}", pl.col("date"), pl.lit(ctx.source_timezone)))
+        )
+    )
+
+
+def transform(records: pl.LazyFrame, ctx: TransformContext) -> dict[str, pl.LazyFrame]:
+    """Bronze entries (with keys) → ``core.evo_entries``, one row per record."""
+    tz = ctx.source_timezone
+    entries = records.select(
+        "entry_id",
+        "entry_date",
+        E.timestamp("dateTurn", tz).alias("entry_date_turn"),
+        E.text("timeZone").alias("timezone"),
+        E.bigint("idMember").alias("member_id"),
+        E.text("nameMember").alias("member_name"),
+        E.bigint("idProspect").alias("prospect_id"),
+        E.text("nameProspect").alias("prospect_name"),
+        E.bigint("idEmployee").alias("employee_id"),
+        E.text("nameEmployee").alias("employee_name"),
+        E.bigint("idBranch").alias("branch_id"),
+        E.text("entryType").alias("entry_type"),
+        E.text("entryAction").alias("entry_action"),
+        E.text("device").alias("device"),
+        E.text("blockReason").alias("block_reason"),
+        E.bigint("releasesByID").alias("releases_by_id"),
+        E.text("idMigration").alias("migration_id"),
+        E.source_run_id(),
+    )
+    return {ENTRIES.qualified: entries}
+
+
+ENTITY = Entity(name="entries", record=RECORD, key=KEY, keys=keys, core=(ENTRIES,), transform=transform, order=30)

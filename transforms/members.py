@@ -1,0 +1,452 @@
+"""Members, with their memberships and contacts. Grain: one row per member; key ``member_id``.
+
+Fields are read by the keys of the EVO API model (the swagger); where the v2 endpoint has its own
+spelling of a value (``photo``, ``addressNumber``, ``memberMigrationId``, ``membershipName``,
+``idMembershipRenewed``, ``typeDescription``, the ``employee*`` objects) it is only a fallback
+after the swagger key. ``responsibles[]``, ``cpf``, ``passport`` and ``flRenewed`` are not
+mapped (they stay in ``raw_data``).
+
+Child tables:
+
+- ``core.evo_member_memberships``: one row per ``memberships[]`` element that has an
+  ``idMemberMembership``; key ``(member_id, member_membership_id)``. ``freezes`` and
+  ``sessions`` are kept as JSON arrays with typed leaves.
+- ``core.evo_member_contacts``: one row per ``contacts[]`` element; key
+  ``(member_id, contact_key)``. ``contact_key`` is ``idPhone`` as text when it is an integer,
+  else ``"md5:"`` and the md5 of ``"<idContactType>|<description>"``: the same contact gets the
+  same key on every run, so reruns replace it instead of adding a copy, and a number can never
+  look like a hash. An element with neither an ``idPhone`` nor a ``description`` carries nothing
+  to keep and is dropped.
+
+A child key repeated within one member keeps its last element (see
+:func:`evo_frames.expr.keep_latest`).
+
+``email`` is the ``description`` of a contact of type 3 or 4, else of one whose label
+(``contactType``) contains "mail"; ``cellphone`` that of a contact of type 1 or 2. Among several,
+the lowest ``idPhone`` wins, then the first in the list; contacts without a description are
+never picked.
+
+Columns whose value is a fallback chain declare the swagger key as ``source``: a non-empty swagger
+value that ends up NULL is then a real cast failure.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import polars_hash as plh
+
+from evo_frames import expr as E
+from evo_frames.spec import Column, Entity, Index, Table, TransformContext
+
+_S = pl.String
+_EMPLOYEE = pl.Struct({"idEmployee": _S, "name": _S})
+CONTACT = pl.Struct(
+    {f: _S for f in ("idPhone", "idContactType", "contactType", "typeDescription", "ddi", "description")}
+)
+FREEZE = pl.Struct(
+    {f: _S for f in (
+        "idFreeze", "idEmployee", "daysFreeze", "startSuspend", "endSuspend", "unlockDate", "reason",
+        "flUseMembershipFreezeDays",
+    )}
+)  # fmt: skip
+SESSION = pl.Struct({f: _S for f in ("idSession", "expirationDate", "flBonusSession")})
+MEMBERSHIP = pl.Struct(
+    {
+        **{f: _S for f in (
+            "idMemberMembership", "idMembership", "name", "membershipName", "idMemberMembershipRenewed",
+            "idMembershipRenewed", "idSale", "saleDate", "startDate", "endDate", "cancelDate", "cancelDateOn",
+            "cancelCreationDate", "membershipStatus", "valueNextMonth", "originalValue", "nextCharge",
+            "nextDateSuspension", "idCategoryMembership", "loyaltyEndDate", "assessmentEndDate",
+            "acceptanceDate", "numMembers", "flAllowLocker", "flAdditionalMembership", "allowLesMills",
+            "allowsCancellationByApp", "signedTerms", "limitless", "weeklyLimit", "bioimpedanceAmount",
+            "concludedSessions", "pendingSessions", "scheduledSessions", "pendingRepositions",
+            "repositionsTotal", "bonusSessions", "numberSuspensionTimes", "maxSuspensionDays",
+            "minimumSuspensionDays", "disponibleSuspensionDays", "disponibleSuspensionTimes",
+            "daysLeftToFreeze", "contractPrinting",
+        )},
+        "freezes": pl.List(FREEZE),
+        "sessions": pl.List(SESSION),
+    }
+)  # fmt: skip
+
+RECORD = pl.Struct(
+    {
+        **{f: _S for f in (
+            "idMember", "idBranch", "branchName", "firstName", "lastName", "registerName", "registerLastName",
+            "usePreferredName", "document", "documentId", "gender", "birthDate", "maritalStatus", "address",
+            "number", "addressNumber", "complement", "neighborhood", "city", "state", "country", "zipCode",
+            "accessCardNumber", "accessBlocked", "blockedReason", "status", "membershipStatus", "penalized",
+            "totalFitCoins", "registerDate", "conversionDate", "lastAccessDate", "updateDate", "photoUrl",
+            "photo", "gympassId", "codeTotalpass", "userIdGurupass", "clientWithPromotionalRestriction",
+            "personalTrainer", "personalType", "cref", "crefExpirationDate", "idEmployeeConsultant",
+            "nameEmployeeConsultant", "idEmployeeInstructor", "nameEmployeeInstructor",
+            "idEmployeePersonalTrainer", "nameEmployeePersonalTrainer", "idMemberMigration",
+            "memberMigrationId",
+        )},
+        "employeeConsultant": _EMPLOYEE,
+        "employeeInstructor": _EMPLOYEE,
+        "employeePersonal": _EMPLOYEE,
+        "contacts": pl.List(CONTACT),
+        "memberships": pl.List(MEMBERSHIP),
+    }
+)  # fmt: skip
+
+KEY = (Column("member_id", "bigint", nullable=False),)
+
+MEMBERS = Table(
+    "core",
+    "evo_members",
+    (
+        *KEY,
+        Column("branch_id", "bigint", source="idBranch"),
+        Column("branch_name", "text", source="branchName"),
+        Column("first_name", "text", source="firstName"),
+        Column("last_name", "text", source="lastName"),
+        Column("full_name", "text"),
+        Column("register_name", "text", source="registerName"),
+        Column("register_last_name", "text", source="registerLastName"),
+        Column("use_preferred_name", "bool", source="usePreferredName"),
+        Column("document", "text", source="document"),
+        Column("document_id", "text", source="documentId"),
+        Column("email", "text"),
+        Column("cellphone", "text"),
+        Column("gender", "text", source="gender"),
+        Column("birth_date", "date", source="birthDate"),
+        Column("marital_status", "text", source="maritalStatus"),
+        Column("address", "text", source="address"),
+        Column("address_number", "text", source="number"),
+        Column("complement", "text", source="complement"),
+        Column("neighborhood", "text", source="neighborhood"),
+        Column("city", "text", source="city"),
+        Column("state", "text", source="state"),
+        Column("country", "text", source="country"),
+        Column("zip_code", "text", source="zipCode"),
+        Column("access_card_number", "text", source="accessCardNumber"),
+        Column("access_blocked", "bool", source="accessBlocked"),
+        Column("blocked_reason", "text", source="blockedReason"),
+        Column("status", "text", source="status"),
+        Column("membership_status", "text", source="membershipStatus"),
+        Column("penalized", "bool", source="penalized"),
+        Column("total_fit_coins", "decimal", source="totalFitCoins"),
+        Column("register_date", "timestamptz", source="registerDate"),
+        Column("conversion_date", "timestamptz", source="conversionDate"),
+        Column("last_access_date", "timestamptz", source="lastAccessDate"),
+        Column("update_date", "timestamptz", source="updateDate"),
+        Column("photo_url", "text", source="photoUrl"),
+        Column("gympass_id", "text", source="gympassId"),
+        Column("code_totalpass", "text", source="codeTotalpass"),
+        Column("user_id_gurupass", "text", source="userIdGurupass"),
+        Column("client_with_promotional_restriction", "bool", source="clientWithPromotionalRestriction"),
+        Column("personal_trainer", "bool", source="personalTrainer"),
+        Column("personal_type", "text", source="personalType"),
+        Column("cref", "text", source="cref"),
+        Column("cref_expiration_date", "date", source="crefExpirationDate"),
+        Column("employee_consultant_id", "bigint", source="idEmployeeConsultant"),
+        Column("employee_consultant_name", "text", source="nameEmployeeConsultant"),
+        Column("employee_instructor_id", "bigint", source="idEmployeeInstructor"),
+        Column("employee_instructor_name", "text", source="nameEmployeeInstructor"),
+        Column("employee_personal_id", "bigint", source="idEmployeePersonalTrainer"),
+        Column("employee_personal_name", "text", source="nameEmployeePersonalTrainer"),
+        Column("member_migration_id", "text", source="idMemberMigration"),
+        Column("_source_run_id", "text"),
+    ),
+    primary_key=("member_id",),
+    indexes=(
+        Index("idx_core_members_branch", ("branch_id",)),
+        Index("idx_core_members_status", ("status",)),
+    ),
+)
+
+MEMBERSHIPS = Table(
+    "core",
+    "evo_member_memberships",
+    (
+        Column("member_id", "bigint", nullable=False),
+        Column("member_membership_id", "bigint", nullable=False),
+        Column("membership_id", "bigint"),
+        Column("membership_name", "text"),
+        Column("membership_renewed_id", "bigint"),
+        Column("sale_id", "bigint"),
+        Column("sale_date", "timestamptz"),
+        Column("start_date", "timestamptz"),
+        Column("end_date", "timestamptz"),
+        Column("cancel_date", "timestamptz"),
+        Column("cancel_date_on", "timestamptz"),
+        Column("cancel_creation_date", "timestamptz"),
+        Column("membership_status", "text"),
+        Column("value_next_month", "decimal"),
+        Column("original_value", "decimal"),
+        Column("next_charge", "timestamptz"),
+        Column("next_date_suspension", "timestamptz"),
+        Column("category_membership_id", "bigint"),
+        Column("loyalty_end_date", "timestamptz"),
+        Column("assessment_end_date", "timestamptz"),
+        Column("acceptance_date", "timestamptz"),
+        Column("num_members", "int"),
+        Column("fl_allow_locker", "bool"),
+        Column("fl_additional_membership", "bool"),
+        Column("allow_les_mills", "bool"),
+        Column("allows_cancellation_by_app", "bool"),
+        Column("signed_terms", "bool"),
+        Column("limitless", "bool"),
+        Column("weekly_limit", "int"),
+        Column("bioimpedance_amount", "int"),
+        Column("concluded_sessions", "int"),
+        Column("pending_sessions", "int"),
+        Column("scheduled_sessions", "int"),
+        Column("pending_repositions", "int"),
+        Column("repositions_total", "int"),
+        Column("bonus_sessions", "int"),
+        Column("number_suspension_times", "int"),
+        Column("max_suspension_days", "int"),
+        Column("minimum_suspension_days", "int"),
+        Column("disponible_suspension_days", "int"),
+        Column("disponible_suspension_times", "int"),
+        Column("days_left_to_freeze", "int"),
+        Column("contract_printing", "text"),
+        Column("freezes", "json"),
+        Column("sessions", "json"),
+        Column("_source_run_id", "text"),
+    ),
+    primary_key=("member_id", "member_membership_id"),
+    parent_key=("member_id",),
+)
+
+CONTACTS = Table(
+    "core",
+    "evo_member_contacts",
+    (
+        Column("member_id", "bigint", nullable=False),
+        Column("contact_key", "text", nullable=False),
+        Column("phone_id", "bigint"),
+        Column("contact_type_id", "int"),
+        Column("contact_type", "text"),
+        Column("ddi", "text"),
+        Column("description", "text"),
+        Column("_source_run_id", "text"),
+    ),
+    primary_key=("member_id", "contact_key"),
+    parent_key=("member_id",),
+)
+
+#: logical types of the freeze and bonus-session leaves inside the JSON columns
+FREEZE_JSON: dict[str, E.JsonLeaf] = {
+    "idFreeze": "int", "idEmployee": "int", "daysFreeze": "int", "startSuspend": "text", "endSuspend": "text",
+    "unlockDate": "text", "reason": "text", "flUseMembershipFreezeDays": "bool",
+}  # fmt: skip
+SESSION_JSON: dict[str, E.JsonLeaf] = {"idSession": "int", "expirationDate": "text", "flBonusSession": "bool"}
+
+EMAIL_TYPES = (3, 4)
+CELLPHONE_TYPES = (1, 2)
+
+
+def keys(records: pl.LazyFrame, ctx: TransformContext) -> pl.LazyFrame:
+    """Adds ``member_id`` (``idMember``) and ``_key_error``."""
+    return records.with_columns(member_id=E.bigint("idMember")).with_columns(
+        _key_error=pl.when(E.text("idMember").is_null())
+        .then(pl.lit("key field idMember is missing"))
+        .when(pl.col("member_id").is_null())
+        .then(pl.format("key field idMember '{}' is not an integer", pl.col("idMember")))
+    )
+
+
+def _contact_label(contact: pl.Expr) -> pl.Expr:
+    label, v2_label = contact.struct.field("contactType"), contact.struct.field("typeDescription")
+    return pl.coalesce(E.text(label), E.text(v2_label))
+
+
+def _pick_contact(types: tuple[int, ...], label_hint: str | None = None) -> pl.Expr:
+    """The description of the best contact: of ``types`` first, then (if given) labelled like the hint.
+
+    Ties go to the lowest ``idPhone`` (null last), then to the first in the list.
+    """
+    c = pl.element()
+    description = E.text(c.struct.field("description"))
+    by_label = (
+        _contact_label(c).str.to_lowercase().str.contains(label_hint, literal=True)
+        if label_hint is not None
+        else pl.lit(False)
+    )
+    rank = (
+        pl.when(description.is_null())
+        .then(None)
+        .when(E.int32(c.struct.field("idContactType")).is_in(types))
+        .then(0)
+        .when(by_label)
+        .then(1)
+    )
+    # a non-candidate has a null rank and sorts last, so the first value is null when none qualifies
+    best = (
+        pl.when(rank.is_not_null())
+        .then(description)
+        .sort_by([rank, E.bigint(c.struct.field("idPhone"))], nulls_last=True, maintain_order=True)
+        .first()
+    )
+    return pl.col("contacts").list.eval(best).list.first()
+
+
+def _employee(flat: str, nested: str, role: str) -> list[pl.Expr]:
+    # the flat idEmployeeX/nameEmployeeX keys first, the v2 object {idEmployee, name} as fallback
+    obj = pl.col(nested)
+    employee_id = pl.coalesce(E.bigint(f"idEmployee{flat}"), E.bigint(obj.struct.field("idEmployee")))
+    name = pl.coalesce(E.text(f"nameEmployee{flat}"), E.text(obj.struct.field("name")))
+    return [employee_id.alias(f"employee_{role}_id"), name.alias(f"employee_{role}_name")]
+
+
+def _members(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
+    return records.select(
+        "member_id",
+        E.bigint("idBranch").alias("branch_id"),
+        E.text("branchName").alias("branch_name"),
+        E.text("firstName").alias("first_name"),
+        E.text("lastName").alias("last_name"),
+        E.full_name("firstName", "lastName").alias("full_name"),
+        E.text("registerName").alias("register_name"),
+        E.text("registerLastName").alias("register_last_name"),
+        E.flag("usePreferredName").alias("use_preferred_name"),
+        E.text("document").alias("document"),
+        E.text("documentId").alias("document_id"),
+        _pick_contact(EMAIL_TYPES, "mail").alias("email"),
+        _pick_contact(CELLPHONE_TYPES).alias("cellphone"),
+        E.text("gender").alias("gender"),
+        E.date("birthDate").alias("birth_date"),
+        E.text("maritalStatus").alias("marital_status"),
+        E.text("address").alias("address"),
+        pl.coalesce(E.text("number"), E.text("addressNumber")).alias("address_number"),
+        E.text("complement").alias("complement"),
+        E.text("neighborhood").alias("neighborhood"),
+        E.text("city").alias("city"),
+        E.text("state").alias("state"),
+        E.text("country").alias("country"),
+        E.text("zipCode").alias("zip_code"),
+        E.text("accessCardNumber").alias("access_card_number"),
+        E.flag("accessBlocked").alias("access_blocked"),
+        E.text("blockedReason").alias("blocked_reason"),
+        E.text("status").alias("status"),
+        E.text("membershipStatus").alias("membership_status"),
+        E.flag("penalized").alias("penalized"),
+        E.money("totalFitCoins").alias("total_fit_coins"),
+        E.timestamp("registerDate", tz).alias("register_date"),
+        E.timestamp("conversionDate", tz).alias("conversion_date"),
+        E.timestamp("lastAccessDate", tz).alias("last_access_date"),
+        E.timestamp("updateDate", tz).alias("update_date"),
+        pl.coalesce(E.text("photoUrl"), E.text("photo")).alias("photo_url"),
+        E.text("gympassId").alias("gympass_id"),
+        E.text("codeTotalpass").alias("code_totalpass"),
+        E.text("userIdGurupass").alias("user_id_gurupass"),
+        E.flag("clientWithPromotionalRestriction").alias("client_with_promotional_restriction"),
+        E.flag("personalTrainer").alias("personal_trainer"),
+        E.text("personalType").alias("personal_type"),
+        E.text("cref").alias("cref"),
+        E.date("crefExpirationDate").alias("cref_expiration_date"),
+        *_employee("Consultant", "employeeConsultant", "consultant"),
+        *_employee("Instructor", "employeeInstructor", "instructor"),
+        *_employee("PersonalTrainer", "employeePersonal", "personal"),
+        pl.coalesce(E.text("idMemberMigration"), E.text("memberMigrationId")).alias("member_migration_id"),
+        E.source_run_id(),
+    )
+
+
+def _memberships(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
+    def f(name: str) -> pl.Expr:
+        return pl.col("_el").struct.field(name)
+
+    def ts(name: str) -> pl.Expr:
+        return E.timestamp(f(name), tz)
+
+    counters = {
+        "num_members": "numMembers", "weekly_limit": "weeklyLimit",
+        "bioimpedance_amount": "bioimpedanceAmount", "concluded_sessions": "concludedSessions",
+        "pending_sessions": "pendingSessions", "scheduled_sessions": "scheduledSessions",
+        "pending_repositions": "pendingRepositions", "repositions_total": "repositionsTotal",
+        "bonus_sessions": "bonusSessions", "number_suspension_times": "numberSuspensionTimes",
+        "max_suspension_days": "maxSuspensionDays", "minimum_suspension_days": "minimumSuspensionDays",
+        "disponible_suspension_days": "disponibleSuspensionDays",
+        "disponible_suspension_times": "disponibleSuspensionTimes", "days_left_to_freeze": "daysLeftToFreeze",
+    }  # fmt: skip
+    flags = {
+        "fl_allow_locker": "flAllowLocker", "fl_additional_membership": "flAdditionalMembership",
+        "allow_les_mills": "allowLesMills", "allows_cancellation_by_app": "allowsCancellationByApp",
+        "signed_terms": "signedTerms", "limitless": "limitless",
+    }  # fmt: skip
+    rows = E.elements(records, "memberships", ["member_id"]).with_columns(
+        E.bigint(f("idMemberMembership")).alias("member_membership_id"),
+        E.bigint(f("idMembership")).alias("membership_id"),
+        pl.coalesce(E.text(f("name")), E.text(f("membershipName"))).alias("membership_name"),
+        pl.coalesce(E.bigint(f("idMemberMembershipRenewed")), E.bigint(f("idMembershipRenewed"))).alias(
+            "membership_renewed_id"
+        ),
+        E.bigint(f("idSale")).alias("sale_id"),
+        ts("saleDate").alias("sale_date"),
+        ts("startDate").alias("start_date"),
+        ts("endDate").alias("end_date"),
+        ts("cancelDate").alias("cancel_date"),
+        ts("cancelDateOn").alias("cancel_date_on"),
+        ts("cancelCreationDate").alias("cancel_creation_date"),
+        E.text(f("membershipStatus")).alias("membership_status"),
+        E.money(f("valueNextMonth")).alias("value_next_month"),
+        E.money(f("originalValue")).alias("original_value"),
+        ts("nextCharge").alias("next_charge"),
+        ts("nextDateSuspension").alias("next_date_suspension"),
+        E.bigint(f("idCategoryMembership")).alias("category_membership_id"),
+        ts("loyaltyEndDate").alias("loyalty_end_date"),
+        ts("assessmentEndDate").alias("assessment_end_date"),
+        ts("acceptanceDate").alias("acceptance_date"),
+        *(E.int32(f(key)).alias(col) for col, key in counters.items()),
+        *(E.flag(f(key)).alias(col) for col, key in flags.items()),
+        E.text(f("contractPrinting")).alias("contract_printing"),
+        E.json_list(f("freezes"), FREEZE_JSON).alias("freezes"),
+        E.json_list(f("sessions"), SESSION_JSON).alias("sessions"),
+        E.source_run_id(),
+    )
+    rows = rows.filter(pl.col("member_membership_id").is_not_null())
+    return E.keep_latest(rows, MEMBERSHIPS.primary_key).select(MEMBERSHIPS.column_names)
+
+
+def _contacts(records: pl.LazyFrame) -> pl.LazyFrame:
+    def f(name: str) -> pl.Expr:
+        return pl.col("_el").struct.field(name)
+
+    rows = E.elements(records, "contacts", ["member_id"]).with_columns(
+        E.bigint(f("idPhone")).alias("phone_id"),
+        E.int32(f("idContactType")).alias("contact_type_id"),
+        _contact_label(pl.col("_el")).alias("contact_type"),
+        E.text(f("ddi")).alias("ddi"),
+        E.text(f("description")).alias("description"),
+        E.source_run_id(),
+    )
+    # a contact without an integer idPhone is keyed by a hash of what it says, stable across runs
+    content = pl.concat_str(
+        [pl.col("contact_type_id").cast(pl.String).fill_null(""), pl.col("description")], separator="|"
+    )
+    rows = (
+        rows.filter(pl.col("phone_id").is_not_null() | pl.col("description").is_not_null())
+        .with_columns(_content=content)
+        .with_columns(
+            contact_key=pl.coalesce(
+                pl.col("phone_id").cast(pl.String), pl.lit("md5:") + plh.col("_content").nchash.md5()
+            )
+        )
+    )
+    return E.keep_latest(rows, CONTACTS.primary_key).select(CONTACTS.column_names)
+
+
+def transform(records: pl.LazyFrame, ctx: TransformContext) -> dict[str, pl.LazyFrame]:
+    """Bronze members (with keys) → members (one row per record), memberships and contacts."""
+    tz = ctx.source_timezone
+    return {
+        MEMBERS.qualified: _members(records, tz),
+        MEMBERSHIPS.qualified: _memberships(records, tz),
+        CONTACTS.qualified: _contacts(records),
+    }
+
+
+ENTITY = Entity(
+    name="members",
+    record=RECORD,
+    key=KEY,
+    keys=keys,
+    core=(MEMBERS, MEMBERSHIPS, CONTACTS),
+    transform=transform,
+    order=10,
+)
