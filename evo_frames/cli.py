@@ -108,14 +108,19 @@ def _emit(data: Any, as_json: bool, text: str) -> None:
         typer.echo(text)
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"evo-frames {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress and show tracebacks.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)
+    ] = False,
 ) -> None:
-    if version:
-        typer.echo(f"evo-frames {__version__}")
-        raise typer.Exit()
     _state["verbose"] = verbose
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -292,7 +297,7 @@ def main() -> None:
     Usage errors are typer's own (a message naming the option and exit 2).
     """
     try:
-        app()
+        app(prog_name="evo-frames")
     except EvoFramesError as e:
         if _state["verbose"]:
             log.exception("failed")

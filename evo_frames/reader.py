@@ -64,7 +64,13 @@ __all__ = [
 MAX_REJECT_RAW = 65536  # bytes of a rejected line kept in evo_meta.rejects; raw_length keeps the full length
 MAX_LINE_BYTES = 256 << 20  # a longer line is rejected and skipped instead of being buffered whole
 
-REJECT_SCHEMA = {"line": pl.Int64, "stage": pl.String, "reason": pl.String, "raw": pl.String, "raw_length": pl.Int64}
+REJECT_SCHEMA = {
+    "line": pl.Int64,
+    "stage": pl.String,
+    "reason": pl.String,
+    "raw": pl.String,
+    "raw_length": pl.Int64,
+}
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
@@ -168,6 +174,8 @@ def iter_lines(
         chunker.reject(_too_long(next_line, skipped[0], skipped[1], max_line_bytes))
     elif carry_len:
         fragment = b"".join(carry)
+        if next_line == 1:
+            fragment = fragment.removeprefix(_BOM)
         if stats.partial and fragment.strip(_JSON_SPACE.encode()):
             # the stream broke inside this line: whatever was decompressed of it is incomplete
             chunker.reject(_reject_row(next_line, f"{stats.error} (incomplete last line)", fragment))
@@ -282,6 +290,7 @@ class _Chunker:
         self.frames: list[pl.DataFrame] = []
         self.rows = 0
         self.rejects: list[pl.DataFrame] = []
+        self.reject_rows = 0
 
     def block(self, block: bytes, first_line: int) -> int:
         """Split ``block`` (complete lines joined by ``\\n``) and queue its lines and rejects.
@@ -298,16 +307,21 @@ class _Chunker:
             self.rows += lines.height
         if rejects.height:
             self.rejects.append(rejects)
+            self.reject_rows += rejects.height
         return first_line + physical
 
     def reject(self, row: dict[str, Any]) -> None:
         """Queue one rejected line (read stage)."""
         self.stats.lines_read += 1
         self.rejects.append(pl.DataFrame([row], schema=REJECT_SCHEMA))
+        self.reject_rows += 1
 
     def full(self) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
-        """Yield the full chunks queued so far."""
+        """Yield the full chunks queued so far (rejects alone too, once there are chunk_lines of them)."""
         if self.rows < self.chunk_lines:
+            if self.reject_rows >= self.chunk_lines:
+                # a file of mostly bad lines must not pile its rejects up in memory
+                yield _empty_lines(), self._take_rejects()
             return
         lines = pl.concat(self.frames) if len(self.frames) > 1 else self.frames[0]
         n_full = lines.height // self.chunk_lines * self.chunk_lines
@@ -326,7 +340,7 @@ class _Chunker:
 
     def _take_rejects(self) -> pl.DataFrame:
         rejects = pl.concat(self.rejects) if self.rejects else pl.DataFrame(schema=REJECT_SCHEMA)
-        self.rejects = []
+        self.rejects, self.reject_rows = [], 0
         return rejects
 
 
@@ -347,7 +361,10 @@ def _split_block(block: bytes, first_line: int) -> tuple[pl.DataFrame, pl.DataFr
     raw = pl.Series("raw", parts, dtype=pl.String).str.strip_suffix("\r")
     physical = raw.len()
     lines = pl.DataFrame(
-        {"_source_line": pl.int_range(first_line, first_line + physical, dtype=pl.Int64, eager=True), "raw": raw}
+        {
+            "_source_line": pl.int_range(first_line, first_line + physical, dtype=pl.Int64, eager=True),
+            "raw": raw,
+        }
     ).filter(pl.col("raw").str.contains(r"[^ \t\r]"))
     return lines, pl.DataFrame(schema=REJECT_SCHEMA), physical
 
@@ -364,7 +381,9 @@ def _split_block_slow(block: bytes, first_line: int) -> tuple[pl.DataFrame, pl.D
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
             rejects.append(
-                _reject_row(first_line + physical - 1, f"invalid UTF-8 at byte {exc.start + 1} of the line", line)
+                _reject_row(
+                    first_line + physical - 1, f"invalid UTF-8 at byte {exc.start + 1} of the line", line
+                )
             )
             continue
         if text.strip(_JSON_SPACE):
@@ -391,7 +410,9 @@ def _clip(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _reject_row(line: int, reason: str, data: bytes, stage: str = "read", length: int | None = None) -> dict[str, Any]:
+def _reject_row(
+    line: int, reason: str, data: bytes, stage: str = "read", length: int | None = None
+) -> dict[str, Any]:
     return {
         "line": line,
         "stage": stage,
@@ -413,7 +434,9 @@ def _head(pieces: list[bytes]) -> bytes:
 
 
 def _too_long(line: int, head: bytes, length: int, limit: int) -> dict[str, Any]:
-    return _reject_row(line, f"line longer than {limit} bytes ({length} bytes), not loaded", head, length=length)
+    return _reject_row(
+        line, f"line longer than {limit} bytes ({length} bytes), not loaded", head, length=length
+    )
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -436,72 +459,70 @@ def decode(lines: pl.DataFrame, dtype: pl.Struct) -> tuple[pl.DataFrame, pl.Data
 
     Raises:
         TypeError: if ``dtype`` is not a ``pl.Struct``.
-        ValueError: if a field of ``dtype`` is named ``_source_line`` or ``raw``.
+        ValueError: if a field of ``dtype`` is named ``_source_line``, ``raw`` or ``_row``.
     """
     if not isinstance(dtype, pl.Struct):
         raise TypeError(f"dtype must be a pl.Struct, got {dtype!r}")
-    clash = {"_source_line", "raw"} & {field.name for field in dtype.fields}
+    clash = {"_source_line", "raw", "_row"} & {field.name for field in dtype.fields}
     if clash:
         raise ValueError(f"dtype fields {sorted(clash)} clash with the columns of the lines frame")
-    frame = lines.select(pl.col("_source_line").cast(pl.Int64), pl.col("raw").cast(pl.String))
-    reason = _precheck(frame)
+    # _row (input position) lets rejects found by different checks come back in input order
+    frame = lines.select(pl.col("_source_line").cast(pl.Int64), pl.col("raw").cast(pl.String)).with_row_index(
+        "_row"
+    )
+    reason = _precheck(frame.get_column("raw"))
     bad = reason.is_not_null()
     rejects = [_reject_frame(frame.filter(bad), reason.filter(bad))] if bad.any() else []
     parts: list[pl.DataFrame] = []
     good = frame.filter(~bad) if rejects else frame
     if good.height:
         _decode_parts(good, dtype, parts, rejects)
-    records = pl.concat(parts) if parts else _decode_all(_empty_lines(), dtype)
-    rejected = pl.concat(rejects) if rejects else pl.DataFrame(schema=REJECT_SCHEMA)
+    records = pl.concat(parts) if parts else _decode_all(frame.clear(), dtype)
+    rejected = pl.concat(rejects) if rejects else _reject_frame(frame.clear(), pl.Series([], dtype=pl.String))
     if len(rejects) > 1:
-        # pre-check and fallback rejects interleave: restore input order (few rows)
-        order = frame.with_row_index("_i").select("_source_line", "_i")
-        rejected = rejected.join(order, left_on="line", right_on="_source_line", how="left", maintain_order="left")
-        rejected = rejected.sort("_i", maintain_order=True).drop("_i")
-    return records, rejected
+        rejected = rejected.sort("_row")
+    return records.drop("_row"), rejected.drop("_row")
 
 
-def _precheck(frame: pl.DataFrame) -> pl.Series:
-    """Reason why each line cannot be loaded whatever the dtype, or null (vectorised; exact checks on few rows)."""
-    raw = frame.get_column("raw")
+def _precheck(raw: pl.Series) -> pl.Series:
+    """Why each line cannot load whatever the dtype, or null: vectorised, exact checks only on suspect rows."""
+    reason = pl.repeat(None, raw.len(), dtype=pl.String, eager=True)
     not_object = ~raw.str.contains(r"^[ \t\r]*\{").fill_null(False)
-    reason = pl.Series("reason", [None] * frame.height, dtype=pl.String)
     if not_object.any():
-        first = raw.filter(not_object).str.strip_chars_start(_JSON_SPACE).str.slice(0, 1)
-        text = (
-            pl.when(first.fill_null("") == "")
+        first = raw.filter(not_object).str.strip_chars_start(_JSON_SPACE).str.slice(0, 1).fill_null("")
+        text = pl.select(
+            pl.when(pl.lit(first) == "")
             .then(pl.lit("not a JSON object (empty line)"))
-            .otherwise(pl.concat_str(pl.lit("not a JSON object (starts with '"), first, pl.lit("')")))
-        )
-        reason = reason.scatter(not_object.arg_true(), pl.select(text).to_series())
+            .otherwise(pl.concat_str(pl.lit("not a JSON object (starts with '"), pl.lit(first), pl.lit("')")))
+        ).to_series()
+        reason.scatter(not_object.arg_true(), text)
     suspect = raw.str.contains(_SUSPECT_ESCAPE).fill_null(False) & ~not_object
     if suspect.any():
         tokens = raw.filter(suspect).str.extract_all(_ESCAPE_TOKEN)
         has_nul = tokens.list.eval(pl.element() == r"\u0000").list.any()
         lone = tokens.list.eval(pl.element().str.contains(_LONE_SURROGATE)).list.any()
-        text = (
-            pl.when(has_nul)
+        text = pl.select(
+            pl.when(pl.lit(has_nul))
             .then(pl.lit("contains \\u0000, which PostgreSQL text/JSONB cannot store"))
-            .when(lone)
+            .when(pl.lit(lone))
             .then(pl.lit("contains an unpaired UTF-16 surrogate escape, which PostgreSQL JSONB cannot store"))
-        )
-        reason = reason.scatter(suspect.arg_true(), pl.select(text).to_series())
+        ).to_series()
+        reason.scatter(suspect.arg_true(), text)
     return reason
 
 
 def _reject_frame(frame: pl.DataFrame, reason: pl.Series) -> pl.DataFrame:
-    """Rejects (stage decode) for the rows of ``frame``, raw clipped to :data:`MAX_REJECT_RAW` bytes."""
-    rejects = pl.DataFrame(
-        {
-            "line": frame.get_column("_source_line"),
-            "stage": pl.Series([None] * frame.height, dtype=pl.String).fill_null("decode"),
-            "reason": reason,
-            "raw": frame.get_column("raw"),
-            "raw_length": frame.get_column("raw").str.len_bytes().cast(pl.Int64),
-        },
-        schema=REJECT_SCHEMA,
+    """Rejects (stage decode, plus ``_row``) for the rows of ``frame``, raw clipped to MAX_REJECT_RAW bytes."""
+    rejects = frame.select(
+        line=pl.col("_source_line"),
+        stage=pl.lit("decode", dtype=pl.String),
+        reason=pl.lit(reason, dtype=pl.String),
+        raw=pl.col("raw"),
+        raw_length=pl.col("raw").str.len_bytes().cast(pl.Int64),
+        _row=pl.col("_row"),
     )
     if (rejects.get_column("raw_length") > MAX_REJECT_RAW).any():
+        # rare (huge bad lines): cut on a UTF-8 boundary, which Polars' char-based slicing cannot do
         clipped = [_clip(raw.encode("utf-8")) for raw in rejects.get_column("raw")]
         rejects = rejects.with_columns(raw=pl.Series(clipped, dtype=pl.String))
     return rejects
@@ -518,7 +539,7 @@ def _decode_all(frame: pl.DataFrame, dtype: pl.Struct) -> pl.DataFrame:
 def _decode_parts(
     frame: pl.DataFrame, dtype: pl.Struct, parts: list[pl.DataFrame], rejects: list[pl.DataFrame]
 ) -> None:
-    """Decode ``frame``; on failure bisect it so only the failing lines take the per-line fallback."""
+    """Decode ``frame``; on failure bisect it so that only the failing lines take the per-line fallback."""
     try:
         parts.append(_decode_all(frame, dtype))
         return
@@ -529,20 +550,22 @@ def _decode_parts(
         _decode_parts(frame.slice(0, mid), dtype, parts, rejects)
         _decode_parts(frame.slice(mid), dtype, parts, rejects)
         return
-    line, raw = frame.row(0)
+    raw = frame.item(0, "raw")
     try:
-        value = json.loads(raw, object_pairs_hook=_first_key_wins, parse_float=_parse_float, parse_constant=_no_constant)
+        value = json.loads(
+            raw, object_pairs_hook=_first_key_wins, parse_float=_parse_float, parse_constant=_no_constant
+        )
     except (ValueError, RecursionError) as exc:
-        rejects.append(_reject_frame(frame, pl.Series([f"malformed JSON: {exc}"], dtype=pl.String)))
+        rejects.append(_reject_frame(frame, pl.Series([f"malformed JSON: {exc}"])))
         return
     try:
-        parts.append(_decode_all(frame.with_columns(raw=pl.lit(json.dumps(_coerce(value, dtype)))), dtype))
+        record = _decode_all(frame.with_columns(raw=pl.lit(json.dumps(_coerce(value, dtype)))), dtype)
     except _DECODE_ERRORS as exc:
-        # safety net: a drift _coerce does not know about; quarantine instead of failing the batch
+        # safety net for a drift _coerce does not know: quarantine the line rather than fail the batch
         message = str(exc).split("\n", 1)[0]
-        rejects.append(_reject_frame(frame, pl.Series([f"does not fit the schema: {message}"], dtype=pl.String)))
+        rejects.append(_reject_frame(frame, pl.Series([f"does not fit the schema: {message}"])))
         return
-    parts[-1] = parts[-1].with_columns(raw=pl.lit(raw, dtype=pl.String))
+    parts.append(record.with_columns(raw=pl.lit(raw, dtype=pl.String)))
 
 
 class _BigNumber(str):

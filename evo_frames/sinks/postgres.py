@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from ..errors import SinkError, redact
 from .dialect import POSTGRESQL
@@ -34,7 +34,7 @@ def with_timeouts(url: str, connect_timeout: int, statement_timeout: int) -> str
     if "statement_timeout" not in options:
         params["options"] = f"{options} -c statement_timeout={statement_timeout * 1000}".strip()
     params.setdefault("application_name", "evo-frames")
-    return urlunsplit(u._replace(query=urlencode(params)))
+    return urlunsplit(u._replace(query=urlencode(params, quote_via=quote)))
 
 
 def _connect_failure(error: Exception, where: str, timeout: int) -> SinkError:
@@ -46,7 +46,7 @@ def _connect_failure(error: Exception, where: str, timeout: int) -> SinkError:
         hint = "the database does not exist; create it or fix the database name in the URL"
     elif "connection refused" in lowered:
         hint = "nothing listens at that host and port; check the host, the port and that the server runs"
-    elif "timeout" in lowered or "timed out" in lowered:
+    elif "timeout expired" in lowered or "timed out" in lowered:
         hint = f"no answer within the connect timeout ({timeout}s); check the host and the network"
     elif "could not translate host name" in lowered or "name or service not known" in lowered:
         hint = "the host name does not resolve; check the host in the URL"
