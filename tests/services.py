@@ -14,6 +14,7 @@ with the tail of the server's log.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import pwd
@@ -144,24 +145,18 @@ def find_postgres_bin() -> Path:
     Looks on PATH first (following symlinks such as /usr/local/bin/initdb), then in
     /usr/lib/postgresql/*/bin, newest major version first.
     """
-    looked: list[str] = []
     on_path = shutil.which("initdb")
-    candidates: list[Path] = []
-    if on_path:
-        candidates.append(Path(on_path).resolve().parent)
-    looked.append("PATH")
-    versioned = sorted(
+    candidates = [Path(on_path).resolve().parent] if on_path else []
+    candidates += sorted(
         (p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit()),
         key=lambda p: int(p.parent.name),
         reverse=True,
     )
-    candidates.extend(versioned)
-    looked.append("/usr/lib/postgresql/*/bin")
     for directory in candidates:
         if all(os.access(directory / tool, os.X_OK) for tool in ("initdb", "pg_ctl", "postgres")):
             return directory
     raise ServiceUnavailable(
-        f"PostgreSQL server binaries not found (looked in {', '.join(looked)}); "
+        "PostgreSQL server binaries not found (looked in PATH and /usr/lib/postgresql/*/bin); "
         f"install with `apt-get install -y postgresql` or set {PG_URL_ENV}"
     )
 
@@ -191,7 +186,7 @@ class PostgresServer(PostgresAdmin):
 
     @property
     def log_file(self) -> Path:
-        """The server log (pg_ctl -l); also where initdb's output goes on failure."""
+        """The server log (``pg_ctl -l``), quoted in every failure after initdb."""
         return self.base / "postgres.log"
 
     @classmethod
@@ -422,23 +417,35 @@ class Azurite:
         return server
 
     def _wait_ready(self, timeout: float) -> None:
-        """Poll the port until it accepts a connection, the process dies, or time runs out."""
+        """Poll until Azurite itself answers HTTP, the process dies, or time runs out.
+
+        An open port alone is not proof: another server could hold it while ours died.
+        """
         deadline = time.monotonic() + timeout
         while True:
             code = self.process.poll()
             if code is not None:
                 raise _failure(f"Azurite {self.version} exited with code {code} on start", self.log_file)
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise _failure(
-                        f"Azurite {self.version} did not accept connections on 127.0.0.1:{self.port} "
-                        f"within {timeout:.0f} s",
-                        self.log_file,
-                    ) from None
-                time.sleep(0.1)
+            if self._answers():
+                return
+            if time.monotonic() > deadline:
+                raise _failure(
+                    f"Azurite {self.version} did not answer on 127.0.0.1:{self.port} within {timeout:.0f} s",
+                    self.log_file,
+                )
+            time.sleep(0.1)
+
+    def _answers(self) -> bool:
+        """True if the port serves HTTP with Azurite's ``Server`` header (any status will do)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+        try:
+            conn.request("GET", "/")
+            server = conn.getresponse().getheader("Server") or ""
+        except OSError:
+            return False
+        finally:
+            conn.close()
+        return server.startswith("Azurite-Blob/")
 
     def create_container(self, name: str) -> LakeLocation:
         """Create blob container ``name`` and return it as an ``az://`` lake location."""
