@@ -171,6 +171,7 @@ class PostgresServer(PostgresAdmin):
 
     ROLE = "evo"
     DATABASE = "evo"
+    BOOTSTRAP_PASSWORD = "postgres"
 
     def __init__(self, bin_dir: Path, base: Path, port: int, run_as: str | None) -> None:
         super().__init__(f"postgresql://{self.ROLE}:{self.ROLE}@127.0.0.1:{port}/{self.DATABASE}")
@@ -217,7 +218,7 @@ class PostgresServer(PostgresAdmin):
 
     def _create_role_and_database(self) -> None:
         """Create role ``evo`` and its database, connecting as the bootstrap superuser."""
-        admin = PostgresAdmin(f"postgresql://postgres@127.0.0.1:{self.port}/postgres")
+        admin = PostgresAdmin(f"postgresql://postgres:{self.BOOTSTRAP_PASSWORD}@127.0.0.1:{self.port}/postgres")
         try:
             admin.execute(f"CREATE ROLE {self.ROLE} LOGIN SUPERUSER PASSWORD '{self.ROLE}'")
             admin.execute(f"CREATE DATABASE {self.DATABASE} OWNER {self.ROLE}")
@@ -247,7 +248,16 @@ class PostgresServer(PostgresAdmin):
             )
 
     def _initdb(self, timeout: float) -> None:
-        """Create the cluster: superuser ``postgres``, trust auth, UTF-8, no fsync."""
+        """Create the cluster: superuser ``postgres``, UTF-8, no fsync.
+
+        TCP connections need a password (scram), as on a real server, so tests can check what a
+        wrong password does; the socket in the temp dir trusts local users.
+        """
+        pwfile = self.base / "pwfile"
+        pwfile.write_text(self.BOOTSTRAP_PASSWORD + "\n")
+        if self.run_as:
+            user = pwd.getpwnam(self.run_as)
+            os.chown(pwfile, user.pw_uid, user.pw_gid)
         self._run(
             [
                 str(self.bin_dir / "initdb"),
@@ -255,8 +265,9 @@ class PostgresServer(PostgresAdmin):
                 str(self.data_dir),
                 "-U",
                 "postgres",
-                "-A",
-                "trust",
+                f"--pwfile={pwfile}",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
                 "-E",
                 "UTF8",
                 "--locale=C.UTF-8",
