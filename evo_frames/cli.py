@@ -215,6 +215,38 @@ def run(
 
 
 @app.command()
+def transform(
+    entity: EntityOpt,
+    target: TargetOpt = None,
+    full_refresh: Annotated[
+        bool,
+        typer.Option("--full-refresh", help="Rebuild the CORE tables into shadow tables and swap them in atomically."),
+    ] = False,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-derive CORE from STG without reading the lake.
+
+    Incremental by default: only records whose CORE row is missing or older than STG.
+    """
+    from .pipeline import new_load_id, transform_entity
+    from .registry import discover, select
+
+    settings = _settings(config, target=target)
+    load_id = new_load_id()
+    with _sink(settings) as sink:
+        summaries = [
+            transform_entity(sink, ent, settings, load_id=load_id, full_refresh=full_refresh)
+            for ent in select(discover(), entity)
+        ]
+    _emit(
+        [s.to_dict() for s in summaries] if len(summaries) > 1 else summaries[0].to_dict(),
+        as_json,
+        "\n".join(_format_summary(s) for s in summaries),
+    )
+
+
+@app.command()
 def init(target: TargetOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Create or upgrade schemas, tables and indexes (idempotent, never drops anything)."""
     from .registry import discover

@@ -221,6 +221,41 @@ class _Prefetcher:
         self._feeds.clear()
 
 
+def check_output(entity: Entity, frames: dict[str, pl.LazyFrame], records: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Collect a transform's frames, cast to the declared types; refuse missing tables/columns."""
+    expected = {t.qualified: t for t in entity.core}
+    if set(frames) != set(expected):
+        raise TransformError(f"transform {entity.name} returned tables {sorted(frames)}; it declares {sorted(expected)}")
+    collected = pl.collect_all([frames[name] for name in expected])
+    out: dict[str, pl.DataFrame] = {}
+    for (name, table), frame in zip(expected.items(), collected, strict=True):
+        missing = [c for c in table.column_names if c not in frame.columns]
+        if missing:
+            raise TransformError(f"transform {entity.name}: table {name} lacks columns {missing}")
+        try:
+            out[name] = frame.select([pl.col(c).cast(dtype) for c, dtype in table.polars_schema().items()])
+        except pl.exceptions.PolarsError as e:
+            raise TransformError(f"transform {entity.name}: table {name} has a column of the wrong type: {e}") from e
+    parent = entity.core[0].qualified
+    if out[parent].height != records.height:
+        raise TransformError(
+            f"transform {entity.name}: parent table {parent} has {out[parent].height} rows for "
+            f"{records.height} records; the parent must keep one row per record"
+        )
+    return out
+
+
+def count_cast_failures(entity: Entity, records: pl.DataFrame, parent: pl.DataFrame, casts: dict[str, int]) -> None:
+    """Add, per parent column, the records whose non-empty source value became NULL."""
+    for col in entity.core[0].columns:
+        if col.source is None or col.source not in records.columns:
+            continue
+        given = records[col.source].cast(pl.String).str.strip_chars().fill_null("") != ""
+        n = int((given & parent[col.name].is_null()).sum())
+        if n:
+            casts[col.name] += n
+
+
 class Loader:
     """Loads one entity's selected files into a sink; see the module docstring."""
 
@@ -231,8 +266,6 @@ class Loader:
         self.summary = summary
         self.ctx = TransformContext(source_timezone=settings.source_timezone)
         self.options = storage_options(settings.lake)
-        parent = entity.core[0]
-        self._cast_checks = [(c.name, c.source) for c in parent.columns if c.source]
 
     def _read(self, file: lakes.BronzeFile) -> tuple[Iterator[Piece], FileStats]:
         return read_file(file, self.entity, self.ctx, chunk_rows=self.settings.chunk_rows, options=self.options)
@@ -338,49 +371,11 @@ class Loader:
             for path, n in dropped.iter_rows():
                 dups[path] += n
         frames = self.entity.transform(kept.lazy(), self.ctx)
-        core = self._check_output(frames, kept)
-        self._count_cast_failures(kept, core[self.entity.core[0].qualified], casts)
+        core = check_output(self.entity, frames, kept)
+        count_cast_failures(self.entity, kept, core[self.entity.core[0].qualified], casts)
         stg = kept.rename({"raw": "raw_data"})
         for table, counts in self.sink.write_chunk(self.entity, stg, core).items():
             table_counts[table].add(counts)
-
-    def _check_output(self, frames: dict[str, pl.LazyFrame], records: pl.DataFrame) -> dict[str, pl.DataFrame]:
-        expected = {t.qualified: t for t in self.entity.core}
-        if set(frames) != set(expected):
-            raise TransformError(
-                f"transform {self.entity.name} returned tables {sorted(frames)}; it declares {sorted(expected)}"
-            )
-        collected = pl.collect_all([frames[name] for name in expected])
-        out: dict[str, pl.DataFrame] = {}
-        for (name, table), frame in zip(expected.items(), collected, strict=True):
-            missing = [c for c in table.column_names if c not in frame.columns]
-            if missing:
-                raise TransformError(f"transform {self.entity.name}: table {name} lacks columns {missing}")
-            try:
-                out[name] = frame.select(
-                    [pl.col(c).cast(dtype) for c, dtype in table.polars_schema().items()]
-                )
-            except pl.exceptions.PolarsError as e:
-                raise TransformError(f"transform {self.entity.name}: table {name} has a column of the wrong type: {e}") from e
-        parent = self.entity.core[0].qualified
-        if out[parent].height != records.height:
-            raise TransformError(
-                f"transform {self.entity.name}: parent table {parent} has {out[parent].height} rows for "
-                f"{records.height} records; the parent must keep one row per record"
-            )
-        return out
-
-    def _count_cast_failures(self, records: pl.DataFrame, parent: pl.DataFrame, casts: dict[str, int]) -> None:
-        if not self._cast_checks:
-            return
-        failed = {
-            col: int(((records[src].cast(pl.String).str.strip_chars().fill_null("") != "") & parent[col].is_null()).sum())
-            for col, src in self._cast_checks
-            if src in records.columns
-        }
-        for col, n in failed.items():
-            if n:
-                casts[col] += n
 
     def _manifest(self, outcomes: list[FileOutcome], rejects: pl.DataFrame, dups: dict[str, int]) -> pl.DataFrame:
         reject_counts = dict(rejects.group_by("_source_file").len().iter_rows()) if rejects.height else {}
@@ -489,4 +484,45 @@ def run_entity(
             sink.record_run(run_row)
         except EvoFramesError:  # the run's own error is the one to report
             log.debug("could not record the run's end", exc_info=True)
+    return summary
+
+
+def transform_entity(sink: SqlSink, entity: Entity, settings: Settings, *, load_id: str, full_refresh: bool) -> Summary:
+    """STG → CORE without reading the lake: re-derive CORE rows from ``raw_data``.
+
+    Incremental: only keys whose CORE parent row is missing or older than the STG row. With
+    ``full_refresh``: rebuild every CORE table of the entity into a shadow table, index it once,
+    and swap it in atomically, so readers never see an empty table.
+    """
+    summary = Summary(entity=entity.name, target=sink.display, load_id=load_id)
+    started = time.perf_counter()
+    sink.ensure_tables([entity])
+    ctx = TransformContext(source_timezone=settings.source_timezone)
+    if full_refresh:
+        sink.begin_refresh(entity)
+    counts: dict[str, Counts] = defaultdict(Counts)
+    casts: dict[str, int] = defaultdict(int)
+    for stg in sink.read_stg(entity, settings.chunk_rows):
+        lines = stg.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_line"), pl.col("raw_data").alias("raw"))
+        decoded, _ = decode(lines, entity.record)
+        lineage = stg.select(*ORDER, "ingestion_date").with_row_index("_row")
+        records = (
+            decoded.rename({"_source_line": "_row"})
+            .with_columns(pl.col("_row").cast(pl.UInt32))
+            .join(lineage, on="_row", how="left")
+            .drop("_row")
+        )
+        keyed = entity.keys(records.lazy(), ctx).collect().filter(pl.col("_key_error").is_null())
+        core = check_output(entity, entity.transform(keyed.lazy(), ctx), keyed)
+        count_cast_failures(entity, keyed, core[entity.core[0].qualified], casts)
+        for table, c in sink.write_core(entity, keyed, core, shadow=full_refresh).items():
+            counts[table].add(c)
+        sink.commit()
+        summary.lines_read += stg.height
+        summary.rows_loaded += keyed.height
+    if full_refresh:
+        sink.finish_refresh(entity)
+    summary.tables = dict(counts)
+    summary.cast_failures = dict(casts)
+    summary.seconds = time.perf_counter() - started
     return summary

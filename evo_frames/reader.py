@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ __all__ = [
 
 MAX_REJECT_RAW = 65536  # bytes of a rejected line kept in evo_meta.rejects; raw_length keeps the full length
 MAX_LINE_BYTES = 256 << 20  # a longer line is rejected and skipped instead of being buffered whole
+DECODE_SLICE_BYTES = int(os.environ.get("EVO_DECODE_SLICE", 4 << 20))
 
 REJECT_SCHEMA = {
     "line": pl.Int64,
@@ -163,7 +165,8 @@ def iter_lines(
                         skipped = (_head(carry), carry_len)
                         carry, carry_len = [], 0
                     break
-                block = b"".join([*carry, piece[:nl]]) if carry else piece[:nl]
+                # a memoryview spares copying the block when no partial line is carried over
+                block = b"".join([*carry, memoryview(piece)[:nl]]) if carry_len else memoryview(piece)[:nl]
                 carry, carry_len = [piece[nl + 1 :]], len(piece) - nl - 1
                 next_line = chunker.block(block, next_line)
                 yield from chunker.full()
@@ -292,7 +295,7 @@ class _Chunker:
         self.rejects: list[pl.DataFrame] = []
         self.reject_rows = 0
 
-    def block(self, block: bytes, first_line: int) -> int:
+    def block(self, block: bytes | memoryview, first_line: int) -> int:
         """Split ``block`` (complete lines joined by ``\\n``) and queue its lines and rejects.
 
         Returns:
@@ -344,28 +347,34 @@ class _Chunker:
         return rejects
 
 
-def _split_block(block: bytes, first_line: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+def _split_block(block: bytes | memoryview, first_line: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """Split complete lines (joined by ``\\n``, no final newline) into a lines frame and read rejects.
 
     Returns:
         ``(lines, rejects, physical)``: non-blank lines, invalid-UTF-8 rejects, physical line count.
     """
-    if first_line == 1 and block.startswith(_BOM):
+    if first_line == 1 and bytes(block[: len(_BOM)]) == _BOM:
         block = block[len(_BOM) :]
+    # zero-copy wrap + pyarrow split + one strict cast to String measured 3x faster than bytes.decode and
+    # splitting text (pyarrow split_pattern, Polars str.split().explode(), str.split + pl.Series)
+    offsets = pa.array([0, len(block)], pa.int64()).buffers()[1]
+    whole = pa.LargeBinaryArray.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(block)])
     try:
-        text = block.decode("utf-8")
-    except UnicodeDecodeError:
-        return _split_block_slow(block, first_line)
-    # pyarrow's split_pattern measured faster than str.split().explode() and text.split()+pl.Series
-    parts = pc.split_pattern(pa.array([text], pa.large_string()), "\n").flatten()
-    raw = pl.Series("raw", parts, dtype=pl.String).str.strip_suffix("\r")
+        raw = pl.Series("raw", pc.split_pattern(whole, b"\n").flatten()).cast(pl.String)
+    except pl.exceptions.ComputeError:  # invalid UTF-8 somewhere in the block
+        return _split_block_slow(bytes(block), first_line)
+    if raw.str.ends_with("\r").any():
+        raw = raw.str.strip_suffix("\r")
     physical = raw.len()
     lines = pl.DataFrame(
         {
             "_source_line": pl.int_range(first_line, first_line + physical, dtype=pl.Int64, eager=True),
             "raw": raw,
         }
-    ).filter(pl.col("raw").str.contains(r"[^ \t\r]"))
+    )
+    non_blank = raw.str.contains(r"[^ \t\r]")
+    if not non_blank.all():
+        lines = lines.filter(non_blank)
     return lines, pl.DataFrame(schema=REJECT_SCHEMA), physical
 
 
@@ -476,7 +485,12 @@ def decode(lines: pl.DataFrame, dtype: pl.Struct) -> tuple[pl.DataFrame, pl.Data
     parts: list[pl.DataFrame] = []
     good = frame.filter(~bad) if rejects else frame
     if good.height:
-        _decode_parts(good, dtype, parts, rejects)
+        # json_decode slows down (~2x at 100k lines) and its scratch memory grows with the rows per call:
+        # decode in slices of about DECODE_SLICE_BYTES
+        size = good.get_column("raw").str.len_bytes().sum()
+        step = max(1, good.height * DECODE_SLICE_BYTES // max(size, 1))
+        for start in range(0, good.height, step):
+            _decode_parts(good.slice(start, step), dtype, parts, rejects)
     records = pl.concat(parts) if parts else _decode_all(frame.clear(), dtype)
     rejected = pl.concat(rejects) if rejects else _reject_frame(frame.clear(), pl.Series([], dtype=pl.String))
     if len(rejects) > 1:

@@ -25,6 +25,8 @@ class Dialect:
         lock_sql: statement that serialises loads of one entity in a transaction (``{}`` = key).
         table_stats_sql: query of one table's ``bytes`` and ``dead_rows`` (``{schema}``,
             ``{table}``), or None where the target has no such statistics.
+        index_names_sql: query of the index names (``name``) of a ``{schema}``, where indexes are
+            schema objects with names of their own (renamed when a full refresh swaps tables).
         secondary_indexes: create the tables' secondary indexes. DuckDB answers analytic queries
             from zone maps and its ART indexes slow every upsert, so it only keeps primary keys.
     """
@@ -39,6 +41,7 @@ class Dialect:
     lock_sql: str | None
     secondary_indexes: bool
     table_stats_sql: str | None
+    index_names_sql: str | None
 
 
 _COMMON_TYPES = {
@@ -71,6 +74,7 @@ POSTGRESQL = Dialect(
         "(SELECT inhrelid FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent "
         "WHERE p.relname = '{table}' AND p.relnamespace = n.oid))"
     ),
+    index_names_sql="SELECT indexname AS name FROM pg_indexes WHERE schemaname = '{schema}'",
 )
 
 DUCKDB = Dialect(
@@ -88,4 +92,5 @@ DUCKDB = Dialect(
     lock_sql=None,
     secondary_indexes=False,
     table_stats_sql=None,
+    index_names_sql=None,
 )

@@ -16,6 +16,7 @@ manifest row commit together.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Iterable, Iterator, Sequence
@@ -98,6 +99,15 @@ META_TABLES = (FILES, REJECTS, RUNS)
 #: columns the sink manages on every table, after the declared ones
 MANAGED = ("_loaded_at", "_updated_at")
 HASH_COLUMN = "_content_hash"
+
+
+SHADOW = "__shadow"
+
+
+def shadow_table(table: Table) -> Table:
+    """The table a full refresh builds before swapping it in for ``table``."""
+    indexes = tuple(dataclasses.replace(i, name=i.name + SHADOW) for i in table.indexes)
+    return dataclasses.replace(table, name=table.name + SHADOW, indexes=indexes)
 
 
 def q(name: str) -> str:
@@ -277,29 +287,73 @@ class SqlSink:
         for schema in sorted({t.schema for t, _ in tables}):
             self.execute(f"CREATE SCHEMA IF NOT EXISTS {q(schema)}")
         for table, hashed in tables:
-            ddl, cols = self._table_ddl(table, hashed=hashed)
-            have = self.existing_columns(table)
-            if not have:
-                self.execute(ddl, f"creating {table.qualified}")
-                changes.append(f"created {table.qualified}")
-            else:
-                for name, col_ddl in cols:
-                    if name not in have:
-                        # a NOT NULL column cannot be added to rows that exist; it is added nullable
-                        self.execute(
-                            f"ALTER TABLE {qt(table)} ADD COLUMN IF NOT EXISTS {col_ddl.replace(' NOT NULL', '')}",
-                            f"adding column {table.qualified}.{name}",
-                        )
-                        changes.append(f"added column {table.qualified}.{name}")
-            for index in table.indexes if self.dialect.secondary_indexes else ():
-                where = f" WHERE {index.where}" if index.where else ""
-                cols_sql = ", ".join(q(c) for c in index.columns)
-                self.execute(
-                    f"CREATE INDEX IF NOT EXISTS {q(index.name)} ON {qt(table)} ({cols_sql}){where}",
-                    f"creating index {index.name}",
-                )
+            changes += self._ensure_table(table, hashed=hashed)
+            self._ensure_indexes(table)
         self.commit()
         return changes
+
+    def _ensure_table(self, table: Table, *, hashed: bool) -> list[str]:
+        ddl, cols = self._table_ddl(table, hashed=hashed)
+        have = self.existing_columns(table)
+        if not have:
+            self.execute(ddl, f"creating {table.qualified}")
+            return [f"created {table.qualified}"]
+        changes = []
+        for name, col_ddl in cols:
+            if name not in have:
+                # a NOT NULL column cannot be added to rows that exist; it is added nullable
+                self.execute(
+                    f"ALTER TABLE {qt(table)} ADD COLUMN IF NOT EXISTS {col_ddl.replace(' NOT NULL', '')}",
+                    f"adding column {table.qualified}.{name}",
+                )
+                changes.append(f"added column {table.qualified}.{name}")
+        return changes
+
+    def _ensure_indexes(self, table: Table) -> None:
+        for index in table.indexes if self.dialect.secondary_indexes else ():
+            where = f" WHERE {index.where}" if index.where else ""
+            cols_sql = ", ".join(q(c) for c in index.columns)
+            self.execute(
+                f"CREATE INDEX IF NOT EXISTS {q(index.name)} ON {qt(table)} ({cols_sql}){where}",
+                f"creating index {index.name}",
+            )
+
+    def begin_refresh(self, entity: Entity) -> None:
+        """Create empty shadow copies of the entity's CORE tables (without secondary indexes)."""
+        for table in entity.core:
+            shadow = shadow_table(table)
+            self.execute(f"DROP TABLE IF EXISTS {qt(shadow)}", f"dropping an old {shadow.qualified}")
+            self._ensure_table(shadow, hashed=False)
+        self.commit()
+        self._partitions.clear()
+
+    def finish_refresh(self, entity: Entity) -> None:
+        """Index the shadow tables once, then swap them in for the live ones in one transaction."""
+        for table in entity.core:
+            self._ensure_indexes(shadow_table(table))
+        self.commit()
+        for table in entity.core:
+            self.execute(f"DROP TABLE IF EXISTS {qt(table)}", f"dropping the old {table.qualified} (views on it block this)")
+        schemas = sorted({t.schema for t in entity.core})
+        for schema in schemas:
+            for kind, name in self._shadow_relations(schema):
+                self.execute(
+                    f"ALTER {kind} {q(schema)}.{q(name)} RENAME TO {q(name.replace(SHADOW, ''))}",
+                    f"renaming {schema}.{name}",
+                )
+        self.commit()
+        self._partitions.clear()
+
+    def _shadow_relations(self, schema: str) -> list[tuple[str, str]]:
+        found = [
+            ("TABLE", r["table_name"])
+            for r in self.query(
+                f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{schema}'"
+            ).to_pylist()
+        ]
+        if self.dialect.index_names_sql:
+            found += [("INDEX", r["name"]) for r in self.query(self.dialect.index_names_sql.format(schema=schema)).to_pylist()]
+        return [(kind, name) for kind, name in found if SHADOW in name]
 
     def _ensure_partitions(self, table: Table, frame: pl.DataFrame) -> None:
         """Create the monthly partitions the frame's rows need (PostgreSQL)."""
@@ -347,31 +401,67 @@ class SqlSink:
             f"WHERE t.{q(keys[0])} IS NULL OR ({hash_s} IS DISTINCT FROM t.{q(HASH_COLUMN)} AND {newer})",
             f"comparing {stg_t.qualified}",
         )
-        changed, new = (
-            int(v or 0)
-            for v in self.query("SELECT count(*) AS n, sum(CASE WHEN _is_new THEN 1 ELSE 0 END) AS k FROM _ef_changed")
-            .to_pylist()[0]
-            .values()
-        )
+        changed, new = self._changed_counts()
         counts[stg_t.qualified] = Counts(inserted=new, updated=changed - new, unchanged=stg.height - changed)
         if changed:
             join_chg = " AND ".join(f"c.{q(k)} = s.{q(k)}" for k in keys)
             self._upsert(stg_t, "_ef_stg", join_chg, extra={HASH_COLUMN: hash_s})
-            for table in entity.core:
-                frame = core[table.qualified]
-                if table.parent_key:
-                    counts[table.qualified] = self._replace_children(table, frame, keys)
-                else:
-                    self._ensure_partitions(table, frame)
-                    self.ingest("_ef_core", _arrow(frame.select(table.column_names)))
-                    self._upsert(table, "_ef_core", join_chg)
-                    counts[table.qualified] = Counts(
-                        inserted=new, updated=changed - new, unchanged=frame.height - changed
-                    )
-        else:
-            for table in entity.core:
-                counts[table.qualified] = Counts(unchanged=0 if table.parent_key else core[table.qualified].height)
+        counts.update(self._write_core(entity, entity.core, core, changed=changed, new=new))
         return counts
+
+    def _changed_counts(self) -> tuple[int, int]:
+        row = self.query(
+            "SELECT count(*) AS n, sum(CASE WHEN _is_new THEN 1 ELSE 0 END) AS k FROM _ef_changed"
+        ).to_pylist()[0]
+        return int(row["n"] or 0), int(row["k"] or 0)
+
+    def _write_core(
+        self, entity: Entity, tables: Sequence[Table], core: dict[str, pl.DataFrame], *, changed: int, new: int
+    ) -> dict[str, Counts]:
+        """Write the CORE rows of the keys in ``_ef_changed`` into ``tables`` (parent first)."""
+        counts: dict[str, Counts] = {}
+        join_chg = " AND ".join(f"c.{q(k)} = s.{q(k)}" for k in entity.key_names)
+        for declared, table in zip(entity.core, tables, strict=True):
+            frame = core[declared.qualified]
+            if not changed:
+                counts[declared.qualified] = Counts(unchanged=0 if table.parent_key else frame.height)
+            elif table.parent_key:
+                counts[declared.qualified] = self._replace_children(table, frame, entity.key_names)
+            else:
+                self._ensure_partitions(table, frame)
+                self.ingest("_ef_core", _arrow(frame.select(table.column_names)))
+                self._upsert(table, "_ef_core", join_chg)
+                counts[declared.qualified] = Counts(inserted=new, updated=changed - new, unchanged=frame.height - changed)
+        return counts
+
+    def write_core(
+        self, entity: Entity, keys: pl.DataFrame, core: dict[str, pl.DataFrame], *, shadow: bool
+    ) -> dict[str, Counts]:
+        """Write CORE rows derived from STG (``transform``), inside the open transaction.
+
+        Into the shadow tables of a full refresh every key is written; otherwise only keys whose
+        CORE parent row is missing or older than the STG row.
+        """
+        key_cols = entity.key
+        self.ingest("_ef_keys", _arrow(keys.select([c.name for c in key_cols])))
+        key_cast = ", ".join(f"CAST(s.{q(c.name)} AS {self.dialect.types[c.type]}) AS {q(c.name)}" for c in key_cols)
+        self.execute("DROP TABLE IF EXISTS _ef_changed")
+        if shadow:
+            tables = [shadow_table(t) for t in entity.core]
+            self.execute(f"CREATE TEMP TABLE _ef_changed AS SELECT {key_cast}, true AS _is_new FROM _ef_keys s")
+        else:
+            tables = list(entity.core)
+            parent = entity.core[0]
+            on_stg = " AND ".join(f"g.{q(k)} = s.{q(k)}" for k in entity.key_names)
+            on_core = " AND ".join(f"p.{q(k)} = s.{q(k)}" for k in entity.key_names)
+            self.execute(
+                f"CREATE TEMP TABLE _ef_changed AS SELECT {key_cast}, p.{q(key_cols[0].name)} IS NULL AS _is_new "
+                f"FROM _ef_keys s JOIN {qt(entity.stg)} g ON {on_stg} LEFT JOIN {qt(parent)} p ON {on_core} "
+                f"WHERE p.{q(key_cols[0].name)} IS NULL OR p._updated_at < g._updated_at",
+                f"comparing {parent.qualified} with {entity.stg.qualified}",
+            )
+        changed, new = self._changed_counts()
+        return self._write_core(entity, tables, core, changed=changed, new=new)
 
     def _upsert(self, table: Table, stage: str, join_chg: str, extra: dict[str, str] | None = None) -> int:
         extra = extra or {}
@@ -447,12 +537,19 @@ class SqlSink:
         self.commit()
 
     def read_stg(self, entity: Entity, batch_rows: int) -> Iterator[pl.DataFrame]:
-        """Stream the STG rows of ``entity`` (raw_data as text) in batches."""
+        """Stream the STG rows of ``entity`` (raw_data as text) in batches of about ``batch_rows``.
+
+        Reads through a second connection to the same database, so the caller can write on the
+        sink's own connection while the stream is open.
+        """
         cols = ", ".join(
             f"CAST({q(c)} AS TEXT) AS {q(c)}" if c == "raw_data" else q(c) for c in entity.stg.column_names
         )
+        reader = self.conn.adbc_clone()
         try:
-            with self.conn.cursor() as cur:
+            with reader.cursor() as cur:
+                for stmt in self.dialect.session_sql:
+                    cur.execute(stmt)
                 cur.execute(f"SELECT {cols} FROM {qt(entity.stg)}")
                 pending: list[pl.DataFrame] = []
                 size = 0
@@ -470,3 +567,5 @@ class SqlSink:
             raise
         except Exception as e:
             raise self._translate(e, f"reading {entity.stg.qualified}") from e
+        finally:
+            reader.close()
