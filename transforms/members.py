@@ -22,9 +22,9 @@ A child key repeated within one member keeps its last element (see
 :func:`evo_frames.expr.keep_latest`).
 
 ``email`` is the ``description`` of a contact of type 3 or 4, else of one whose label
-(``contactType``) contains "mail"; ``cellphone`` that of a contact of type 1 or 2. Among several,
-the lowest ``idPhone`` wins, then the first in the list; contacts without a description are
-never picked.
+(``contactType``, else ``typeDescription``) contains "mail" in any case; ``cellphone`` that of a
+contact of type 1 or 2. Among several, the lowest ``idPhone`` wins, then the first in the list;
+contacts without a description are never picked.
 
 Columns whose value is a fallback chain declare the swagger key as ``source``: a non-empty swagger
 value that ends up NULL is then a real cast failure.
@@ -250,6 +250,10 @@ def keys(records: pl.LazyFrame, ctx: TransformContext) -> pl.LazyFrame:
     )
 
 
+def _field(name: str) -> pl.Expr:
+    return pl.col("_el").struct.field(name)
+
+
 def _contact_label(contact: pl.Expr) -> pl.Expr:
     label, v2_label = contact.struct.field("contactType"), contact.struct.field("typeDescription")
     return pl.coalesce(E.text(label), E.text(v2_label))
@@ -348,8 +352,7 @@ def _members(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
 
 
 def _memberships(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
-    def f(name: str) -> pl.Expr:
-        return pl.col("_el").struct.field(name)
+    f = _field
 
     def ts(name: str) -> pl.Expr:
         return E.timestamp(f(name), tz)
@@ -404,9 +407,7 @@ def _memberships(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
 
 
 def _contacts(records: pl.LazyFrame) -> pl.LazyFrame:
-    def f(name: str) -> pl.Expr:
-        return pl.col("_el").struct.field(name)
-
+    f = _field
     rows = E.elements(records, "contacts", ["member_id"]).with_columns(
         E.bigint(f("idPhone")).alias("phone_id"),
         E.int32(f("idContactType")).alias("contact_type_id"),

@@ -1,0 +1,298 @@
+"""Sales, with their items and receivables. Grain: one row per sale; key ``sale_id``.
+
+Fields are read by the keys of the EVO API model (the swagger), with its own spellings:
+``saleItens``, ``coporatePartnershipId``, ``idSaleMigration``, ``saleValueWithoutCreditValue``,
+``idSaleItemMigration``, ``ammount``, ``ammountPaid``, ``paymentType.id``. ``updateDate``,
+``nameEmployeeSale`` and ``transactionToken`` are not in the swagger but are what the system this
+replaces reads; ``cart_token`` reads ``idCartToken`` and falls back to ``cartToken`` (neither is
+in the swagger; the two generations of that system disagree).
+
+Child tables:
+
+- ``core.evo_sale_items``: one row per ``saleItens[]`` element with an ``idSaleItem``; key
+  ``sale_item_id``.
+- ``core.evo_receivables``: one row per ``receivables[]`` element with an ``idReceivable``; key
+  ``receivable_id``. ``status`` and ``paymentType`` are ``{id, name}`` objects.
+
+A child id is a key of its own, so the same id may come under two sales of one batch (or twice
+under one): the element of the newest sale record wins (run, file, line), and within one sale the
+last element (see :func:`evo_frames.expr.keep_latest`).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from evo_frames import expr as E
+from evo_frames.spec import Column, Entity, Index, Table, TransformContext
+
+_S = pl.String
+_ID_NAME = pl.Struct({"id": _S, "name": _S})
+ITEM = pl.Struct(
+    {f: _S for f in (
+        "idSaleItem", "description", "item", "itemValue", "saleValue", "saleValueWithoutCreditValue",
+        "quantity", "discount", "corporateDiscount", "tax", "valueNextMonth", "idMembership",
+        "idMembershipRenewed", "idMemberMembership", "idProduct", "idService", "coporatePartnershipId",
+        "corporatePartnershipName", "membershipStartDate", "numMembers", "voucher", "accountingCode",
+        "municipalServiceCode", "flReceiptOnly", "flSwimming", "flAllowLocker", "idSaleItemMigration",
+    )}
+)  # fmt: skip
+RECEIVABLE = pl.Struct(
+    {
+        **{f: _S for f in (
+            "idReceivable", "registrationDate", "dueDate", "receivingDate", "cancellationDate", "updateDate",
+            "ammount", "ammountPaid", "currentInstallment", "totalInstallments", "authorization", "tid",
+            "nsu", "cardFlag", "transactionToken",
+        )},
+        "status": _ID_NAME,
+        "paymentType": _ID_NAME,
+    }
+)  # fmt: skip
+
+RECORD = pl.Struct(
+    {
+        **{f: _S for f in (
+            "idSale", "idMember", "idProspect", "idEmployee", "idEmployeeSale", "nameEmployeeSale",
+            "idPersonal", "idBranch", "saleDate", "saleDateServer", "updateDate", "saleSource",
+            "observations", "coporatePartnershipId", "corporatePartnershipName", "idSaleRecurrency",
+            "removed", "removalDate", "idEmployeeRemoval", "idSaleMigration", "idCartToken", "cartToken",
+        )},
+        "saleItens": pl.List(ITEM),
+        "receivables": pl.List(RECEIVABLE),
+    }
+)  # fmt: skip
+
+KEY = (Column("sale_id", "bigint", nullable=False),)
+
+SALES = Table(
+    "core",
+    "evo_sales",
+    (
+        *KEY,
+        Column("member_id", "bigint", source="idMember"),
+        Column("prospect_id", "bigint", source="idProspect"),
+        Column("employee_id", "bigint", source="idEmployee"),
+        Column("employee_sale_id", "bigint", source="idEmployeeSale"),
+        Column("employee_sale_name", "text", source="nameEmployeeSale"),
+        Column("personal_id", "bigint", source="idPersonal"),
+        Column("branch_id", "bigint", source="idBranch"),
+        Column("sale_date", "timestamptz", source="saleDate"),
+        Column("sale_date_server", "timestamptz", source="saleDateServer"),
+        Column("update_date", "timestamptz", source="updateDate"),
+        Column("sale_source", "int", source="saleSource"),
+        Column("observations", "text", source="observations"),
+        Column("corporate_partnership_id", "bigint", source="coporatePartnershipId"),
+        Column("corporate_partnership_name", "text", source="corporatePartnershipName"),
+        Column("sale_recurrency_id", "bigint", source="idSaleRecurrency"),
+        Column("removed", "bool", source="removed"),
+        Column("removal_date", "timestamptz", source="removalDate"),
+        Column("employee_removal_id", "bigint", source="idEmployeeRemoval"),
+        Column("sale_migration_id", "text", source="idSaleMigration"),
+        Column("cart_token", "text", source="idCartToken"),
+        Column("_source_run_id", "text"),
+    ),
+    primary_key=("sale_id",),
+    indexes=(
+        Index("idx_core_sales_member", ("member_id",)),
+        Index("idx_core_sales_date", ("sale_date",)),
+    ),
+)
+
+ITEMS = Table(
+    "core",
+    "evo_sale_items",
+    (
+        Column("sale_item_id", "bigint", nullable=False),
+        Column("sale_id", "bigint", nullable=False),
+        Column("description", "text"),
+        Column("item", "text"),
+        Column("item_value", "decimal"),
+        Column("sale_value", "decimal"),
+        Column("sale_value_without_credit", "decimal"),
+        Column("quantity", "int"),
+        Column("discount", "decimal"),
+        Column("corporate_discount", "decimal"),
+        Column("tax", "decimal"),
+        Column("value_next_month", "decimal"),
+        Column("membership_id", "bigint"),
+        Column("membership_renewed_id", "bigint"),
+        Column("member_membership_id", "bigint"),
+        Column("product_id", "bigint"),
+        Column("service_id", "bigint"),
+        Column("corporate_partnership_id", "bigint"),
+        Column("corporate_partnership_name", "text"),
+        Column("membership_start_date", "timestamptz"),
+        Column("num_members", "int"),
+        Column("voucher", "text"),
+        Column("accounting_code", "text"),
+        Column("municipal_service_code", "text"),
+        Column("fl_receipt_only", "bool"),
+        Column("fl_swimming", "bool"),
+        Column("fl_allow_locker", "bool"),
+        Column("sale_item_migration_id", "text"),
+        Column("_source_run_id", "text"),
+    ),
+    primary_key=("sale_item_id",),
+    parent_key=("sale_id",),
+    indexes=(Index("idx_core_sale_items_sale", ("sale_id",)),),
+)
+
+RECEIVABLES = Table(
+    "core",
+    "evo_receivables",
+    (
+        Column("receivable_id", "bigint", nullable=False),
+        Column("sale_id", "bigint", nullable=False),
+        Column("registration_date", "timestamptz"),
+        Column("due_date", "timestamptz"),
+        Column("receiving_date", "timestamptz"),
+        Column("cancellation_date", "timestamptz"),
+        Column("update_date", "timestamptz"),
+        Column("amount", "decimal"),
+        Column("amount_paid", "decimal"),
+        Column("status_id", "int"),
+        Column("status_name", "text"),
+        Column("current_installment", "int"),
+        Column("total_installments", "int"),
+        Column("payment_type_id", "int"),
+        Column("payment_type_name", "text"),
+        Column("authorization", "text"),
+        Column("tid", "text"),
+        Column("nsu", "text"),
+        Column("card_flag", "text"),
+        Column("transaction_token", "text"),
+        Column("_source_run_id", "text"),
+    ),
+    primary_key=("receivable_id",),
+    parent_key=("sale_id",),
+    indexes=(
+        Index("idx_core_receivables_sale", ("sale_id",)),
+        Index("idx_core_receivables_due", ("due_date",)),
+    ),
+)
+
+
+def keys(records: pl.LazyFrame, ctx: TransformContext) -> pl.LazyFrame:
+    """Adds ``sale_id`` (``idSale``) and ``_key_error``."""
+    return records.with_columns(sale_id=E.bigint("idSale")).with_columns(
+        _key_error=pl.when(E.text("idSale").is_null())
+        .then(pl.lit("key field idSale is missing"))
+        .when(pl.col("sale_id").is_null())
+        .then(pl.format("key field idSale '{}' is not an integer", pl.col("idSale")))
+    )
+
+
+def _field(name: str) -> pl.Expr:
+    return pl.col("_el").struct.field(name)
+
+
+def _sales(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
+    return records.select(
+        "sale_id",
+        E.bigint("idMember").alias("member_id"),
+        E.bigint("idProspect").alias("prospect_id"),
+        E.bigint("idEmployee").alias("employee_id"),
+        E.bigint("idEmployeeSale").alias("employee_sale_id"),
+        E.text("nameEmployeeSale").alias("employee_sale_name"),
+        E.bigint("idPersonal").alias("personal_id"),
+        E.bigint("idBranch").alias("branch_id"),
+        E.timestamp("saleDate", tz).alias("sale_date"),
+        E.timestamp("saleDateServer", tz).alias("sale_date_server"),
+        E.timestamp("updateDate", tz).alias("update_date"),
+        E.int32("saleSource").alias("sale_source"),
+        E.text("observations").alias("observations"),
+        E.bigint("coporatePartnershipId").alias("corporate_partnership_id"),
+        E.text("corporatePartnershipName").alias("corporate_partnership_name"),
+        E.bigint("idSaleRecurrency").alias("sale_recurrency_id"),
+        E.flag("removed").alias("removed"),
+        E.timestamp("removalDate", tz).alias("removal_date"),
+        E.bigint("idEmployeeRemoval").alias("employee_removal_id"),
+        E.text("idSaleMigration").alias("sale_migration_id"),
+        pl.coalesce(E.text("idCartToken"), E.text("cartToken")).alias("cart_token"),
+        E.source_run_id(),
+    )
+
+
+def _items(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
+    f = _field
+    rows = E.elements(records, "saleItens", ["sale_id"]).with_columns(
+        E.bigint(f("idSaleItem")).alias("sale_item_id"),
+        E.text(f("description")).alias("description"),
+        E.text(f("item")).alias("item"),
+        E.money(f("itemValue")).alias("item_value"),
+        E.money(f("saleValue")).alias("sale_value"),
+        E.money(f("saleValueWithoutCreditValue")).alias("sale_value_without_credit"),
+        E.int32(f("quantity")).alias("quantity"),
+        E.money(f("discount")).alias("discount"),
+        E.money(f("corporateDiscount")).alias("corporate_discount"),
+        E.money(f("tax")).alias("tax"),
+        E.money(f("valueNextMonth")).alias("value_next_month"),
+        E.bigint(f("idMembership")).alias("membership_id"),
+        E.bigint(f("idMembershipRenewed")).alias("membership_renewed_id"),
+        E.bigint(f("idMemberMembership")).alias("member_membership_id"),
+        E.bigint(f("idProduct")).alias("product_id"),
+        E.bigint(f("idService")).alias("service_id"),
+        E.bigint(f("coporatePartnershipId")).alias("corporate_partnership_id"),
+        E.text(f("corporatePartnershipName")).alias("corporate_partnership_name"),
+        E.timestamp(f("membershipStartDate"), tz).alias("membership_start_date"),
+        E.int32(f("numMembers")).alias("num_members"),
+        E.text(f("voucher")).alias("voucher"),
+        E.text(f("accountingCode")).alias("accounting_code"),
+        E.text(f("municipalServiceCode")).alias("municipal_service_code"),
+        E.flag(f("flReceiptOnly")).alias("fl_receipt_only"),
+        E.flag(f("flSwimming")).alias("fl_swimming"),
+        E.flag(f("flAllowLocker")).alias("fl_allow_locker"),
+        E.text(f("idSaleItemMigration")).alias("sale_item_migration_id"),
+        E.source_run_id(),
+    )
+    rows = rows.filter(pl.col("sale_item_id").is_not_null())
+    return E.keep_latest(rows, ITEMS.primary_key).select(ITEMS.column_names)
+
+
+def _receivables(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
+    f = _field
+    rows = E.elements(records, "receivables", ["sale_id"]).with_columns(
+        E.bigint(f("idReceivable")).alias("receivable_id"),
+        E.timestamp(f("registrationDate"), tz).alias("registration_date"),
+        E.timestamp(f("dueDate"), tz).alias("due_date"),
+        E.timestamp(f("receivingDate"), tz).alias("receiving_date"),
+        E.timestamp(f("cancellationDate"), tz).alias("cancellation_date"),
+        E.timestamp(f("updateDate"), tz).alias("update_date"),
+        E.money(f("ammount")).alias("amount"),
+        E.money(f("ammountPaid")).alias("amount_paid"),
+        E.int32(f("status").struct.field("id")).alias("status_id"),
+        E.text(f("status").struct.field("name")).alias("status_name"),
+        E.int32(f("currentInstallment")).alias("current_installment"),
+        E.int32(f("totalInstallments")).alias("total_installments"),
+        E.int32(f("paymentType").struct.field("id")).alias("payment_type_id"),
+        E.text(f("paymentType").struct.field("name")).alias("payment_type_name"),
+        E.text(f("authorization")).alias("authorization"),
+        E.text(f("tid")).alias("tid"),
+        E.text(f("nsu")).alias("nsu"),
+        E.text(f("cardFlag")).alias("card_flag"),
+        E.text(f("transactionToken")).alias("transaction_token"),
+        E.source_run_id(),
+    )
+    rows = rows.filter(pl.col("receivable_id").is_not_null())
+    return E.keep_latest(rows, RECEIVABLES.primary_key).select(RECEIVABLES.column_names)
+
+
+def transform(records: pl.LazyFrame, ctx: TransformContext) -> dict[str, pl.LazyFrame]:
+    """Bronze sales (with keys) → sales (one row per record), sale items and receivables."""
+    tz = ctx.source_timezone
+    return {
+        SALES.qualified: _sales(records, tz),
+        ITEMS.qualified: _items(records, tz),
+        RECEIVABLES.qualified: _receivables(records, tz),
+    }
+
+
+ENTITY = Entity(
+    name="sales",
+    record=RECORD,
+    key=KEY,
+    keys=keys,
+    core=(SALES, ITEMS, RECEIVABLES),
+    transform=transform,
+    order=20,
+)
