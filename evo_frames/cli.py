@@ -308,6 +308,34 @@ def status(
     _emit(report, as_json, report_text(report))
 
 
+@app.command()
+def bench(
+    target: Annotated[
+        str | None,
+        typer.Option("--target", help="Server or file to measure on; PostgreSQL gets a fresh database, dropped after "
+                     "[default: a temporary DuckDB file]."),
+    ] = None,
+    records: Annotated[int, typer.Option("--records", "-n", help="Distinct records per entity.", min=100)] = 200_000,
+    entity: Annotated[
+        list[str] | None, typer.Option("--entity", "-e", help="Entity to measure; repeatable [entries, members].")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure records/s and peak memory per stage on generated bronze.
+
+    Stages: decode on one core, first load, reload of mostly unchanged records, transform
+    --full-refresh, and on PostgreSQL the psql \\copy reference with the ratios.
+    """
+    from .bench import bench as run_bench
+    from .bench import format_report
+
+    names = tuple(entity or ("entries", "members"))
+    for name in names:
+        _one_entity(name)
+    report = run_bench(target or "duckdb:bench.duckdb", records, names)
+    _emit(report, as_json, format_report(report))
+
+
 def report_text(report: dict[str, Any]) -> str:
     lines = [f"target {report['target']}"]
     for name, e in report["entities"].items():

@@ -1,0 +1,259 @@
+"""``evo-frames bench``: measured records/s and peak memory of each stage, on generated bronze.
+
+For each entity it generates bronze with :mod:`evo_frames.synth` (run 1: ``records`` distinct
+records; run 2: re-sends them, :data:`~evo_frames.synth.CHANGE_SHARE` of them changed, plus a few
+new ones), then runs every stage as its own ``evo-frames`` process so that each peak RSS is that
+stage's alone:
+
+- ``decode``: gunzip + JSON decode + keys + transforms of run 1 on one core, no database;
+- ``first load``: ``run`` of run 1 into an empty target, STG and CORE in one pass;
+- ``reload``: ``run`` of run 2 (mostly unchanged records);
+- ``transform``: ``transform --full-refresh`` (STG → CORE);
+- ``psql \\copy`` (PostgreSQL only): the reference, the distinct records of run 1 as pre-decoded
+  CSV into one table with a primary key and a JSONB column.
+
+Against PostgreSQL it works in a database it creates and drops (``evo_frames_bench_<random>``),
+so the target's own data is never touched; DuckDB gets a file in a temporary folder. Timings are
+printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import ConfigError, SinkError
+from .lake import list_files
+from .registry import discover
+from .sinks import open_sink
+from .sinks.postgres import describe
+from .spec import TransformContext
+from .synth import generate
+
+
+@dataclass
+class Stage:
+    """One measured stage."""
+
+    name: str
+    records: int
+    seconds: float
+    peak_rss_mb: float | None = None
+
+    @property
+    def records_per_s(self) -> float:
+        return self.records / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class EntityBench:
+    entity: str
+    records: int
+    bronze_mb: float
+    stages: list[Stage] = field(default_factory=list)
+    ratios: dict[str, float] = field(default_factory=dict)
+
+
+def _run_measured(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Run a child process; return (seconds, its own peak RSS in MB, stdout). Raises on failure."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}, text=True
+    )
+    streams: dict[str, str] = {}
+    readers = [
+        threading.Thread(target=lambda n=n, f=f: streams.__setitem__(n, f.read()))
+        for n, f in (("out", proc.stdout), ("err", proc.stderr))
+    ]
+    for t in readers:
+        t.start()
+    # VmHWM is the child's own high-water mark since exec and only grows, so the last reading
+    # before it exits is its peak (rusage would count the parent's memory copied at fork)
+    peak_kib = 0
+    while proc.poll() is None:
+        peak_kib = max(peak_kib, _vm_hwm_kib(proc.pid))
+        time.sleep(0.02)
+    for t in readers:
+        t.join()
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SinkError(f"bench stage {' '.join(args[2:5])} failed (exit {proc.returncode}): {streams['err'][-800:]}")
+    return seconds, peak_kib / 1024, streams["out"]
+
+
+def _vm_hwm_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):  # exited between poll() and the read
+        pass
+    return 0
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "evo_frames", *args]
+
+
+@contextlib.contextmanager
+def _bench_target(target: str, workdir: Path) -> Iterator[str]:
+    """A fresh database for the bench: a new PostgreSQL database (dropped after) or a DuckDB file."""
+    if target.startswith("duckdb:"):
+        yield f"duckdb:///{workdir / 'bench.duckdb'}"
+        return
+    name = f"evo_frames_bench_{secrets.token_hex(4)}"
+    with open_sink(target, memory_limit="1GB", connect_timeout=10, statement_timeout=600) as admin:
+        admin.conn.adbc_autocommit = True  # CREATE DATABASE cannot run in a transaction block
+        admin.execute(f'CREATE DATABASE "{name}"', f"creating database {name} (needs CREATEDB)")
+    u = urlsplit(target)
+    url = urlunsplit(u._replace(path=f"/{name}"))
+    try:
+        yield url
+    finally:
+        with open_sink(target, memory_limit="1GB", connect_timeout=10, statement_timeout=600) as admin:
+            admin.conn.adbc_autocommit = True
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f"dropping database {name}")
+
+
+def _psql() -> str:
+    found = shutil.which("psql")
+    if found:
+        return found
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"), reverse=True):
+        return str(candidate)
+    raise ConfigError("psql not found for the \\copy reference; install postgresql-client")
+
+
+def _reference_copy(url: str, entity: str, lake: str, run_id: str, workdir: Path) -> Stage:
+    """``psql \\copy`` of the run's distinct records (key + raw JSON) into a PK + JSONB table."""
+    from .pipeline import read_file
+
+    ent = discover()[entity]
+    files = [f for f in list_files(lake, entity)[0] if f.run_id == run_id]
+    csv_path = workdir / f"{entity}.csv"
+    seen: set[tuple[Any, ...]] = set()
+    with csv_path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        for f in files:
+            pieces, _ = read_file(f, ent, TransformContext(), chunk_rows=100_000, options={})
+            for piece in pieces:
+                frame = piece.records.select(*ent.key_names, "raw")
+                for row in frame.iter_rows():
+                    if row[:-1] not in seen:
+                        seen.add(row[:-1])
+                        writer.writerow(row)
+    keys = ", ".join(f"{c.name} {'TIMESTAMPTZ' if c.type == 'timestamptz' else 'BIGINT'}" for c in ent.key)
+    table = f"bench_ref_{entity}"
+    ddl = f"CREATE TABLE {table} ({keys}, doc JSONB NOT NULL, PRIMARY KEY ({', '.join(ent.key_names)}))"
+    subprocess.run([_psql(), url, "-qc", ddl], check=True, capture_output=True)
+    started = time.perf_counter()
+    subprocess.run([_psql(), url, "-qc", f"\\copy {table} FROM '{csv_path}' CSV"], check=True, capture_output=True)
+    seconds = time.perf_counter() - started
+    csv_path.unlink()
+    return Stage("psql \\copy (reference)", len(seen), seconds)
+
+
+def decode_only(lake: str, entity: str, run_id: str) -> int:
+    """Decode, key and transform a run's files without a database; returns the records seen."""
+    from .pipeline import check_output, read_file
+
+    ent = discover()[entity]
+    ctx = TransformContext()
+    n = 0
+    for f in list_files(lake, entity)[0]:
+        if f.run_id != run_id:
+            continue
+        pieces, _ = read_file(f, ent, ctx, chunk_rows=100_000, options={})
+        for piece in pieces:
+            check_output(ent, ent.transform(piece.records.lazy(), ctx), piece.records)
+            n += piece.records.height
+    return n
+
+
+def _stage_from_run(name: str, args: list[str]) -> Stage:
+    seconds, rss, out = _run_measured(args)
+    report = json.loads(out)
+    return Stage(name, int(report["lines_read"]), seconds, rss)
+
+
+def bench_entity(entity: str, records: int, target: str, workdir: Path, seed: int = 0) -> EntityBench:
+    """Measure every stage for one entity; see the module docstring."""
+    lake = str(workdir / "lake")
+    made = generate(lake, entity, records, seed=seed, runs=2, resend_share=1.0)
+    size = sum(os.path.getsize(p) for p in made.files if p.endswith(".gz")) / 2**20
+    result = EntityBench(entity, records, round(size, 1))
+    run1, run2 = made.run_ids
+    seconds, rss, out = _run_measured(
+        [sys.executable, "-c", f"from evo_frames.bench import decode_only; print(decode_only({lake!r}, {entity!r}, {run1!r}))"],
+        env={"POLARS_MAX_THREADS": "1"},
+    )
+    result.stages.append(Stage("decode (1 core, no database)", int(out.strip()), seconds, rss))
+    with _bench_target(target, workdir) as url:
+        common = ["--entity", entity, "--lake", lake, "--target", url, "--json"]
+        first = _stage_from_run("first load (STG + CORE)", _cli("run", *common, "--run-id", run1))
+        reload = _stage_from_run("reload, mostly unchanged", _cli("run", *common, "--run-id", run2))
+        seconds, rss, out = _run_measured(
+            _cli("transform", "--entity", entity, "--target", url, "--full-refresh", "--json")
+        )
+        transform = Stage("transform --full-refresh", int(json.loads(out)["lines_read"]), seconds, rss)
+        result.stages += [first, reload, transform]
+        result.ratios["reload / first load"] = round(reload.records_per_s / first.records_per_s, 2)
+        if url.startswith("postgresql"):
+            ref = _reference_copy(url, entity, lake, run1, workdir)
+            result.stages.append(ref)
+            result.ratios["first load / psql \\copy"] = round(first.records_per_s / ref.records_per_s, 2)
+    return result
+
+
+def bench(target: str, records: int, entities: tuple[str, ...], seed: int = 0) -> dict[str, Any]:
+    """Run :func:`bench_entity` for each entity in a temporary folder removed afterwards."""
+    shown = describe(target) if target.startswith("postgres") else target
+    out: dict[str, Any] = {"target": shown, "records": records, "cpus": os.cpu_count(), "entities": []}
+    with tempfile.TemporaryDirectory(prefix="evo-frames-bench-") as tmp:
+        for entity in entities:
+            workdir = Path(tmp) / entity
+            workdir.mkdir()
+            r = bench_entity(entity, records, target, workdir, seed)
+            out["entities"].append(
+                {
+                    "entity": r.entity,
+                    "records": r.records,
+                    "bronze_mb": r.bronze_mb,
+                    "stages": [{**asdict(s), "records_per_s": round(s.records_per_s)} for s in r.stages],
+                    "ratios": r.ratios,
+                }
+            )
+    return out
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = [f"target {report['target']}, {report['cpus']} CPUs"]
+    for e in report["entities"]:
+        lines.append(f"{e['entity']}: {e['records']} records, {e['bronze_mb']} MB of gzipped bronze per run")
+        lines.append(f"  {'stage':34} {'records':>10} {'seconds':>9} {'records/s':>11} {'peak RSS MB':>12}")
+        for s in e["stages"]:
+            rss = f"{s['peak_rss_mb']:.0f}" if s["peak_rss_mb"] is not None else "-"
+            lines.append(
+                f"  {s['name']:34} {s['records']:>10} {s['seconds']:>9.2f} {s['records_per_s']:>11,} {rss:>12}"
+            )
+        for name, ratio in e["ratios"].items():
+            lines.append(f"  ratio {name}: {ratio}")
+    return "\n".join(lines)
+
+
+__all__ = ["bench", "decode_only", "format_report"]
