@@ -17,8 +17,7 @@ from typing import Literal
 
 import polars as pl
 
-_TS_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
-_TS_OFFSET_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.fZ")
+_TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
 
 
 def _as_expr(value: str | pl.Expr) -> pl.Expr:
@@ -32,19 +31,13 @@ def text(value: str | pl.Expr) -> pl.Expr:
 
 
 def bigint(value: str | pl.Expr) -> pl.Expr:
-    """64-bit integer; ``"12"`` → 12, ``"12.0"`` → 12, anything else → NULL."""
-    s = text(value)
-    return pl.coalesce(s.cast(pl.Int64, strict=False), _integral_float(s).cast(pl.Int64, strict=False))
+    """64-bit integer; ``" 12 "`` → 12, anything else (``"12.5"``, ``"x"``) → NULL."""
+    return text(value).cast(pl.Int64, strict=False)
 
 
 def int32(value: str | pl.Expr) -> pl.Expr:
     """32-bit integer (counters, small codes); out of range → NULL."""
     return bigint(value).cast(pl.Int32, strict=False)
-
-
-def _integral_float(s: pl.Expr) -> pl.Expr:
-    f = s.cast(pl.Float64, strict=False)
-    return pl.when(f == f.floor()).then(f)
 
 
 def money(value: str | pl.Expr) -> pl.Expr:
@@ -76,15 +69,23 @@ def timestamp(value: str | pl.Expr, tz: str) -> pl.Expr:
 
     Offset-less values are local time in ``tz`` (EVO sends Brazilian local time); an ambiguous
     local time takes the earlier instant and a non-existent one (a DST gap) becomes NULL. Values
-    that carry an offset or ``Z`` keep it.
+    that carry an offset or ``Z`` keep it. Accepted: ``YYYY-MM-DD[(T| )HH:MM[:SS[.f]]]``.
+
+    >>> df = pl.DataFrame({"t": ["2025-11-03T06:41:17.5", "2025-11-03", "2025-11-03T06:41:17Z", "x"]})
+    >>> [str(v) for v in df.select(timestamp("t", "America/Sao_Paulo")).to_series()]
+    ['2025-11-03 09:41:17.500000+00:00', '2025-11-03 03:00:00+00:00', '2025-11-03 06:41:17+00:00', 'None']
     """
-    s = text(value)
-    naive = pl.coalesce(
-        [s.str.strptime(pl.Datetime("us"), f, strict=False, exact=True) for f in _TS_FORMATS]
+    s = text(value).str.replace(" ", "T", literal=True)
+    n = s.str.len_bytes()
+    # complete the short forms so that one format parses every value (a single strptime pass)
+    full = pl.when(n == 10).then(s + "T00:00:00").when(n == 16).then(s + ":00").otherwise(s)
+    local = (
+        full.str.strptime(pl.Datetime("us"), _TS_FORMAT, strict=False, exact=True)
+        .dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
+        .dt.convert_time_zone("UTC")
     )
-    local = naive.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
-    offset = pl.coalesce(
-        [s.str.strptime(pl.Datetime("us", "UTC"), f, strict=False, exact=True) for f in _TS_OFFSET_FORMATS]
+    offset = full.str.replace(r"[Zz]$", "+00:00").str.strptime(
+        pl.Datetime("us", "UTC"), _TS_FORMAT + "%z", strict=False, exact=True
     )
     return pl.coalesce(local, offset)
 
