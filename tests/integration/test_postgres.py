@@ -100,3 +100,42 @@ def test_session_has_timeouts_and_utc(pg_url: str) -> None:
     with sink_for(pg_url) as sink:
         assert sink.scalar("SELECT current_setting('statement_timeout')") == "10min"
         assert sink.scalar("SELECT current_setting('TimeZone')") == "UTC"
+
+
+def test_terminated_backend_mid_load_is_retried(pg_url: str, tmp_path: Path, pg_server: object) -> None:
+    from tests.integration.test_kill import make_lake, snapshot
+
+    lake = tmp_path / "lake"
+    make_lake(lake)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVO_FRAMES_", "PG"))}
+    args = [sys.executable, "-m", "evo_frames", "-v", "run", "--entity", "entries", "--lake", str(lake),
+            "--target", pg_url, "--batch-size", "2"]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    terminated = 0
+    deadline = time.monotonic() + 120
+    with sink_for(pg_url) as admin:
+        while proc.poll() is None and time.monotonic() < deadline and terminated < 2:
+            loaded = admin.scalar(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'evo_meta' AND tablename = 'files'"
+            ) and admin.scalar("SELECT count(*) FROM evo_meta.files")
+            admin.commit()
+            if loaded and loaded >= 2 + 4 * terminated:
+                terminated += int(
+                    admin.scalar(
+                        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = 'evo-frames' AND pid <> pg_backend_pid()) t"
+                    )
+                    or 0
+                )
+                admin.commit()
+            time.sleep(0.05)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert terminated >= 1 and "retrying" in err
+    clean = pg_server.create_database("clean_retry")  # type: ignore[attr-defined]
+    try:
+        subprocess.run([*args[:-4], "--target", clean, "--batch-size", "2"], check=True, env=env, timeout=300,
+                       capture_output=True)  # fmt: skip
+        assert snapshot(pg_url) == snapshot(clean)
+    finally:
+        pg_server.drop_database("clean_retry")  # type: ignore[attr-defined]
