@@ -309,6 +309,26 @@ def status(
 
 
 @app.command()
+def optimize(
+    target: TargetOpt = None,
+    entity: OneEntityOpt = None,
+    analyze: Annotated[bool, typer.Option("--analyze", help="Refresh planner statistics (the default action).")] = False,
+    vacuum: Annotated[bool, typer.Option("--vacuum", help="Reclaim dead rows (VACUUM ANALYZE; DuckDB: CHECKPOINT).")] = False,
+    reindex: Annotated[bool, typer.Option("--reindex", help="Rebuild indexes without blocking readers (PostgreSQL).")] = False,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Maintenance of the STG and CORE tables: statistics, dead rows, indexes."""
+    from .ops import optimize as run_optimize
+
+    actions = [a for a, on in (("analyze", analyze), ("vacuum", vacuum), ("reindex", reindex)) if on] or ["analyze"]
+    settings = _settings(config, target=target)
+    with _sink(settings) as sink:
+        done = run_optimize(sink, actions, entity)
+    _emit({"target": sink.display, "actions": actions, "statements": done}, as_json, "\n".join(done))
+
+
+@app.command()
 def bench(
     target: Annotated[
         str | None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from . import lake as lakes
@@ -47,3 +48,33 @@ def status(sink: SqlSink, settings: Settings, entity: str | None = None) -> dict
 
 
 
+
+
+def optimize(sink: SqlSink, actions: list[str], entity: str | None = None) -> list[str]:
+    """Run maintenance (``analyze``, ``vacuum``, ``reindex``) on the entities' tables, in autocommit.
+
+    Returns one line per statement run or action skipped.
+    """
+    entities = discover()
+    chosen = [entities[entity]] if entity else list(entities.values())
+    sink.ensure_tables(chosen)
+    done: list[str] = []
+    sink.commit()
+    # VACUUM and REINDEX CONCURRENTLY refuse to run in a transaction block
+    sink.conn.adbc_connection.set_autocommit(True)
+    try:
+        for action in actions:
+            template = sink.dialect.maintenance.get(action)
+            if template is None:
+                done.append(f"{action}: not needed on {sink.dialect.name}")
+                continue
+            statements = dict.fromkeys(
+                template.format(table=qt(t)) for ent in chosen for t in ent.tables
+            )  # CHECKPOINT-like statements without {table} run once
+            for stmt in statements:
+                started = time.perf_counter()
+                sink.execute(stmt, f"{action} ({stmt})")
+                done.append(f"{stmt}: {time.perf_counter() - started:.1f}s")
+    finally:
+        sink.conn.adbc_connection.set_autocommit(False)
+    return done

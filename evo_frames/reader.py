@@ -43,9 +43,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -64,7 +63,6 @@ __all__ = [
 
 MAX_REJECT_RAW = 65536  # bytes of a rejected line kept in evo_meta.rejects; raw_length keeps the full length
 MAX_LINE_BYTES = 256 << 20  # a longer line is rejected and skipped instead of being buffered whole
-DECODE_SLICE_BYTES = int(os.environ.get("EVO_DECODE_SLICE", 4 << 20))
 
 REJECT_SCHEMA = {
     "line": pl.Int64,
@@ -74,11 +72,20 @@ REJECT_SCHEMA = {
     "raw_length": pl.Int64,
 }
 
+# kept of an over-long line: what MAX_REJECT_RAW keeps plus room to find a UTF-8 character boundary
+_HEAD_BYTES = MAX_REJECT_RAW + 3
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
 _JSON_SPACE = " \t\r"
+# raw bytes per json_decode call: measured ~2x faster per line, with far less scratch memory, than 100k-line
+# calls (1-4 MiB alike; 32 MiB 3x slower)
+_DECODE_SLICE_BYTES = 1 << 20
+# bisection stops at frames this small, or at a level of at least _DENSE_LEVEL frames most of which fail;
+# their lines are parsed in Python (see _bisect)
+_BISECT_FLOOR = 16
+_DENSE_LEVEL = 8
 # decompressed output per zlib call, as a multiple of read_bytes: bounds memory on highly compressible data
-_INFLATE_RATIO = 4
+_INFLATE_RATIO = 2
 # rows worth a closer look: escapes of NUL or of UTF-16 surrogates (rare, so the exact check runs on few rows)
 _SUSPECT_ESCAPE = r"\\u(?:0000|[dD][89a-fA-F])"
 # JSON escapes left to right, so an escaped backslash is consumed before what follows it ("\\u0000" is text);
@@ -124,7 +131,7 @@ def iter_lines(
         fileobj: binary file object positioned at the start of the file; only ``read(n)`` is used.
         stats: counters updated while reading (final once the iterator is exhausted).
         chunk_lines: most lines per yielded frame.
-        read_bytes: compressed bytes read per call; at most ``4 * read_bytes`` are inflated at a time.
+        read_bytes: bytes read from ``fileobj`` per call; at most twice that is inflated at a time.
         max_line_bytes: a line longer than this is rejected and skipped rather than buffered.
 
     Yields:
@@ -139,7 +146,7 @@ def iter_lines(
     """
     if chunk_lines < 1 or read_bytes < 1 or max_line_bytes < 1:
         raise ValueError("chunk_lines, read_bytes and max_line_bytes must be positive")
-    chunker = _Chunker(chunk_lines, stats)
+    chunker = _Chunker(chunk_lines, max_line_bytes, stats)
     carry: list[bytes] = []  # pieces of the current line, which has no newline yet
     carry_len = 0
     next_line = 1  # physical number of the line that starts the carry
@@ -150,11 +157,12 @@ def iter_lines(
             while piece:
                 if skipped is not None:
                     nl = piece.find(b"\n")
-                    length = skipped[1] + (len(piece) if nl < 0 else nl)
+                    part = memoryview(piece)[: len(piece) if nl < 0 else nl]
+                    head, length = skipped
+                    skipped = (head + bytes(part[: _HEAD_BYTES - len(head)]), length + len(part))
                     if nl < 0:
-                        skipped = (skipped[0], length)
                         break
-                    chunker.reject(_too_long(next_line, skipped[0], length, max_line_bytes))
+                    chunker.reject(_too_long(next_line, *skipped, max_line_bytes))
                     skipped, next_line, piece = None, next_line + 1, piece[nl + 1 :]
                     continue
                 nl = piece.rfind(b"\n")
@@ -179,12 +187,12 @@ def iter_lines(
         fragment = b"".join(carry)
         if next_line == 1:
             fragment = fragment.removeprefix(_BOM)
-        if stats.partial and fragment.strip(_JSON_SPACE.encode()):
+        if fragment and not stats.partial:
+            chunker.block(fragment, next_line)  # last line without a trailing newline
+        elif fragment.strip(_JSON_SPACE.encode()):
             # the stream broke inside this line: whatever was decompressed of it is incomplete
             chunker.reject(_reject_row(next_line, f"{stats.error} (incomplete last line)", fragment))
-        elif not stats.partial:
-            chunker.block(fragment, next_line)  # last line without a trailing newline
-        else:
+        elif fragment:
             stats.blank_lines += 1
     yield from chunker.rest()
 
@@ -235,7 +243,11 @@ def _inflate(fileobj: BinaryIO, stats: FileStats, read_bytes: int) -> Iterator[b
                 good, at = _locate_error(saved, data)
                 if good:
                     yield good
-                raise _StreamBroken(f"corrupt gzip stream at compressed byte {offset + at}: {exc}") from exc
+                # zlib finds most damage only at the member's CRC check, after the damaged data was output
+                raise _StreamBroken(
+                    f"corrupt gzip stream at compressed byte {offset + at}: {exc}"
+                    " (lines read before this point from the same gzip member may be damaged too)"
+                ) from exc
             if out:
                 yield out
             rest = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
@@ -287,8 +299,9 @@ def _locate_error(saved: Any, data: bytes) -> tuple[bytes, int]:
 class _Chunker:
     """Turns blocks of complete lines into frames and regroups them into chunks of ``chunk_lines``."""
 
-    def __init__(self, chunk_lines: int, stats: FileStats) -> None:
+    def __init__(self, chunk_lines: int, max_line_bytes: int, stats: FileStats) -> None:
         self.chunk_lines = chunk_lines
+        self.max_line_bytes = max_line_bytes
         self.stats = stats
         self.frames: list[pl.DataFrame] = []
         self.rows = 0
@@ -301,7 +314,7 @@ class _Chunker:
         Returns:
             The physical number of the line after the block.
         """
-        lines, rejects, physical = _split_block(block, first_line)
+        lines, rejects, physical = _split_block(block, first_line, self.max_line_bytes)
         blank = physical - lines.height - rejects.height
         self.stats.blank_lines += blank
         self.stats.lines_read += physical - blank
@@ -347,11 +360,14 @@ class _Chunker:
         return rejects
 
 
-def _split_block(block: bytes | memoryview, first_line: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+def _split_block(
+    block: bytes | memoryview, first_line: int, max_line_bytes: int
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """Split complete lines (joined by ``\\n``, no final newline) into a lines frame and read rejects.
 
     Returns:
-        ``(lines, rejects, physical)``: non-blank lines, invalid-UTF-8 rejects, physical line count.
+        ``(lines, rejects, physical)``: non-blank lines, rejects (invalid UTF-8, longer than
+        ``max_line_bytes``), physical line count.
     """
     if first_line == 1 and bytes(block[: len(_BOM)]) == _BOM:
         block = block[len(_BOM) :]
@@ -362,7 +378,7 @@ def _split_block(block: bytes | memoryview, first_line: int) -> tuple[pl.DataFra
     try:
         raw = pl.Series("raw", pc.split_pattern(whole, b"\n").flatten()).cast(pl.String)
     except pl.exceptions.ComputeError:  # invalid UTF-8 somewhere in the block
-        return _split_block_slow(bytes(block), first_line)
+        return _split_block_slow(bytes(block), first_line, max_line_bytes)
     if raw.str.ends_with("\r").any():
         raw = raw.str.strip_suffix("\r")
     physical = raw.len()
@@ -372,13 +388,20 @@ def _split_block(block: bytes | memoryview, first_line: int) -> tuple[pl.DataFra
             "raw": raw,
         }
     )
-    non_blank = raw.str.contains(r"[^ \t\r]")
-    if not non_blank.all():
-        lines = lines.filter(non_blank)
-    return lines, pl.DataFrame(schema=REJECT_SCHEMA), physical
+    keep = raw.str.contains(r"[^ \t\r]")
+    too_long = raw.str.len_bytes() > max_line_bytes
+    rejects = pl.DataFrame(schema=REJECT_SCHEMA)
+    if too_long.any():
+        encoded = [(line, text.encode()) for line, text in lines.filter(too_long).iter_rows()]
+        rows = [_too_long(line, data[:_HEAD_BYTES], len(data), max_line_bytes) for line, data in encoded]
+        rejects = pl.DataFrame(rows, schema=REJECT_SCHEMA)
+        keep &= ~too_long
+    if not keep.all():
+        lines = lines.filter(keep)
+    return lines, rejects, physical
 
 
-def _split_block_slow(block: bytes, first_line: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+def _split_block_slow(block: bytes, first_line: int, max_line_bytes: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """Per-line variant of :func:`_split_block` for a block holding invalid UTF-8."""
     numbers: list[int] = []
     texts: list[str] = []
@@ -386,13 +409,14 @@ def _split_block_slow(block: bytes, first_line: int) -> tuple[pl.DataFrame, pl.D
     physical = 0
     for physical, line in enumerate(block.split(b"\n"), start=1):
         line = line.removesuffix(b"\r")
+        if len(line) > max_line_bytes:
+            rejects.append(_too_long(first_line + physical - 1, line[:_HEAD_BYTES], len(line), max_line_bytes))
+            continue
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
             rejects.append(
-                _reject_row(
-                    first_line + physical - 1, f"invalid UTF-8 at byte {exc.start + 1} of the line", line
-                )
+                _reject_row(first_line + physical - 1, f"invalid UTF-8 at byte {exc.start + 1} of the line", line)
             )
             continue
         if text.strip(_JSON_SPACE):
@@ -419,9 +443,7 @@ def _clip(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _reject_row(
-    line: int, reason: str, data: bytes, stage: str = "read", length: int | None = None
-) -> dict[str, Any]:
+def _reject_row(line: int, reason: str, data: bytes, stage: str = "read", length: int | None = None) -> dict[str, Any]:
     return {
         "line": line,
         "stage": stage,
@@ -432,8 +454,8 @@ def _reject_row(
 
 
 def _head(pieces: list[bytes]) -> bytes:
-    """The first :data:`MAX_REJECT_RAW` (+3, to find a character boundary) bytes of a line in pieces."""
-    head, need = [], MAX_REJECT_RAW + 3
+    """The first ``_HEAD_BYTES`` bytes of a line given in pieces."""
+    head, need = [], _HEAD_BYTES
     for piece in pieces:
         head.append(piece[:need])
         need -= len(head[-1])
@@ -443,9 +465,7 @@ def _head(pieces: list[bytes]) -> bytes:
 
 
 def _too_long(line: int, head: bytes, length: int, limit: int) -> dict[str, Any]:
-    return _reject_row(
-        line, f"line longer than {limit} bytes ({length} bytes), not loaded", head, length=length
-    )
+    return _reject_row(line, f"line longer than {limit} bytes ({length} bytes), not loaded", head, length=length)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -463,7 +483,7 @@ def decode(lines: pl.DataFrame, dtype: pl.Struct) -> tuple[pl.DataFrame, pl.Data
     Returns:
         ``(records, rejects)``: ``records`` has ``_source_line``, ``raw``, then the fields of ``dtype``
         unnested, one row per line that is a JSON object, in input order (values that drifted from the
-        declared types are coerced, see :func:`_coerce`); ``rejects`` has :data:`REJECT_SCHEMA`, stage
+        declared types are coerced, see :func:`_coercer`); ``rejects`` has :data:`REJECT_SCHEMA`, stage
         ``decode``, in input order.
 
     Raises:
@@ -476,22 +496,25 @@ def decode(lines: pl.DataFrame, dtype: pl.Struct) -> tuple[pl.DataFrame, pl.Data
     if clash:
         raise ValueError(f"dtype fields {sorted(clash)} clash with the columns of the lines frame")
     # _row (input position) lets rejects found by different checks come back in input order
-    frame = lines.select(pl.col("_source_line").cast(pl.Int64), pl.col("raw").cast(pl.String)).with_row_index(
-        "_row"
-    )
+    frame = lines.select(pl.col("_source_line").cast(pl.Int64), pl.col("raw").cast(pl.String)).with_row_index("_row")
     reason = _precheck(frame.get_column("raw"))
     bad = reason.is_not_null()
     rejects = [_reject_frame(frame.filter(bad), reason.filter(bad))] if bad.any() else []
     parts: list[pl.DataFrame] = []
+    failing: list[pl.DataFrame] = []
     good = frame.filter(~bad) if rejects else frame
     if good.height:
-        # json_decode slows down (~2x at 100k lines) and its scratch memory grows with the rows per call:
-        # decode in slices of about DECODE_SLICE_BYTES
         size = good.get_column("raw").str.len_bytes().sum()
-        step = max(1, good.height * DECODE_SLICE_BYTES // max(size, 1))
+        step = max(1, good.height * _DECODE_SLICE_BYTES // max(size, 1))
         for start in range(0, good.height, step):
-            _decode_parts(good.slice(start, step), dtype, parts, rejects)
+            _bisect(good.slice(start, step), dtype, parts, failing)
+    if failing:
+        coerced, malformed = _coerce_lines(pl.concat(failing), dtype)
+        parts.append(coerced)
+        rejects.append(malformed)
     records = pl.concat(parts) if parts else _decode_all(frame.clear(), dtype)
+    if failing:
+        records = records.sort("_row")
     rejected = pl.concat(rejects) if rejects else _reject_frame(frame.clear(), pl.Series([], dtype=pl.String))
     if len(rejects) > 1:
         rejected = rejected.sort("_row")
@@ -550,36 +573,76 @@ def _decode_all(frame: pl.DataFrame, dtype: pl.Struct) -> pl.DataFrame:
     return frame.with_columns(values.alias("_record")).unnest("_record")
 
 
-def _decode_parts(
-    frame: pl.DataFrame, dtype: pl.Struct, parts: list[pl.DataFrame], rejects: list[pl.DataFrame]
-) -> None:
-    """Decode ``frame``; on failure bisect it so that only the failing lines take the per-line fallback."""
+def _bisect(frame: pl.DataFrame, dtype: pl.Struct, parts: list[pl.DataFrame], failing: list[pl.DataFrame]) -> None:
+    """Decode ``frame`` into ``parts``, halving it level by level around failures (parts end up unordered).
+
+    Frames that still fail go to ``failing`` (parsed in Python) once they are at most ``_BISECT_FLOOR``
+    rows, or all at once when most frames of a level fail: with many drifted lines, halving further would
+    cost more decode calls than it saves.
+    """
+    level = [frame]
+    while level:
+        failed = []
+        for part in level:
+            try:
+                parts.append(_decode_all(part, dtype))
+            except _DECODE_ERRORS:
+                failed.append(part)
+        if len(level) >= _DENSE_LEVEL and 2 * len(failed) > len(level):
+            failing.extend(failed)
+            return
+        failing.extend(part for part in failed if part.height <= _BISECT_FLOOR)
+        level = [
+            half
+            for part in failed
+            if part.height > _BISECT_FLOOR
+            for half in (part.slice(0, part.height // 2), part.slice(part.height // 2))
+        ]
+
+
+def _coerce_lines(frame: pl.DataFrame, dtype: pl.Struct) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Slow path for the few lines near a decode failure: parse in Python, coerce, decode in one call.
+
+    Returns:
+        ``(records, rejects)`` of ``frame`` (both with ``_row``): malformed JSON is rejected, valid objects
+        are coerced to ``dtype`` (see :func:`_coercer`) and keep their original ``raw``.
+    """
+    coerce = _coercer(dtype)
+    texts: list[str | None] = []
+    reasons: list[str | None] = []
+    for raw in frame.get_column("raw"):
+        try:
+            value = json.loads(
+                raw, object_pairs_hook=_first_key_wins, parse_float=_parse_float, parse_constant=_no_constant
+            )
+        except (ValueError, RecursionError) as exc:
+            texts.append(None)
+            reasons.append(f"malformed JSON: {exc}")
+            continue
+        texts.append(json.dumps(coerce(value)))
+        reasons.append(None)
+    reason = pl.Series(reasons, dtype=pl.String)
+    bad = reason.is_not_null()
+    coerced = frame.with_columns(raw=pl.Series(texts, dtype=pl.String)).filter(~bad)
+    rejects = [_reject_frame(frame.filter(bad), reason.filter(bad))]
     try:
-        parts.append(_decode_all(frame, dtype))
-        return
+        records = _decode_all(coerced, dtype)
     except _DECODE_ERRORS:
-        pass
-    if frame.height > 1:
-        mid = frame.height // 2
-        _decode_parts(frame.slice(0, mid), dtype, parts, rejects)
-        _decode_parts(frame.slice(mid), dtype, parts, rejects)
-        return
-    raw = frame.item(0, "raw")
-    try:
-        value = json.loads(
-            raw, object_pairs_hook=_first_key_wins, parse_float=_parse_float, parse_constant=_no_constant
-        )
-    except (ValueError, RecursionError) as exc:
-        rejects.append(_reject_frame(frame, pl.Series([f"malformed JSON: {exc}"])))
-        return
-    try:
-        record = _decode_all(frame.with_columns(raw=pl.lit(json.dumps(_coerce(value, dtype)))), dtype)
-    except _DECODE_ERRORS as exc:
-        # safety net for a drift _coerce does not know: quarantine the line rather than fail the batch
-        message = str(exc).split("\n", 1)[0]
-        rejects.append(_reject_frame(frame, pl.Series([f"does not fit the schema: {message}"])))
-        return
-    parts.append(record.with_columns(raw=pl.lit(raw, dtype=pl.String)))
+        # a drift _coercer does not know about: find the lines one by one and quarantine them
+        decoded = []
+        for row in range(coerced.height):
+            line = coerced.slice(row, 1)
+            try:
+                decoded.append(_decode_all(line, dtype))
+            except _DECODE_ERRORS as exc:
+                message = str(exc).split("\n", 1)[0]
+                original = frame.filter(pl.col("_row") == line.item(0, "_row"))
+                rejects.append(_reject_frame(original, pl.Series([f"does not fit the schema: {message}"])))
+        records = pl.concat(decoded) if decoded else _decode_all(coerced.clear(), dtype)
+    # the original text, not the re-serialised one, is what lands in raw_data
+    columns = records.columns
+    records = records.drop("raw").join(frame.select("_row", "raw"), on="_row", how="left", maintain_order="left")
+    return records.select(columns), pl.concat(rejects)
 
 
 class _BigNumber(str):
@@ -600,8 +663,8 @@ def _first_key_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(reversed(pairs))
 
 
-def _coerce(value: Any, dtype: pl.DataType) -> Any:
-    """Bend a parsed JSON value into ``dtype`` the way the fast path would have, nulling what cannot fit.
+def _coercer(dtype: pl.DataType) -> Callable[[Any], Any]:
+    """Build a function that bends a parsed JSON value into ``dtype`` the way the fast path would have.
 
     * Struct: an object keeps its declared fields (unknown keys dropped); anything else becomes null.
     * List: a list is coerced element-wise, dropping elements that are neither objects nor null when the
@@ -611,29 +674,43 @@ def _coerce(value: Any, dtype: pl.DataType) -> Any:
       float range keeps its literal text; objects and arrays become null.
     * any other leaf: kept if Polars decodes it as that type, else null.
     """
-    if value is None:
-        return None
     if isinstance(dtype, pl.Struct):
-        if not isinstance(value, dict):
-            return None
-        return {field.name: _coerce(value.get(field.name), field.dtype) for field in dtype.fields}
+        fields = [(field.name, _coercer(field.dtype)) for field in dtype.fields]
+
+        def struct(value: Any) -> Any:
+            if type(value) is not dict:
+                return None
+            return {name: coerce(value.get(name)) for name, coerce in fields}
+
+        return struct
     if isinstance(dtype, pl.List):
-        inner = dtype.inner
-        if isinstance(value, list):
-            if isinstance(inner, pl.Struct):
-                value = [item for item in value if item is None or isinstance(item, dict)]
-            return [_coerce(item, inner) for item in value]
-        if isinstance(value, dict) or isinstance(inner, pl.Struct):
-            return None
-        return [_coerce(value, inner)]
-    if isinstance(value, dict | list):
-        return None
+        inner = _coercer(dtype.inner)
+        of_structs = isinstance(dtype.inner, pl.Struct)
+
+        def list_(value: Any) -> Any:
+            if type(value) is list:
+                return [inner(item) for item in value if not of_structs or item is None or type(item) is dict]
+            if value is None or of_structs or type(value) is dict:
+                return None
+            return [inner(value)]
+
+        return list_
     if dtype == pl.String:
-        return str(value) if isinstance(value, _BigNumber) else value
-    if isinstance(value, _BigNumber):
-        return None
-    try:
-        pl.Series([json.dumps({"v": value})]).str.json_decode(pl.Struct({"v": dtype}))
-    except _DECODE_ERRORS:
-        return None
-    return value
+
+        def string(value: Any) -> Any:
+            if type(value) in (dict, list):
+                return None
+            return str(value) if type(value) is _BigNumber else value
+
+        return string
+
+    def leaf(value: Any) -> Any:
+        if value is None or type(value) in (dict, list, _BigNumber):
+            return None
+        try:
+            pl.Series([json.dumps({"v": value})]).str.json_decode(pl.Struct({"v": dtype}))
+        except _DECODE_ERRORS:
+            return None
+        return value
+
+    return leaf

@@ -56,7 +56,7 @@ import hashlib
 import json
 import time
 import unicodedata
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import fsspec
@@ -184,45 +184,59 @@ def generate(
     fs, root = fsspec.core.url_to_fs(lake, **(storage_options or {}))
     rng = _Rng(seed)
     plan = _Plan.build(entity, records, runs, resend_share, _as_utc(start or DEFAULT_START), rng)
-    ctx = _Context(rng, _population(entity, records, _MEMBERS_PER_RECORD),
+    ctx = _Context(_population(entity, records, _MEMBERS_PER_RECORD),
                    _population(entity, records, _PROSPECTS_PER_RECORD))
-    build = _BUILDERS[entity]
     base_url = lake.rstrip("/")
     rel_entity = f"{prefix.strip('/')}/entity={entity}".lstrip("/")
     files: list[str] = []
-    lines_total = 0
+    lines = 0
     with _Writer(fs, gzip_level) as writer:
         for run in plan.runs:
             rel_run = f"{rel_entity}/ingestion_date={run.utc:%Y-%m-%d}/run_id={run.run_id}"
             run_dir = f"{root.rstrip('/')}/{rel_run}"
             _refuse_existing(fs, run_dir)
             fs.makedirs(run_dir, exist_ok=True)
-            results: list[dict[str, Any]] = []
             windows = plan.windows(run)
-            for window in windows:
-                parts = _Parts(PART_SIZE[entity])
-                names: list[str] = []
-                for a in range(window.lo, window.hi, BATCH_ROWS[entity]):
-                    b = min(a + BATCH_ROWS[entity], window.hi)
-                    lines = build(plan.base(a, b, run), ctx).collect()["line"]
-                    names += [writer.submit(f"{run_dir}/{n}", data)
-                              for n, data in parts.feed(lines, window.prefix)]
-                names += [writer.submit(f"{run_dir}/{n}", data) for n, data in parts.flush(window.prefix)]
-                files += [f"{base_url}/{rel_run}/{n.rsplit('/', 1)[1]}" for n in names]
-                results.append(window.result(parts.lines, len(names), entity))
-                lines_total += parts.lines
+            parts = _write_run(plan, run, windows, entity, ctx,
+                               lambda name, data, run_dir=run_dir: writer.submit(f"{run_dir}/{name}", data))
             writer.drain()
-            manifest = _manifest(entity, run, results, windows)
-            fs.pipe_file(f"{run_dir}/_manifest.json", manifest.encode("utf-8"))
+            results = [w.result(p.lines, len(p.names), entity) for w, p in zip(windows, parts, strict=True)]
+            fs.pipe_file(f"{run_dir}/_manifest.json", _manifest(entity, run, results, windows).encode("utf-8"))
+            files += [f"{base_url}/{rel_run}/{name}" for p in parts for name in p.names]
             files.append(f"{base_url}/{rel_run}/_manifest.json")
+            lines += sum(p.lines for p in parts)
     return SynthResult(
         entity=entity,
         run_ids=tuple(r.run_id for r in plan.runs),
         files=tuple(files),
-        records=lines_total,
+        records=lines,
         distinct=plan.runs[-1].hi,
         seconds=time.perf_counter() - began,
     )
+
+
+def _write_run(
+    plan: _Plan, run: _Run, windows: list[_Window], entity: str, ctx: _Context,
+    submit: Callable[[str, bytes], None],
+) -> list[_Parts]:
+    """Build a run's records batch by batch and cut them into each window's parts, in order."""
+    parts = [_Parts(PART_SIZE[entity], w.prefix, submit) for w in windows]
+    done = 0  # windows before this one are complete
+    for a in range(run.lo, run.hi, BATCH_ROWS[entity]):
+        b = min(a + BATCH_ROWS[entity], run.hi)
+        batch = _BUILDERS[entity](_Frame(plan.base(a, b, run), plan.rng), ctx).collect()
+        index, lines = batch["i"], batch["line"]
+        for w in range(done, len(windows)):
+            window = windows[w]
+            if window.lo >= b:
+                break
+            # batches span windows, so that small samples take few queries; rows come in index order
+            first, stop = (index.search_sorted(min(max(x, a), b), "left") for x in (window.lo, window.hi))
+            parts[w].feed(lines.slice(first, stop - first))
+            if window.hi <= b:
+                parts[w].flush()
+                done = w + 1
+    return parts
 
 
 def _check_args(entity: str, records: int, runs: int, resend_share: float, gzip_level: int) -> None:
@@ -400,32 +414,40 @@ class _Plan:
         return out
 
     def base(self, a: int, b: int, run: _Run) -> pl.LazyFrame:
-        """Records [a, b) of `run`: index `i`, time `t`, `born` (first run), `ver` and `ver_end`.
+        """Records [a, b) as of `run`: `i`, time `t`, `born`, `ver`, `ver_end`, `changed`, `iv`.
 
-        `ver` is the latest run up to `run` in which the record was re-sent changed (else
-        `born`), and `ver_end` that run's local time: every field that changes between runs is
-        drawn from them, so an unchanged re-send repeats the earlier line byte for byte.
+        `born` is the run that first sent the record; `ver` the latest run up to `run` that
+        re-sent it changed (else `born`), and `ver_end` that run's local time. Every field that
+        changes between runs is drawn from them (keyed by `iv`), so an unchanged re-send repeats
+        the earlier line byte for byte.
         """
         i = pl.col("i")
-        t: pl.Expr = pl.lit(None, dtype=pl.Int64)
-        for seg in self.segments:
-            jitter = (self.rng.bits("record.time", i) % _u64(seg.step)).cast(pl.Int64)
-            t = pl.when(i >= seg.first).then(seg.t0 + (i - seg.first) * seg.step + jitter).otherwise(t)
+        first, t0, step = (pl.lit(getattr(self.segments[0], a_), dtype=pl.Int64) for a_ in ("first", "t0", "step"))
+        for seg in self.segments[1:]:
+            later = i >= seg.first
+            first, t0, step = (pl.when(later).then(getattr(seg, a_)).otherwise(e)
+                               for a_, e in (("first", first), ("t0", t0), ("step", step)))
         born: pl.Expr = pl.lit(1, dtype=pl.Int64)
+        ver: pl.Expr = pl.lit(1, dtype=pl.Int64)
         for r in self.runs[1 : run.number]:
             born = pl.when(i >= r.new).then(r.number).otherwise(born)
-        ver = born
         for r in self.runs[1 : run.number]:
             changed = (i >= r.lo) & (i < r.new) & self.rng.chance(f"record.change.{r.number}", CHANGE_SHARE, i)
             ver = pl.when(changed).then(r.number).otherwise(ver)
         ver_end: pl.Expr = pl.lit(self.runs[0].end, dtype=pl.Int64)
         for r in self.runs[1 : run.number]:
             ver_end = pl.when(pl.col("ver") == r.number).then(r.end).otherwise(ver_end)
+        jitter = (self.rng.bits("record.time", i) % pl.col("step").cast(pl.UInt64)).cast(pl.Int64)
         return (
             pl.LazyFrame()
             .select(i=pl.int_range(a, b, dtype=pl.Int64))
-            .with_columns(t=t, born=born, ver=ver)
-            .with_columns(ver_end=ver_end, changed=pl.col("ver") > pl.col("born"))
+            .with_columns(first=first, t0=t0, step=step, born=born, ver_changed=ver)
+            .with_columns(
+                t=pl.col("t0") + (i - pl.col("first")) * pl.col("step") + jitter,
+                ver=pl.max_horizontal("born", "ver_changed"),
+            )
+            .with_columns(ver_end=ver_end, changed=pl.col("ver") > pl.col("born"), iv=i * 64 + pl.col("ver"))
+            .drop("first", "t0", "step", "ver_changed")
         )
 
 
@@ -469,33 +491,36 @@ def _manifest(entity: str, run: _Run, results: list[dict[str, Any]], windows: li
 
 
 class _Parts:
-    """Cuts a window's lines into full parts, numbering them from 00001."""
+    """Cuts a window's lines into full parts numbered from 00001 and hands them to `submit`."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, prefix: str, submit: Callable[[str, bytes], None]) -> None:
         self.size = size
+        self.prefix = prefix
+        self.submit = submit
         self.pending: list[pl.Series] = []
         self.count = 0  # lines pending
-        self.number = 0
-        self.lines = 0  # lines emitted
+        self.lines = 0  # lines written
+        self.names: list[str] = []
 
-    def feed(self, lines: pl.Series, prefix: str) -> Iterator[tuple[str, bytes]]:
+    def feed(self, lines: pl.Series) -> None:
         self.pending.append(lines)
         self.count += len(lines)
         while self.count >= self.size:
             joined = pl.concat(self.pending)
             self.pending, self.count = [joined.slice(self.size)], self.count - self.size
-            yield self._part(joined.slice(0, self.size), prefix)
+            self._part(joined.slice(0, self.size))
 
-    def flush(self, prefix: str) -> Iterator[tuple[str, bytes]]:
+    def flush(self) -> None:
         if self.count:
             joined = pl.concat(self.pending)
             self.pending, self.count = [], 0
-            yield self._part(joined, prefix)
+            self._part(joined)
 
-    def _part(self, lines: pl.Series, prefix: str) -> tuple[str, bytes]:
-        self.number += 1
+    def _part(self, lines: pl.Series) -> None:
+        name = f"{self.prefix}part-{len(self.names) + 1:05d}.jsonl.gz"
+        self.names.append(name)
         self.lines += len(lines)
-        return f"{prefix}part-{self.number:05d}.jsonl.gz", lines.str.join("\n").item().encode("utf-8")
+        self.submit(name, lines.str.join("\n").item().encode("utf-8"))
 
 
 class _Writer:
@@ -519,11 +544,10 @@ class _Writer:
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def submit(self, path: str, data: bytes) -> str:
+    def submit(self, path: str, data: bytes) -> None:
         while len(self.futures) >= self._IN_FLIGHT:
             self.futures.popleft().result()
         self.futures.append(self.pool.submit(self._write, path, data))
-        return path
 
     def drain(self) -> None:
         while self.futures:
@@ -535,10 +559,12 @@ class _Writer:
 
 
 # ---------------------------------------------------------------------------------------------
-# randomness: splitmix64 of (seed, field, key), as Polars expressions and as Python ints
+# randomness: splitmix64 of (seed, field, key), as Polars columns and as Python ints
 
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
+_MIX = tuple(pl.Series([v], dtype=pl.UInt64) for v in (1 << 30, 0xBF58476D1CE4E5B9, 1 << 27, 0x94D049BB133111EB,
+                                                         1 << 31))
 
 
 def _u64(value: int) -> pl.Expr:
@@ -546,25 +572,26 @@ def _u64(value: int) -> pl.Expr:
 
 
 def _mix_py(x: int) -> int:
-    """splitmix64's finaliser on a Python int (the twin of :func:`_mix`)."""
+    """splitmix64's finaliser on a Python int (the twin of :func:`_mix_series`)."""
     z = x & _MASK
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
     return z ^ (z >> 31)
 
 
-def _mix(z: pl.Expr) -> pl.Expr:
-    """splitmix64's finaliser on a UInt64 column; Polars' UInt64 arithmetic wraps like C's."""
-    z = (z ^ (z // _u64(1 << 30))) * _u64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z // _u64(1 << 27))) * _u64(0x94D049BB133111EB)
-    return z ^ (z // _u64(1 << 31))
+def _mix_series(z: pl.Series) -> pl.Series:
+    """splitmix64's finaliser on a UInt64 Series; Polars' UInt64 arithmetic wraps like C's."""
+    s30, c1, s27, c2, s31 = _MIX
+    z = (z ^ (z // s30)) * c1
+    z = (z ^ (z // s27)) * c2
+    return z ^ (z // s31)
 
 
 class _Rng:
     """Counter-based randomness: a value is a hash of (seed, field name, key), never a sequence.
 
     So any record can be built alone, in any batch, in any run, and come out the same; and the
-    generator owes nothing to Polars' own hash, which may change between versions.
+    output owes nothing to Polars' own hash, which may change between versions.
     """
 
     def __init__(self, seed: int) -> None:
@@ -575,7 +602,9 @@ class _Rng:
         return _mix_py(digest ^ self.seed)
 
     def bits(self, name: str, key: pl.Expr) -> pl.Expr:
-        return _mix(key.cast(pl.UInt64) * _u64(_GOLDEN) + _u64(self.salt(name)))
+        # one opaque node per draw: written as expressions, each xor-shift would double the tree
+        state = key.cast(pl.UInt64) * _u64(_GOLDEN) + _u64(self.salt(name))
+        return state.map_batches(_mix_series, return_dtype=pl.UInt64, is_elementwise=True)
 
     def bits_py(self, name: str, key: int) -> int:
         return _mix_py(key * _GOLDEN + self.salt(name))
@@ -583,22 +612,64 @@ class _Rng:
     def chance(self, name: str, p: float, key: pl.Expr) -> pl.Expr:
         return self.bits(name, key) < _u64(min(_MASK, int(p * 2.0**64)))
 
-    def at(self, key: pl.Expr) -> _Draw:
+
+class _Frame:
+    """A LazyFrame grown by named columns, so that a value used several times is computed once.
+
+    Polars does not merge repeated subexpressions that call Python (every draw does), and
+    repeated subtrees make planning and evaluation explode; so builders `let` every value they
+    use more than once and refer to it by column.
+    """
+
+    def __init__(self, lf: pl.LazyFrame, rng: _Rng) -> None:
+        self.lf = lf
+        self.rng = rng
+        self.pending: dict[str, pl.Expr] = {}
+        self.memo: dict[tuple[str, ...], Any] = {}
+        self.count = 0
+
+    def let(self, expr: pl.Expr, name: str | None = None) -> pl.Expr:
+        """Add `expr` as a column (computed with its independent neighbours) and refer to it."""
+        if not self.pending.keys().isdisjoint(expr.meta.root_names()):
+            self.flush()
+        if name is None:
+            name = f"_v{self.count}"
+            self.count += 1
+        self.pending[name] = expr.alias(name)
+        return pl.col(name)
+
+    def flush(self) -> pl.LazyFrame:
+        if self.pending:
+            self.lf = self.lf.with_columns(*self.pending.values())
+            self.pending = {}
+        return self.lf
+
+    def filter(self, predicate: pl.Expr) -> None:
+        self.lf = self.flush().filter(predicate)
+
+    def at(self, key: str) -> _Draw:
+        """Draws keyed by column `key` (a record, a child, a referenced member...)."""
         return _Draw(self, key)
+
+    def once(self, memo: tuple[str, ...], make: Callable[[], Any]) -> Any:
+        if memo not in self.memo:
+            self.memo[memo] = make()
+        return self.memo[memo]
 
 
 class _Draw:
-    """Draws keyed by one column (a record, a child, a referenced member...)."""
+    """Random values of a frame keyed by one of its columns; each named draw is one column."""
 
-    def __init__(self, rng: _Rng, key: pl.Expr) -> None:
-        self.rng = rng
+    def __init__(self, frame: _Frame, key: str) -> None:
+        self.frame = frame
         self.key = key
 
     def bits(self, name: str) -> pl.Expr:
-        return self.rng.bits(name, self.key)
+        f = self.frame
+        return f.once(("bits", name, self.key), lambda: f.let(f.rng.bits(name, pl.col(self.key))))
 
     def chance(self, name: str, p: float) -> pl.Expr:
-        return self.rng.chance(name, p, self.key)
+        return self.bits(name) < _u64(min(_MASK, int(p * 2.0**64)))
 
     def below(self, name: str, n: int | pl.Expr) -> pl.Expr:
         """Uniform integer in [0, n); `n` may be a column (values below 1 count as 1)."""
@@ -615,7 +686,7 @@ class _Draw:
 
 
 # ---------------------------------------------------------------------------------------------
-# JSON text: values are JSON fragments, strings inside pools are already JSON-escaped
+# JSON text: values are JSON fragments; strings in pools are already JSON-escaped
 
 
 def _cat(*parts: pl.Expr | str) -> pl.Expr:
@@ -636,32 +707,33 @@ def _jb(flag: pl.Expr) -> pl.Expr:
     return pl.when(flag).then(pl.lit("true")).otherwise(pl.lit("false"))
 
 
-def _money(cents: pl.Expr) -> pl.Expr:
-    """Cents as Python's repr of the float: 99.9, 240.0, 79.95."""
-    rest = cents % 100
+def _null_if(cond: pl.Expr, value: pl.Expr) -> pl.Expr:
+    return pl.when(cond).then(pl.lit(None, dtype=pl.String)).otherwise(value)
+
+
+def _money(f: _Frame, cents: pl.Expr) -> pl.Expr:
+    """Cents as Python's repr of the float the extractor parsed: 99.9, 240.0, 79.95."""
+    c = f.let(cents)
+    rest = c % 100
     decimals = (
         pl.when(rest == 0).then(pl.lit("0"))
         .when(rest % 10 == 0).then((rest // 10).cast(pl.String))
         .otherwise(rest.cast(pl.String).str.zfill(2))
     )
-    return _cat((cents // 100).cast(pl.String), ".", decimals)
-
-
-def _null_if(cond: pl.Expr, value: pl.Expr) -> pl.Expr:
-    return pl.when(cond).then(pl.lit(None, dtype=pl.String)).otherwise(value)
+    return _cat((c // 100).cast(pl.String), ".", decimals)
 
 
 def _ts(d: _Draw, name: str, seconds: pl.Expr) -> pl.Expr:
-    """A local timestamp, 5% with milliseconds and 5% with seven fraction digits, like EVO."""
+    """A local timestamp, 5% with milliseconds and 5% with seven fraction digits, like EVO's."""
     bits = d.bits(name)
     kind = bits % _u64(100)
-    fraction = ((bits // _u64(100)) % _u64(10**7)).cast(pl.String).str.zfill(7)
-    text = pl.from_epoch(seconds, time_unit="s").dt.to_string("%Y-%m-%dT%H:%M:%S")
-    return _js(
-        pl.when(kind < 5).then(_cat(text, ".", fraction.str.slice(0, 3)))
-        .when(kind < 10).then(_cat(text, ".", fraction))
-        .otherwise(text)
+    fraction = d.frame.let(((bits // _u64(100)) % _u64(10**7)).cast(pl.String).str.zfill(7))
+    suffix = (
+        pl.when(kind < 5).then(_cat(".", fraction.str.slice(0, 3)))
+        .when(kind < 10).then(_cat(".", fraction))
+        .otherwise(pl.lit(""))
     )
+    return _js(_cat(pl.from_epoch(seconds, time_unit="s").dt.to_string("%Y-%m-%dT%H:%M:%S"), suffix))
 
 
 def _day(seconds: pl.Expr, clock: str = "00:00:00") -> pl.Expr:
@@ -678,46 +750,53 @@ class _F:
     omit: pl.Expr | None = None
 
 
-def _obj(fields: Sequence[_F], drop_nulls: pl.Expr | None = None) -> pl.Expr:
-    """A JSON object; `drop_nulls` marks records whose serialiser leaves null keys out."""
+def _obj(fields: Sequence[_F]) -> pl.Expr:
     frags = []
     for f in fields:
-        value = f.value.fill_null(pl.lit("null"))
-        frag = _cat(f'"{f.key}": ', value)
-        if drop_nulls is not None:
-            frag = _null_if(drop_nulls & (value == "null"), frag)
-        if f.omit is not None:
-            frag = _null_if(f.omit, frag)
-        frags.append(frag)
+        frag = _cat(f'"{f.key}": ', f.value.fill_null(pl.lit("null")))
+        frags.append(frag if f.omit is None else _null_if(f.omit, frag))
     return _cat("{", pl.concat_str(frags, separator=", ", ignore_nulls=True), "}")
 
 
-def _children(
-    parents: pl.LazyFrame, count: pl.Expr, element: Callable[[pl.LazyFrame], pl.LazyFrame], **aggs: pl.Expr
-) -> pl.LazyFrame:
-    """Array text per parent `i` (column `json`) from `count` elements built by `element`.
+def _line(f: _Frame, fields: Sequence[_F], drop_nulls: pl.Expr) -> pl.LazyFrame:
+    """The records as lines; where `drop_nulls`, null keys are left out at every depth.
 
-    `element` gets one row per (parent, position `k`, child key `ck`) and returns rows with
-    a `json` column (it may drop rows); `aggs` adds more per-parent aggregates.
+    That is what a serialiser set to ignore nulls writes. The patterns cannot match inside
+    strings, where every quote is escaped.
+    """
+    line = f.let(_obj(fields))
+    dropped = line.str.replace_all(r', "[A-Za-z]+": null', "").str.replace_all(r'\{"[A-Za-z]+": null(, )?', "{")
+    return f.flush().select("i", line=pl.when(drop_nulls).then(dropped).otherwise(line))
+
+
+def _children(
+    parent: _Frame,
+    count: pl.Expr,
+    columns: Sequence[str],
+    element: Callable[[_Frame], pl.Expr],
+    **aggs: pl.Expr,
+) -> pl.LazyFrame:
+    """Array text per parent `i` (column `json`) of `count` elements.
+
+    `element` gets a frame with one row per element (parent `columns`, position `k`, draw key
+    `ck`); it may filter rows and `let` columns, and returns the element's JSON; `aggs` add
+    per-parent aggregates of its columns.
     """
     rows = (
-        parents.with_columns(k=pl.int_ranges(0, count))
+        parent.flush()
+        .select(*columns, k=pl.int_ranges(0, count))
         .explode("k")
         .with_columns(ck=pl.col("i") * _MAX_CHILDREN + pl.col("k"))
     )
-    return (
-        element(rows)
-        .group_by("i", maintain_order=True)
-        .agg(pl.col("json").str.join(", "), **aggs)
-    )
+    child = _Frame(rows, parent.rng)
+    json_text = child.let(element(child), "json")
+    return child.flush().group_by("i", maintain_order=True).agg(json_text.str.join(", "), **aggs)
 
 
-def _attach(base: pl.LazyFrame, children: pl.LazyFrame, name: str) -> pl.LazyFrame:
-    """Join array text back to its parents, parents without elements getting `[]`."""
-    return (
-        base.join(children.rename({"json": name}), on="i", how="left", maintain_order="left")
-        .with_columns(_cat("[", pl.col(name).fill_null(""), "]").alias(name))
-    )
+def _attach(f: _Frame, children: pl.LazyFrame, name: str) -> pl.Expr:
+    """Join array text back to its parents (those without elements get `[]`)."""
+    f.lf = f.flush().join(children.rename({"json": name}), on="i", how="left", maintain_order="left")
+    return _cat("[", pl.col(name).fill_null(""), "]")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -938,7 +1017,7 @@ FREEZE_REASON = _Pool(("Viagem", "Atestado médico", "Cirurgia", "Gestação", "
 
 @dataclasses.dataclass(frozen=True)
 class _Person:
-    """Name parts of a person (escaped text), drawn from a namespace and a key column."""
+    """Name parts of a person (escaped text columns)."""
 
     gender: pl.Expr
     first: pl.Expr
@@ -950,25 +1029,33 @@ class _Person:
         return _cat(self.first, " ", self.last)
 
 
-def _person(rng: _Rng, ns: str, key: pl.Expr) -> _Person:
-    """The same person for the same (namespace, key) in every entity, e.g. members in entries."""
-    d = rng.at(key)
+def _person(f: _Frame, ns: str, key: str) -> _Person:
+    """The same person for the same namespace and key in every entity (members in entries...)."""
+    return f.once(("person", ns, key), lambda: _new_person(f, ns, key))
+
+
+def _new_person(f: _Frame, ns: str, key: str) -> _Person:
+    d = f.at(key)
     g = d.below(f"{ns}.gender", 100)
-    female = (g < 50) | ((g >= 97) & d.chance(f"{ns}.gender.other", 0.5))
+    female = f.let((g < 50) | ((g >= 97) & d.chance(f"{ns}.gender.other", 0.5)))
     fi = d.bits(f"{ns}.first")
     f_idx, m_idx = ((fi % _u64(len(p))).cast(pl.Int64) for p in (FIRST_F, FIRST_M))
-    first = pl.when(female).then(FIRST_F.at(f_idx)).otherwise(FIRST_M.at(m_idx))
+    first = f.let(pl.when(female).then(FIRST_F.at(f_idx)).otherwise(FIRST_M.at(m_idx)))
     first_ascii = pl.when(female).then(FIRST_F_ASCII.at(f_idx)).otherwise(FIRST_M_ASCII.at(m_idx))
-    l1, l2 = d.below(f"{ns}.last1", len(LAST)), d.below(f"{ns}.last2", len(LAST))
-    last = pl.when(d.chance(f"{ns}.two_last", 0.6)).then(_cat(LAST.at(l1), " ", LAST.at(l2))).otherwise(LAST.at(l1))
+    l1 = f.let(d.below(f"{ns}.last1", len(LAST)))
+    last = f.let(
+        pl.when(d.chance(f"{ns}.two_last", 0.6))
+        .then(_cat(LAST.at(l1), " ", LAST.at(d.below(f"{ns}.last2", len(LAST)))))
+        .otherwise(LAST.at(l1))
+    )
     # legacy records in capitals, and stray trailing blanks the API never trims
-    upper = d.chance(f"{ns}.upper", 0.04)
-    first = pl.when(upper).then(first.str.to_uppercase()).otherwise(first)
-    last = pl.when(upper).then(last.str.to_uppercase()).otherwise(last)
-    last = pl.when(d.chance(f"{ns}.blank", 0.01)).then(_cat(last, " ")).otherwise(last)
+    upper = f.let(d.chance(f"{ns}.upper", 0.04))
+    first = f.let(pl.when(upper).then(first.str.to_uppercase()).otherwise(first))
+    last = f.let(pl.when(upper).then(last.str.to_uppercase()).otherwise(last))
+    last = f.let(pl.when(d.chance(f"{ns}.blank", 0.01)).then(_cat(last, " ")).otherwise(last))
     gender = pl.when(g < 50).then(pl.lit("F")).when(g < 97).then(pl.lit("M")).otherwise(pl.lit("P"))
     number = pl.when(d.chance(f"{ns}.email.n", 0.4)).then(d.between(f"{ns}.email.d", 1, 99).cast(pl.String))
-    email_user = pl.concat_str([first_ascii, pl.lit("."), LAST_ASCII.at(l1), number], ignore_nulls=True)
+    email_user = f.let(pl.concat_str([first_ascii, pl.lit("."), LAST_ASCII.at(l1), number], ignore_nulls=True))
     return _Person(gender, first, last, email_user)
 
 
@@ -978,7 +1065,7 @@ def _email(d: _Draw, name: str, person: _Person) -> pl.Expr:
 
 def _phone(d: _Draw, name: str, ddd: pl.Expr, mobile: bool) -> pl.Expr:
     """'(11) 98765-4321' mostly, bare digits sometimes; landlines have 8 digits."""
-    digits = d.digits(name, 8)
+    digits = d.frame.let(d.digits(name, 8))
     head = _cat("9", digits.str.slice(0, 4)) if mobile else digits.str.slice(0, 4)
     tail = digits.str.slice(4, 4)
     return (
@@ -989,11 +1076,12 @@ def _phone(d: _Draw, name: str, ddd: pl.Expr, mobile: bool) -> pl.Expr:
 
 def _cpf(d: _Draw, name: str) -> pl.Expr:
     """A CPF with valid check digits: masked 60%, bare digits 30%, empty 5%, null 5%."""
-    base = d.bits(name) % _u64(10**9)
-    ds = [((base // _u64(10 ** (8 - k))) % _u64(10)).cast(pl.Int64) for k in range(9)]
-    c1 = (pl.sum_horizontal([x * (10 - k) for k, x in enumerate(ds)]) * 10 % 11) % 10
+    f = d.frame
+    base = f.let((d.bits(name) % _u64(10**9)).cast(pl.Int64))
+    ds = [(base // 10 ** (8 - k)) % 10 for k in range(9)]
+    c1 = f.let((pl.sum_horizontal([x * (10 - k) for k, x in enumerate(ds)]) * 10 % 11) % 10)
     c2 = ((pl.sum_horizontal([x * (11 - k) for k, x in enumerate(ds)]) + c1 * 2) * 10 % 11) % 10
-    s = _cat(base.cast(pl.String).str.zfill(9), c1.cast(pl.String), c2.cast(pl.String))
+    s = f.let(_cat(base.cast(pl.String).str.zfill(9), c1.cast(pl.String), c2.cast(pl.String)))
     style = d.below(f"{name}.style", 100)
     masked = _cat(s.str.slice(0, 3), ".", s.str.slice(3, 3), ".", s.str.slice(6, 3), "-", s.str.slice(9, 2))
     return (
@@ -1002,25 +1090,24 @@ def _cpf(d: _Draw, name: str) -> pl.Expr:
     )
 
 
-def _home_branch(rng: _Rng, ns: str, key: pl.Expr) -> pl.Expr:
+def _home_branch(f: _Frame, ns: str, key: str) -> pl.Expr:
     """Branch index (idBranch - 1) of a member or prospect, the same in every entity."""
-    return rng.at(key).below(f"{ns}.branch", len(BRANCH_NAME))
+    return f.at(key).below(f"{ns}.branch", len(BRANCH_NAME))
 
 
 def _address(d: _Draw, branch: pl.Expr) -> list[_F]:
-    """Address keys near `branch`: null all together for 15% of records."""
-    none = d.chance("addr.none", 0.15)
-    zip_tail = d.digits("addr.zip", 3)
-    zip_code = pl.when(d.chance("addr.zip.bare", 0.2)).then(_cat(BRANCH_ZIP.at(branch), zip_tail)).otherwise(
-        _cat(BRANCH_ZIP.at(branch), "-", zip_tail))
-    number = pl.when(d.chance("addr.sn", 0.05)).then(pl.lit("S/N")).otherwise(d.between("addr.n", 1, 3999).cast(
-        pl.String))
+    """Address keys near `branch` (a column), null all together for 15% of records."""
+    none = d.frame.let(d.chance("addr.none", 0.15))
+    zip_head, zip_tail = BRANCH_ZIP.at(branch), d.digits("addr.zip", 3)
+    zip_code = pl.when(d.chance("addr.zip.bare", 0.2)).then(_cat(zip_head, zip_tail)).otherwise(
+        _cat(zip_head, "-", zip_tail))
+    number = pl.when(d.chance("addr.sn", 0.05)).then(pl.lit("S/N")).otherwise(
+        d.between("addr.n", 1, 3999).cast(pl.String))
     hood = pl.when(d.chance("addr.hood", 0.5)).then(BRANCH_HOOD.at(branch)).otherwise(HOOD.pick(d, "addr.hood.p"))
-    complement = _null_if(d.chance("addr.compl.null", 0.5), _js(COMPLEMENT.pick(d, "addr.compl")))
     values = {
         "address": _js(STREET.pick(d, "addr.street")),
         "number": _js(number),
-        "complement": complement,
+        "complement": _null_if(d.chance("addr.compl.null", 0.5), _js(COMPLEMENT.pick(d, "addr.compl"))),
         "neighborhood": _js(hood),
         "city": _js(BRANCH_CITY.at(branch)),
         "state": _js(BRANCH_STATE.at(branch)),
@@ -1030,9 +1117,9 @@ def _address(d: _Draw, branch: pl.Expr) -> list[_F]:
     return [_F(k, _null_if(none, v)) for k, v in values.items()]
 
 
-def _employee(rng: _Rng, e: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """(idEmployee, name) JSON of employee number `e`."""
-    return _jn(e + _EMPLOYEE_ID0), _js(_person(rng, "employee", e).full)
+def _employee(f: _Frame, key: str) -> tuple[pl.Expr, pl.Expr]:
+    """(idEmployee, name) JSON of the employee number in column `key`."""
+    return _jn(pl.col(key) + _EMPLOYEE_ID0), _js(_person(f, "employee", key).full)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1041,184 +1128,77 @@ def _employee(rng: _Rng, e: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
 
 @dataclasses.dataclass(frozen=True)
 class _Context:
-    rng: _Rng
     members: int  # member indexes other entities point at: [0, members)
     prospects: int
 
 
-def _members(base: pl.LazyFrame, ctx: _Context) -> pl.LazyFrame:
+def _members(f: _Frame, ctx: _Context) -> pl.LazyFrame:
     """Members with contacts[], memberships[] (freezes[], sessions[]) and responsibles[]."""
-    rng, i = ctx.rng, pl.col("i")
-    d = rng.at(i)
-    person = _person(rng, "member", i)
-    lf = base.with_columns(
-        id=i + _MEMBER_ID0,
-        br=_home_branch(rng, "member", i),
-        reg_day=pl.col("t") // 86_400,
-        end_day=pl.col("ver_end") // 86_400,
-    ).with_columns(
-        cell=_phone(d, "m.cell", BRANCH_DDD.at(pl.col("br")), mobile=True),
-        land=_phone(d, "m.land", BRANCH_DDD.at(pl.col("br")), mobile=False),
-        email=_email(d, "m.email", person),
-    )
-    parents = lf.select("i", "id", "t", "reg_day", "end_day", "ver_end", "changed", "cell", "land", "email")
+    d, dv = f.at("i"), f.at("iv")
+    f.let(pl.col("i") + _MEMBER_ID0, "id")
+    br = f.let(_home_branch(f, "member", "i"), "br")
+    f.let(pl.col("t") // 86_400, "reg_day")
+    f.let(pl.col("ver_end") // 86_400, "end_day")
+    person = _person(f, "member", "i")
+    ddd = f.let(BRANCH_DDD.at(br))
+    f.let(_phone(d, "m.cell", ddd, mobile=True), "cell")
+    f.let(_phone(d, "m.land", ddd, mobile=False), "land")
+    f.let(_email(d, "m.email", person), "email")
 
     # a re-sent member that changed loses its last contact (a deleted phone, say)
-    n_contacts = _Pool((0, 1, 2, 3), (5, 30, 55, 10)).pick(d, "m.contacts")
-    n_contacts = n_contacts - (pl.col("changed") & (n_contacts >= 2) & d.chance("m.contacts.drop", 0.5)).cast(
-        pl.Int64)
-
-    def contact(rows: pl.LazyFrame) -> pl.LazyFrame:
-        c, k = rng.at(pl.col("ck")), pl.col("k")
-        kind = pl.when(k == 0).then(2).when(k == 1).then(4).otherwise(1)
-        id_phone = pl.col("ck") + 2_200_000 - pl.col("i") * 12
-        fields = [
-            _F("idPhone", _null_if(c.chance("c.id.null", 0.04), _jn(id_phone)), c.chance("c.id.omit", 0.02)),
-            _F("idMember", _jn(pl.col("id"))),
-            _F("idContactType", _jn(kind)),
-            _F("contactType", _js(pl.when(k == 0).then(pl.lit("Celular")).when(k == 1).then(pl.lit("E-mail"))
-                                  .otherwise(pl.lit("Telefone")))),
-            _F("ddi", pl.lit('"55"'), k == 1),
-            _F("description", _js(pl.when(k == 0).then(pl.col("cell")).when(k == 1).then(pl.col("email"))
-                                  .otherwise(pl.col("land")))),
-        ]
-        return rows.with_columns(json=_obj(fields))
-
-    contacts = _children(parents, n_contacts, contact)
+    n_contacts = f.let(_Pool((0, 1, 2, 3), (5, 30, 55, 10)).pick(d, "m.contacts"))
+    n_contacts = n_contacts - (pl.col("changed") & (n_contacts >= 2) & d.chance("m.contacts.drop", 0.5)).cast(pl.Int64)
+    contacts = _children(f, n_contacts, ("i", "id", "cell", "email", "land"), _contact)
 
     # a changed member may lose its oldest membership (deleted upstream) or cancel its newest
+    f.let(pl.col("changed") & d.chance("m.ms.drop", 0.4), "drop_first")
     n_ms = _Pool(range(7), (8, 30, 25, 17, 10, 6, 4)).pick(d, "m.ms")
-    drop_first = pl.col("changed") & d.chance("m.ms.drop", 0.4)
+    memberships = _children(f, n_ms, ("i", "id", "reg_day", "end_day", "changed", "drop_first"), _membership,
+                            has_active=pl.col("active").any())
 
-    def membership(rows: pl.LazyFrame) -> pl.LazyFrame:
-        c = rng.at(pl.col("ck"))
-        plan = PLAN.pick(c, "ms.plan")
-        months = PLAN_MONTHS.at(plan)
-        days = pl.when(months == 0).then(1).otherwise(months * 30 + (months // 2))
-        span = days + pl.when(c.chance("ms.gap", 0.4)).then(c.between("ms.gap.d", 1, 90)).otherwise(0)
-        start = pl.col("reg_day") + span.cum_sum().over("i") - span
-        rows = rows.with_columns(plan=plan, start=start, days=days).filter(pl.col("start") <= pl.col("end_day"))
-        rows = rows.with_columns(last=pl.col("k") == pl.col("k").max().over("i"), n=pl.len().over("i"))
-        rows = rows.filter(~(drop_first & (pl.col("k") == 0) & (pl.col("n") >= 2)).fill_null(False))
-        plan, start, days = pl.col("plan"), pl.col("start"), pl.col("days")
-        end = start + days - 1
-        late_cancel = pl.col("changed") & pl.col("last") & c.chance("ms.cancel.late", 0.3)
-        cancel_day = (
-            pl.when(late_cancel).then(pl.col("end_day") - 1)
-            .when(c.chance("ms.cancel", 0.08)).then(start + c.below("ms.cancel.d", days))
-        )
-        cancel_day = pl.when(cancel_day <= pl.col("end_day")).then(cancel_day)
-        status = (
-            pl.when(cancel_day.is_not_null()).then(pl.lit("canceled"))
-            .when(end < pl.col("end_day")).then(pl.lit("expired"))
-            .otherwise(pl.lit("active"))
-        )
-        monthly = PLAN_CENTS.at(plan)
-        active = status == "active"
-        annual = PLAN_MONTHS.at(plan) == 12
-        sale_at = start * 86_400 - c.below("ms.sale.before", 2 * 86_400) + 9 * 3600
-        signed = c.chance("ms.signed", 0.7)
-        freeze_start = (start + c.below("ms.frz.d", days)) * 86_400
-        freeze = _obj([
-            _F("idFreeze", _jn(pl.col("ck") + 700_000)),
-            _F("idEmployee", _jn(c.below("ms.frz.emp", _EMPLOYEES) + _EMPLOYEE_ID0)),
-            _F("daysFreeze", _jn(c.between("ms.frz.days", 7, 30))),
-            _F("startSuspend", _day(freeze_start)),
-            _F("endSuspend", _day(freeze_start + 15 * 86_400)),
-            _F("unlockDate", _null_if(c.chance("ms.frz.unlock", 0.6), _ts(c, "ms.frz.u", freeze_start + 16 * 86_400))),
-            _F("reason", _js(FREEZE_REASON.pick(c, "ms.frz.reason"))),
-            _F("flUseMembershipFreezeDays", _jb(c.chance("ms.frz.fl", 0.8))),
-        ])
-        session = _obj([
-            _F("idSession", _jn(pl.col("ck") + 900_000)),
-            _F("expirationDate", _day(end * 86_400)),
-            _F("flBonusSession", pl.lit("true")),
-        ])
-        suspensions = pl.when(annual).then(30).otherwise(0)
-        fields = [
-            _F("idMember", _jn(pl.col("id"))),
-            _F("idMembership", _jn(PLAN_ID.at(plan))),
-            _F("idMemberMembership", _jn(pl.col("ck") + 5_000_000)),
-            _F("idMemberMembershipRenewed",
-               _null_if(pl.col("k") == 0, _jn(pl.col("ck") + 5_000_000 - 1))),
-            _F("numMembers", _jn(PLAN_PEOPLE.at(plan))),
-            _F("startDate", _day(start * 86_400)),
-            _F("endDate", _day(end * 86_400, "23:59:59")),
-            _F("name", _js(PLAN_NAME.at(plan))),
-            _F("cancelDate", _day(cancel_day * 86_400)),
-            _F("membershipStatus", _js(status)),
-            _F("valueNextMonth", _null_if(~active, _money(monthly))),
-            _F("originalValue", _money(monthly + 2000)),
-            _F("nextCharge", _null_if(~active | annual, _day((pl.col("end_day") + 30 - (pl.col("end_day") - start) % 30)
-                                                             * 86_400))),
-            _F("idSale", _jn(_SALE_ID0 + c.below("ms.sale", 12_000_000))),
-            _F("saleDate", _ts(c, "ms.sale.ts", sale_at)),
-            _F("idCategoryMembership", _jn(PLAN_CATEGORY.at(plan))),
-            _F("numberSuspensionTimes", _jn(c.below("ms.susp.n", 3))),
-            _F("maxSuspensionDays", _jn(suspensions)),
-            _F("minimumSuspensionDays", _jn(pl.when(annual).then(7).otherwise(0))),
-            _F("disponibleSuspensionDays", _jn(suspensions)),
-            _F("disponibleSuspensionTimes", _jn(pl.when(annual).then(2).otherwise(0))),
-            _F("daysLeftToFreeze", _jn(suspensions)),
-            _F("bioimpedanceAmount", _jn(c.below("ms.bio", 3))),
-            _F("weeklyLimit", _null_if(c.chance("ms.wl", 0.9), _jn(c.between("ms.wl.n", 2, 5))), c.chance("ms.wl.o", 0.2)),
-            _F("concludedSessions", pl.lit("0")),
-            _F("pendingSessions", pl.lit("0")),
-            _F("scheduledSessions", pl.lit("0")),
-            _F("pendingRepositions", pl.lit("0")),
-            _F("repositionsTotal", pl.lit("0")),
-            _F("bonusSessions", pl.lit("0")),
-            _F("loyaltyEndDate", _null_if(~annual, _day(end * 86_400))),
-            _F("assessmentEndDate", _null_if(c.chance("ms.assess", 0.9), _day((start + 90) * 86_400))),
-            _F("acceptanceDate", _null_if(~signed, _ts(c, "ms.accept", sale_at + 120))),
-            _F("contractPrinting", _null_if(c.chance("ms.contract", 0.85), pl.lit('"Contrato padrão SKYFIT v3"'))),
-            _F("flRenewed", _jb(~pl.col("last"))),
-            _F("flAllowLocker", _jb(c.chance("ms.locker", 0.1))),
-            _F("flAdditionalMembership", _jb(c.chance("ms.additional", 0.03))),
-            _F("signedTerms", _jb(signed)),
-            _F("limitless", _jb(c.chance("ms.limitless", 0.9))),
-            _F("freezes", pl.when(c.chance("ms.frz", 0.05)).then(_cat("[", freeze, "]")).otherwise(pl.lit("[]"))),
-            _F("sessions", pl.when(c.chance("ms.ses", 0.03)).then(_cat("[", session, "]")).otherwise(pl.lit("[]"))),
-        ]
-        return rows.with_columns(json=_obj(fields), active=active)
-
-    memberships = _children(parents, n_ms, membership, has_active=pl.col("active").any())
-
+    responsible_person = _person(f, "responsible", "i")
     responsible = _obj([
-        _F("idResponsible", _jn(i + 40_000)),
+        _F("idResponsible", _jn(pl.col("i") + 40_000)),
         _F("idMember", _jn(pl.col("id"))),
-        _F("idMemberResponsible", _null_if(d.chance("m.resp.member", 0.7), _jn(d.below("m.resp.m", 10**6) + _MEMBER_ID0))),
-        _F("name", _js(_person(rng, "responsible", i).full)),
+        _F("idMemberResponsible", _null_if(d.chance("m.resp.member", 0.7),
+                                           _jn(d.below("m.resp.m", ctx.members) + _MEMBER_ID0))),
+        _F("name", _js(responsible_person.full)),
         _F("cpf", _cpf(d, "m.resp.cpf")),
-        _F("email", _js(_email(d, "m.resp.email", _person(rng, "responsible", i)))),
-        _F("phone", _js(_phone(d, "m.resp.phone", BRANCH_DDD.at(pl.col("br")), mobile=True))),
+        _F("email", _js(_email(d, "m.resp.email", responsible_person))),
+        _F("phone", _js(_phone(d, "m.resp.phone", ddd, mobile=True))),
         _F("observation", pl.lit(None, dtype=pl.String)),
         _F("acessFiti", _jb(d.chance("m.resp.fiti", 0.1))),
         _F("financialResponsible", _jb(d.chance("m.resp.fin", 0.8))),
     ])
+    responsibles = pl.when(d.chance("m.resp", 0.03)).then(_cat("[", responsible, "]")).otherwise(pl.lit("[]"))
 
-    lf = _attach(_attach(lf, contacts, "contacts"), memberships, "memberships")
-    ms_mode = d.below("m.ms.mode", 100)  # 2% null, 1% key missing, 5% hidden as []
+    contacts_json = _attach(f, contacts, "contacts")
+    memberships_json = _attach(f, memberships, "memberships")
+    ms_mode = f.let(d.below("m.ms.mode", 100))  # 2% null, 1% key missing, 5% hidden as []
     shown = ms_mode >= 8
-    has_active = pl.col("has_active").fill_null(False)
-    status = pl.when(shown).then(pl.when(has_active).then(pl.lit("Active")).otherwise(pl.lit("Inactive"))).otherwise(
-        MEMBER_STATUS.pick(rng.at(i * 64 + pl.col("ver")), "m.status"))
+    active = pl.when(pl.col("has_active").fill_null(False)).then(pl.lit("Active")).otherwise(pl.lit("Inactive"))
+    status = f.let(pl.when(shown).then(active).otherwise(MEMBER_STATUS.pick(dv, "m.status")))
     access_window = (pl.col("ver_end") - pl.col("t")).clip(upper_bound=120 * 86_400)
-    last_access = pl.col("ver_end") - rng.at(i * 64 + pl.col("ver")).below("m.access", access_window)
-    blocked = d.chance("m.blocked", 0.05)
-    legacy = d.chance("m.legacy", 0.3)  # answered by an older API version without the v2 keys
-    consultant = _employee(rng, d.below("m.cons", _EMPLOYEES))
-    instructor = _employee(rng, d.below("m.inst", _EMPLOYEES))
-    personal = _employee(rng, d.below("m.pers", _EMPLOYEES))
-    has_consultant, has_instructor, has_personal = (
-        d.chance("m.cons.has", 0.85), d.chance("m.inst.has", 0.4), d.chance("m.pers.has", 0.05))
-    trainer = d.chance("m.trainer", 0.005)
-    conversion = (
-        pl.when(d.chance("m.conv.null", 0.15)).then(None)
+    last_access = pl.col("ver_end") - dv.below("m.access", access_window)
+    blocked = f.let(d.chance("m.blocked", 0.05))
+    legacy = f.let(d.chance("m.legacy", 0.3))  # answered by an older API version, without the v2 keys
+    trainer = f.let(d.chance("m.trainer", 0.005))
+    staff = []
+    for role, key, share in (("Consultant", "cons", 0.85), ("Instructor", "inst", 0.4),
+                             ("PersonalTrainer", "pers", 0.05)):
+        f.let(d.below(f"m.{key}", _EMPLOYEES), key)
+        missing = f.let(~d.chance(f"m.{key}.has", share))
+        id_json, name_json = _employee(f, key)
+        staff += [_F(f"idEmployee{role}", _null_if(missing, id_json)),
+                  _F(f"nameEmployee{role}", _null_if(missing, name_json))]
+    conversion = f.let(
+        pl.when(d.chance("m.conv.null", 0.15)).then(pl.lit(None, dtype=pl.Int64))
         .when(d.chance("m.conv.later", 0.1)).then(pl.col("t") + d.below("m.conv.d", 20 * 86_400))
         .otherwise(pl.col("t"))
     )
-    conversion = pl.when(conversion <= pl.col("ver_end")).then(conversion)
+    rg = f.let(d.digits("m.rg", 8))
+    address_branch = f.let(pl.when(d.chance("m.addr.away", 0.15)).then(d.below("m.addr.br", len(BRANCH_NAME)))
+                           .otherwise(br))
     fields = [
         _F("idMember", _jn(pl.col("id"))),
         _F("firstName", _js(person.first)),
@@ -1227,36 +1207,30 @@ def _members(base: pl.LazyFrame, ctx: _Context) -> pl.LazyFrame:
         _F("registerLastName", _js(person.last), legacy),
         _F("usePreferredName", pl.lit("false"), legacy),
         _F("registerDate", _ts(d, "m.reg", pl.col("t"))),
-        _F("idBranch", _jn(pl.col("br") + 1)),
-        _F("branchName", _js(BRANCH_NAME.at(pl.col("br")))),
+        _F("idBranch", _jn(br + 1)),
+        _F("branchName", _js(BRANCH_NAME.at(br))),
         _F("accessBlocked", _jb(blocked)),
         _F("blockedReason", _null_if(~blocked, _js(BLOCK_REASON.pick(d, "m.block")))),
         _F("document", _cpf(d, "m.cpf")),
         _F("documentId", _null_if(d.chance("m.rg.null", 0.3), _js(_cat(
-            d.digits("m.rg", 8).str.slice(0, 2), ".", d.digits("m.rg", 8).str.slice(2, 3), ".",
-            d.digits("m.rg", 8).str.slice(5, 3), "-", d.below("m.rg.dv", 10).cast(pl.String))))),
+            rg.str.slice(0, 2), ".", rg.str.slice(2, 3), ".", rg.str.slice(5, 3), "-",
+            d.below("m.rg.dv", 10).cast(pl.String))))),
         _F("maritalStatus", _null_if(d.chance("m.marital.null", 0.2), _js(MARITAL.pick(d, "m.marital")))),
         _F("gender", _js(person.gender)),
         _F("birthDate", _null_if(d.chance("m.birth.null", 0.05),
                                  _day(pl.col("t") - d.between("m.age", 16 * 365, 70 * 365) * 86_400))),
-        *_address(d, pl.when(d.chance("m.addr.away", 0.15)).then(d.below("m.addr.br", len(BRANCH_NAME)))
-                  .otherwise(pl.col("br"))),
+        *_address(d, address_branch),
         _F("accessCardNumber", _null_if(d.chance("m.card.null", 0.3), _js(d.digits("m.card", 10)))),
         _F("membershipStatus", _js(status)),
         _F("status", _js(status)),
         _F("penalized", _jb(d.chance("m.penalized", 0.02))),
         _F("totalFitCoins", _jn(pl.when(d.chance("m.coins", 0.9)).then(0).otherwise(d.below("m.coins.n", 500))),
            legacy),
-        _F("lastAccessDate", _null_if(d.chance("m.access.null", 0.08), _ts(d, "m.access.ts", last_access))),
-        _F("conversionDate", _ts(d, "m.conv.ts", conversion)),
-        _F("updateDate", _ts(d, "m.upd", pl.col("ver_end") - d.below("m.upd.d", 3 * 86_400)
+        _F("lastAccessDate", _null_if(d.chance("m.access.null", 0.08), _ts(dv, "m.access.ts", last_access))),
+        _F("conversionDate", _ts(d, "m.conv.ts", pl.when(conversion <= pl.col("ver_end")).then(conversion))),
+        _F("updateDate", _ts(dv, "m.upd", pl.col("ver_end") - dv.below("m.upd.d", 3 * 86_400)
                              .clip(upper_bound=pl.col("ver_end") - pl.col("t"))), legacy),
-        _F("idEmployeeConsultant", _null_if(~has_consultant, consultant[0])),
-        _F("nameEmployeeConsultant", _null_if(~has_consultant, consultant[1])),
-        _F("idEmployeeInstructor", _null_if(~has_instructor, instructor[0])),
-        _F("nameEmployeeInstructor", _null_if(~has_instructor, instructor[1])),
-        _F("idEmployeePersonalTrainer", _null_if(~has_personal, personal[0])),
-        _F("nameEmployeePersonalTrainer", _null_if(~has_personal, personal[1])),
+        *staff,
         _F("photoUrl", _null_if(d.chance("m.photo", 0.65),
                                 _js(_cat("https://evo-fotos.w12app.com.br/skyfit/fotos/", _jn(pl.col("id")), ".jpg")))),
         _F("idMemberMigration", _null_if(d.chance("m.mig", 0.9), _js(_cat("MIG", d.digits("m.mig.n", 7))))),
@@ -1266,162 +1240,170 @@ def _members(base: pl.LazyFrame, ctx: _Context) -> pl.LazyFrame:
         _F("clientWithPromotionalRestriction", _jb(d.chance("m.promo", 0.02)), legacy),
         _F("personalTrainer", _jb(trainer)),
         _F("personalType", _null_if(~trainer, pl.lit('"Personal externo"'))),
-        _F("cref", _null_if(~trainer, _js(_cat(d.digits("m.cref", 6), "-G/", BRANCH_STATE.at(pl.col("br")))))),
+        _F("cref", _null_if(~trainer, _js(_cat(d.digits("m.cref", 6), "-G/", BRANCH_STATE.at(br))))),
         _F("crefExpirationDate", _null_if(~trainer, _day(pl.col("ver_end") + 300 * 86_400))),
-        _F("contacts", pl.col("contacts")),
-        _F("memberships", _null_if(ms_mode < 2, pl.when(shown).then(pl.col("memberships")).otherwise(pl.lit("[]"))),
-           (ms_mode >= 2) & (ms_mode < 3)),
-        _F("responsibles", pl.when(d.chance("m.resp", 0.03)).then(_cat("[", responsible, "]")).otherwise(pl.lit("[]")),
-           d.chance("m.resp.omit", 0.04)),
+        _F("contacts", contacts_json),
+        _F("memberships", _null_if(ms_mode < 2, pl.when(shown).then(memberships_json).otherwise(pl.lit("[]"))),
+           ms_mode == 2),
+        _F("responsibles", responsibles, d.chance("m.resp.omit", 0.04)),
     ]
-    return lf.select(line=_obj(fields, drop_nulls=d.chance("m.drop_nulls", 0.1)))
+    return _line(f, fields, d.chance("m.drop_nulls", 0.1))
 
 
-def _sales(base: pl.LazyFrame, ctx: _Context) -> pl.LazyFrame:
-    """Sales with saleItens[] and receivables[]; receivables get paid as later runs come."""
-    rng, i = ctx.rng, pl.col("i")
-    d = rng.at(i)
-    lead = d.chance("s.lead", 0.06)
-    m, p = d.below("s.member", ctx.members), d.below("s.prospect", ctx.prospects)
-    buyer = pl.when(lead).then(_person(rng, "prospect", p).full).otherwise(_person(rng, "member", m).full)
-    home = pl.when(lead).then(_home_branch(rng, "prospect", p)).otherwise(_home_branch(rng, "member", m))
-    removal = pl.col("t") + d.between("s.removal.d", 3600, 30 * 86_400)
-    lf = base.with_columns(
-        id=i + _SALE_ID0,
-        lead=lead,
-        member=pl.when(~lead).then(m + _MEMBER_ID0),
-        prospect=pl.when(lead).then(p + _PROSPECT_ID0),
-        buyer=buyer,
-        br=pl.when(d.chance("s.away", 0.1)).then(d.below("s.br", len(BRANCH_NAME))).otherwise(home),
-        pay=PAYMENT.pick(d, "s.pay"),
-        removed_at=pl.when(d.chance("s.removed", 0.03) & (removal <= pl.col("ver_end"))).then(removal),
-    ).with_columns(
-        inst=pl.when(PAYMENT_SPLIT.at(pl.col("pay"))).then(INSTALLMENTS.pick(d, "s.inst")).otherwise(1),
+def _contact(c: _Frame) -> pl.Expr:
+    """A member's contact: cellphone first, then e-mail, then landline; some without idPhone."""
+    d, k = c.at("ck"), pl.col("k")
+    kind = c.let(pl.when(k == 0).then(2).when(k == 1).then(4).otherwise(1))
+    return _obj([
+        _F("idPhone", _null_if(d.chance("c.id.null", 0.04), _jn(pl.col("i") * 4 + k + 2_200_000)),
+           d.chance("c.id.omit", 0.02)),
+        _F("idMember", _jn(pl.col("id"))),
+        _F("idContactType", _jn(kind)),
+        _F("contactType", _js(pl.when(kind == 2).then(pl.lit("Celular")).when(kind == 4).then(pl.lit("E-mail"))
+                              .otherwise(pl.lit("Telefone")))),
+        _F("ddi", pl.lit('"55"'), kind == 4),
+        _F("description", _js(pl.when(kind == 2).then(pl.col("cell")).when(kind == 4).then(pl.col("email"))
+                              .otherwise(pl.col("land")))),
+    ])
+
+
+def _membership(c: _Frame) -> pl.Expr:
+    """A MemberMembership: consecutive plans from the register date, none starting after the run."""
+    d = c.at("ck")
+    plan = c.let(PLAN.pick(d, "ms.plan"), "plan")
+    months = c.let(PLAN_MONTHS.at(plan))
+    days = c.let(pl.when(months == 0).then(1).otherwise(months * 30 + months // 2), "days")
+    span = days + pl.when(d.chance("ms.gap", 0.4)).then(d.between("ms.gap.d", 1, 90)).otherwise(0)
+    c.let(pl.col("reg_day") + span.cum_sum().over("i") - span, "start")
+    c.filter(pl.col("start") <= pl.col("end_day"))
+    c.let(pl.col("k") == pl.col("k").max().over("i"), "last")
+    c.let(pl.len().over("i"), "n")
+    c.filter(~(pl.col("drop_first") & (pl.col("k") == 0) & (pl.col("n") >= 2)))
+    start, end_day = pl.col("start"), pl.col("end_day")
+    end = c.let(start + days - 1)
+    late_cancel = pl.col("changed") & pl.col("last") & d.chance("ms.cancel.late", 0.3)
+    cancel_day = c.let(
+        pl.when(late_cancel).then(end_day - 1)
+        .when(d.chance("ms.cancel", 0.08)).then(start + d.below("ms.cancel.d", days))
     )
+    cancel_day = c.let(pl.when(cancel_day <= end_day).then(cancel_day))
+    active = c.let(cancel_day.is_null() & (end >= end_day), "active")
+    status = pl.when(cancel_day.is_not_null()).then(pl.lit("canceled")).when(active).then(pl.lit("active")).otherwise(
+        pl.lit("expired"))
+    monthly = c.let(PLAN_CENTS.at(plan))
+    annual = c.let(months == 12)
+    sale_at = c.let(start * 86_400 - d.below("ms.sale.before", 2 * 86_400) + 9 * 3600)
+    signed = c.let(d.chance("ms.signed", 0.7))
+    freeze_start = c.let((start + d.below("ms.frz.d", days)) * 86_400)
+    suspension_days = c.let(pl.when(annual).then(30).otherwise(0))
+    freeze = _obj([
+        _F("idFreeze", _jn(pl.col("ck") + 700_000)),
+        _F("idEmployee", _jn(d.below("ms.frz.emp", _EMPLOYEES) + _EMPLOYEE_ID0)),
+        _F("daysFreeze", _jn(d.between("ms.frz.days", 7, 30))),
+        _F("startSuspend", _day(freeze_start)),
+        _F("endSuspend", _day(freeze_start + 15 * 86_400)),
+        _F("unlockDate", _null_if(d.chance("ms.frz.unlock", 0.6), _ts(d, "ms.frz.u", freeze_start + 16 * 86_400))),
+        _F("reason", _js(FREEZE_REASON.pick(d, "ms.frz.reason"))),
+        _F("flUseMembershipFreezeDays", _jb(d.chance("ms.frz.fl", 0.8))),
+    ])
+    session = _obj([
+        _F("idSession", _jn(pl.col("ck") + 900_000)),
+        _F("expirationDate", _day(end * 86_400)),
+        _F("flBonusSession", pl.lit("true")),
+    ])
+    next_charge = (end_day + 30 - (end_day - start) % 30) * 86_400
+    return _obj([
+        _F("idMember", _jn(pl.col("id"))),
+        _F("idMembership", _jn(PLAN_ID.at(plan))),
+        _F("idMemberMembership", _jn(pl.col("ck") + 5_000_000)),
+        _F("idMemberMembershipRenewed", _null_if(pl.col("k") == 0, _jn(pl.col("ck") + 5_000_000 - 1))),
+        _F("numMembers", _jn(PLAN_PEOPLE.at(plan))),
+        _F("startDate", _day(start * 86_400)),
+        _F("endDate", _day(end * 86_400, "23:59:59")),
+        _F("name", _js(PLAN_NAME.at(plan))),
+        _F("cancelDate", _day(cancel_day * 86_400)),
+        _F("membershipStatus", _js(status)),
+        _F("valueNextMonth", _null_if(~active, _money(c, monthly))),
+        _F("originalValue", _money(c, monthly + 2000)),
+        _F("nextCharge", _null_if(~active | annual, _day(next_charge))),
+        _F("idSale", _jn(_SALE_ID0 + d.below("ms.sale", 12_000_000))),
+        _F("saleDate", _ts(d, "ms.sale.ts", sale_at)),
+        _F("idCategoryMembership", _jn(PLAN_CATEGORY.at(plan))),
+        _F("numberSuspensionTimes", _jn(d.below("ms.susp.n", 3))),
+        _F("maxSuspensionDays", _jn(suspension_days)),
+        _F("minimumSuspensionDays", _jn(pl.when(annual).then(7).otherwise(0))),
+        _F("disponibleSuspensionDays", _jn(suspension_days)),
+        _F("disponibleSuspensionTimes", _jn(pl.when(annual).then(2).otherwise(0))),
+        _F("daysLeftToFreeze", _jn(suspension_days)),
+        _F("bioimpedanceAmount", _jn(d.below("ms.bio", 3))),
+        _F("weeklyLimit", _null_if(d.chance("ms.wl", 0.9), _jn(d.between("ms.wl.n", 2, 5))), d.chance("ms.wl.o", 0.2)),
+        _F("concludedSessions", pl.lit("0")),
+        _F("pendingSessions", pl.lit("0")),
+        _F("scheduledSessions", pl.lit("0")),
+        _F("pendingRepositions", pl.lit("0")),
+        _F("repositionsTotal", pl.lit("0")),
+        _F("bonusSessions", pl.lit("0")),
+        _F("loyaltyEndDate", _null_if(~annual, _day(end * 86_400))),
+        _F("assessmentEndDate", _null_if(d.chance("ms.assess", 0.9), _day((start + 90) * 86_400))),
+        _F("acceptanceDate", _null_if(~signed, _ts(d, "ms.accept", sale_at + 120))),
+        _F("contractPrinting", _null_if(d.chance("ms.contract", 0.85), pl.lit('"Contrato padrão SKYFIT v3"'))),
+        _F("flRenewed", _jb(~pl.col("last"))),
+        _F("flAllowLocker", _jb(d.chance("ms.locker", 0.1))),
+        _F("flAdditionalMembership", _jb(d.chance("ms.additional", 0.03))),
+        _F("signedTerms", _jb(signed)),
+        _F("limitless", _jb(d.chance("ms.limitless", 0.9))),
+        _F("freezes", pl.when(d.chance("ms.frz", 0.05)).then(_cat("[", freeze, "]")).otherwise(pl.lit("[]"))),
+        _F("sessions", pl.when(d.chance("ms.ses", 0.03)).then(_cat("[", session, "]")).otherwise(pl.lit("[]"))),
+    ])
 
-    def item(rows: pl.LazyFrame) -> pl.LazyFrame:
-        c, k = rng.at(pl.col("ck")), pl.col("k")
-        is_plan = (k == 0) & c.chance("si.plan", 0.92)
-        plan, product = PLAN.pick(c, "si.plan.p"), PRODUCT.pick(c, "si.product")
-        months = PLAN_MONTHS.at(plan).clip(lower_bound=1)
-        qty = pl.when(is_plan).then(1).otherwise(pl.when(c.chance("si.qty", 0.1)).then(2).otherwise(1))
-        value = pl.when(is_plan).then(PLAN_CENTS.at(plan) * months).otherwise(PRODUCT_CENTS.at(product) * qty)
-        discount = pl.when(c.chance("si.disc", 0.3)).then(value * c.between("si.disc.pct", 5, 25) // 100).otherwise(0)
-        name = pl.when(is_plan).then(PLAN_NAME.at(plan)).otherwise(PRODUCT_NAME.at(product))
-        product_id, service_id = PRODUCT_ID.at(product), PRODUCT_SERVICE.at(product)
-        partner = c.chance("si.partner", 0.04)
-        fields = [
-            _F("idSaleItem", _jn(pl.col("ck") + 99_100_000 - pl.col("i") * 12)),
-            _F("description", _js(name)),
-            _F("item", _js(name)),
-            _F("itemValue", _money(value)),
-            _F("saleValue", _money(value - discount)),
-            _F("saleValueWithoutCreditValue", _money(value - discount)),
-            _F("quantity", _jn(qty)),
-            _F("idMembership", _null_if(~is_plan, _jn(PLAN_ID.at(plan)))),
-            _F("idMembershipRenewed", _null_if(~is_plan | c.chance("si.renewed", 0.7), _jn(PLAN_ID.at(plan)))),
-            _F("idProduct", _null_if(is_plan | (product_id == 0), _jn(product_id))),
-            _F("idService", _null_if(is_plan | (service_id == 0), _jn(service_id))),
-            _F("discount", _money(discount)),
-            _F("corporateDiscount", pl.lit("0")),
-            _F("tax", pl.lit("0")),
-            _F("membershipStartDate", _null_if(~is_plan, _day(pl.col("t") + c.below("si.start", 3) * 86_400))),
-            _F("idMemberMembership", _null_if(~is_plan, _jn(5_000_000 + c.below("si.mm", 40_000_000)))),
-            _F("valueNextMonth", _null_if(~is_plan, _money(PLAN_CENTS.at(plan)))),
-            _F("numMembers", _jn(pl.when(is_plan).then(PLAN_PEOPLE.at(plan)).otherwise(1))),
-            _F("voucher", _null_if(c.chance("si.voucher", 0.97), pl.lit('"VERAO10"'))),
-            _F("accountingCode", _null_if(c.chance("si.acc", 0.8), pl.lit('"3.01.01"'))),
-            _F("municipalServiceCode", _null_if(c.chance("si.msc", 0.8), pl.lit('"06.04"'))),
-            _F("idSaleItemMigration", pl.lit(None, dtype=pl.String), c.chance("si.mig.o", 0.5)),
-            _F("flReceiptOnly", pl.lit("false")),
-            _F("flSwimming", _jb(c.chance("si.swim", 0.02))),
-            _F("flAllowLocker", _jb(c.chance("si.locker", 0.05))),
-            _F("coporatePartnershipId", _null_if(~partner, _jn(c.between("si.partner.id", 1, 4)))),
-            _F("corporatePartnershipName", _null_if(~partner, _js(PARTNERSHIP.pick(c, "si.partner.n")))),
-        ]
-        return rows.with_columns(json=_obj(fields), cents=value - discount, name=name)
+
+def _sales(f: _Frame, ctx: _Context) -> pl.LazyFrame:
+    """Sales with saleItens[] and receivables[]; receivables get paid and sales cancelled as runs go by."""
+    d, dv = f.at("i"), f.at("iv")
+    lead = f.let(d.chance("s.lead", 0.06))
+    f.let(d.below("s.member", ctx.members), "m")
+    f.let(d.below("s.prospect", ctx.prospects), "p")
+    buyer = pl.when(lead).then(_person(f, "prospect", "p").full).otherwise(_person(f, "member", "m").full)
+    home = pl.when(lead).then(_home_branch(f, "prospect", "p")).otherwise(_home_branch(f, "member", "m"))
+    removal = pl.col("t") + d.between("s.removal.d", 3600, 30 * 86_400)
+    f.let(pl.col("i") + _SALE_ID0, "id")
+    f.let(pl.when(~lead).then(pl.col("m") + _MEMBER_ID0), "member")
+    f.let(pl.when(lead).then(pl.col("p") + _PROSPECT_ID0), "prospect")
+    f.let(buyer, "buyer")
+    f.let(pl.when(d.chance("s.away", 0.1)).then(d.below("s.br", len(BRANCH_NAME))).otherwise(home), "br")
+    pay = f.let(PAYMENT.pick(d, "s.pay"), "pay")
+    f.let(pl.when(d.chance("s.removed", 0.03) & (removal <= pl.col("ver_end"))).then(removal), "removed_at")
+    f.let(pl.when(PAYMENT_SPLIT.at(pay)).then(INSTALLMENTS.pick(d, "s.inst")).otherwise(1), "inst")
 
     n_items = _Pool((1, 2, 3), (65, 25, 10)).pick(d, "s.items")
-    items = _children(lf.select("i", "t"), n_items, item, total=pl.col("cents").sum(), first_item=pl.col("name").first())
-    lf = _attach(lf, items, "saleItens")
-
-    def receivable(rows: pl.LazyFrame) -> pl.LazyFrame:
-        c, k, n = rng.at(pl.col("ck")), pl.col("k"), pl.col("inst")
-        amount = pl.col("total") // n + pl.when(k == n - 1).then(pl.col("total") % n).otherwise(0)
-        due = (pl.col("t") // 86_400 + 30 * k) * 86_400
-        # a defaulter pays late, weeks after the due date: a later run sees it paid
-        delay = pl.when(c.chance("r.late", 0.1)).then(c.between("r.late.d", 5, 60) * 86_400).otherwise(
-            c.below("r.delay", 3 * 86_400))
-        paid_at = pl.max_horizontal(due + delay + 36_000, pl.col("t") + 40)
-        removed = pl.col("removed_at").is_not_null()
-        paid = ~removed & (paid_at <= pl.col("ver_end"))
-        status = pl.when(removed).then(3).when(paid).then(2).when(due < pl.col("ver_end")).then(4).otherwise(1)
-        status_name = pl.when(status == 3).then(pl.lit("Canceled")).when(status == 2).then(pl.lit("Received")).when(
-            status == 4).then(pl.lit("Overdue")).otherwise(pl.lit("Opened"))
-        card = PAYMENT_CARD.at(pl.col("pay"))
-        bank = _obj([_F("id", pl.lit("3")), _F("name", pl.lit('"Itaú Unibanco – conta movimento"'))])
-        fields = [
-            _F("idReceivable", _jn(pl.col("ck") + 77_000_000)),
-            _F("description", _js(_cat(pl.col("first_item"), " ", _jn(k + 1), "/", _jn(n)))),
-            _F("registrationDate", _ts(c, "r.reg", pl.col("t") + 20)),
-            _F("dueDate", _day(due)),
-            _F("receivingDate", _null_if(~paid, _ts(c, "r.recv", paid_at))),
-            _F("competenceDate", _day(due)),
-            _F("cancellationDate", _null_if(~removed, _ts(c, "r.cancel", pl.col("removed_at")))),
-            _F("updateDate", _ts(c, "r.upd", pl.max_horizontal(
-                pl.col("t") + 20, pl.when(paid).then(paid_at), pl.col("removed_at")))),
-            _F("chargeDate", _null_if(~card | c.chance("r.charge", 0.5), _day(due))),
-            _F("ammount", _money(amount)),
-            _F("ammountPaid", _money(pl.when(paid).then(amount).otherwise(0))),
-            _F("fees", _money(pl.when(card).then(amount * 299 // 10_000).otherwise(0))),
-            _F("status", _obj([_F("id", _jn(status)), _F("name", _js(status_name))])),
-            _F("currentInstallment", _jn(k + 1)),
-            _F("totalInstallments", _jn(n)),
-            _F("paymentType", _obj([_F("id", _jn(PAYMENT_ID.at(pl.col("pay")))),
-                                    _F("name", _js(PAYMENT_NAME.at(pl.col("pay"))))])),
-            _F("authorization", _null_if(~card, _js(c.digits("r.auth", 6)))),
-            _F("tid", _null_if(~card, _js(c.digits("r.tid", 10)))),
-            _F("nsu", _null_if(~card, _js(c.digits("r.nsu", 6)))),
-            _F("cardAcquirer", _null_if(~card, _js(ACQUIRER.pick(c, "r.acq")))),
-            _F("cardFlag", _null_if(~card, _js(CARD_FLAG.pick(c, "r.flag")))),
-            _F("payerName", _js(pl.col("buyer"))),
-            _F("idMemberPayer", _jn(pl.col("member"))),
-            _F("idProspectPayer", _jn(pl.col("prospect"))),
-            _F("idBranchMember", _jn(pl.col("br") + 1)),
-            _F("idSale", _jn(pl.col("id"))),
-            _F("saleDate", _ts(c, "r.sale", pl.col("t"))),
-            _F("idReceivableFrom", pl.lit(None, dtype=pl.String)),
-            _F("conciliated", _jb(paid & c.chance("r.conc", 0.6))),
-            _F("cancellationDescription", _null_if(~removed, pl.lit('"Venda estornada"'))),
-            _F("source", _js(pl.when(n > 1).then(pl.lit("Parcelamento")).otherwise(pl.lit("Venda")))),
-            _F("bankAccount", _null_if(card, bank)),
-            _F("invoiceDetails", pl.lit("[]")),
-            _F("creditDetails", pl.lit("[]")),
-        ]
-        return rows.with_columns(json=_obj(fields, drop_nulls=c.chance("r.drop_nulls", 0.05)))
-
+    items = _children(f, n_items, ("i", "t"), _sale_item, total=pl.col("cents").sum(),
+                      first_item=pl.col("name").first())
+    items_json = _attach(f, items, "saleItens")
     receivables = _children(
-        lf.select("i", "id", "t", "ver_end", "total", "inst", "pay", "removed_at", "member", "prospect", "buyer",
-                  "br", "first_item"),
-        pl.col("inst"), receivable,
+        f, pl.col("inst"),
+        ("i", "id", "t", "ver_end", "total", "first_item", "inst", "pay", "removed_at", "member", "prospect",
+         "buyer", "br"),
+        _receivable,
     )
-    lf = _attach(lf, receivables, "receivables")
-    removed = pl.col("removed_at").is_not_null()
-    items_mode, recv_mode = d.below("s.items.mode", 100), d.below("s.recv.mode", 100)
-    partner = d.chance("s.partner", 0.05)
-    employee = d.below("s.emp", _EMPLOYEES)
-    seller = pl.when(d.chance("s.seller", 0.9)).then(employee).otherwise(d.below("s.seller.e", _EMPLOYEES))
+    receivables_json = _attach(f, receivables, "receivables")
+    removed = f.let(pl.col("removed_at").is_not_null())
+    items_mode, recv_mode = f.let(d.below("s.items.mode", 100)), f.let(d.below("s.recv.mode", 100))
+    partner = f.let(d.chance("s.partner", 0.05))
+    f.let(d.below("s.emp", _EMPLOYEES), "emp")
+    f.let(pl.when(d.chance("s.seller", 0.9)).then(pl.col("emp")).otherwise(d.below("s.seller.e", _EMPLOYEES)),
+          "seller")
+    seller_id, seller_name = _employee(f, "seller")
     fields = [
         _F("idSale", _jn(pl.col("id"))),
         _F("idMember", _jn(pl.col("member"))),
         _F("idProspect", _jn(pl.col("prospect"))),
-        _F("idEmployee", _jn(employee + _EMPLOYEE_ID0)),
-        _F("idEmployeeSale", _employee(rng, seller)[0]),
-        _F("nameEmployeeSale", _employee(rng, seller)[1]),
+        _F("idEmployee", _jn(pl.col("emp") + _EMPLOYEE_ID0)),
+        _F("idEmployeeSale", seller_id),
+        _F("nameEmployeeSale", seller_name),
         _F("idPersonal", pl.lit(None, dtype=pl.String)),
         _F("saleDate", _ts(d, "s.date", pl.col("t"))),
         _F("saleDateServer", _ts(d, "s.server", pl.col("t") - _UTC_OFFSET + d.below("s.server.d", 6))),
-        _F("updateDate", _ts(rng.at(i * 64 + pl.col("ver")), "s.upd", pl.col("ver_end") - d.below("s.upd.d", 3600)
+        _F("updateDate", _ts(dv, "s.upd", pl.col("ver_end") - dv.below("s.upd.d", 3600)
                              .clip(upper_bound=pl.col("ver_end") - pl.col("t")))),
         _F("removed", _jb(removed)),
         _F("removalDate", _null_if(~removed, _ts(d, "s.removal", pl.col("removed_at")))),
@@ -1433,75 +1415,181 @@ def _sales(base: pl.LazyFrame, ctx: _Context) -> pl.LazyFrame:
         _F("coporatePartnershipId", _null_if(~partner, _jn(d.between("s.partner.id", 1, 4)))),
         _F("idSaleMigration", _null_if(d.chance("s.mig", 0.95), _js(_cat("VND", d.digits("s.mig.n", 8))))),
         _F("idSaleRecurrency", _null_if(d.chance("s.recur", 0.8), _jn(d.below("s.recur.n", 10**6) + 410_000))),
-        _F("saleItens", _null_if(items_mode < 2, pl.when(items_mode < 4).then(pl.lit("[]"))
-                                 .otherwise(pl.col("saleItens"))), (items_mode >= 4) & (items_mode < 5)),
-        _F("receivables", _null_if(recv_mode < 1, pl.col("receivables")), (recv_mode >= 1) & (recv_mode < 3)),
+        _F("saleItens", _null_if(items_mode < 2, pl.when(items_mode < 4).then(pl.lit("[]")).otherwise(items_json)),
+           items_mode == 4),
+        _F("receivables", _null_if(recv_mode < 1, receivables_json), (recv_mode >= 1) & (recv_mode < 3)),
     ]
-    return lf.select(line=_obj(fields, drop_nulls=d.chance("s.drop_nulls", 0.1)))
+    return _line(f, fields, d.chance("s.drop_nulls", 0.1))
 
 
-def _entries(base: pl.LazyFrame, ctx: _Context) -> pl.LazyFrame:
-    """Flat turnstile entries; 0.3% of them are tapped twice (the same line twice in a row)."""
-    rng, i = ctx.rng, pl.col("i")
-    d = rng.at(i)
+def _sale_item(c: _Frame) -> pl.Expr:
+    """A sale item: the plan first (mostly), then products such as the enrolment fee."""
+    d, k = c.at("ck"), pl.col("k")
+    is_plan = c.let((k == 0) & d.chance("si.plan", 0.92))
+    plan, product = c.let(PLAN.pick(d, "si.plan.p")), c.let(PRODUCT.pick(d, "si.product"))
+    qty = c.let(pl.when(~is_plan & d.chance("si.qty", 0.1)).then(2).otherwise(1))
+    value = c.let(pl.when(is_plan).then(PLAN_CENTS.at(plan) * PLAN_MONTHS.at(plan).clip(lower_bound=1))
+                  .otherwise(PRODUCT_CENTS.at(product) * qty))
+    discount = c.let(pl.when(d.chance("si.disc", 0.3)).then(value * d.between("si.disc.pct", 5, 25) // 100)
+                     .otherwise(0))
+    net = c.let(value - discount, "cents")
+    name = c.let(pl.when(is_plan).then(PLAN_NAME.at(plan)).otherwise(PRODUCT_NAME.at(product)), "name")
+    product_id, service_id = c.let(PRODUCT_ID.at(product)), c.let(PRODUCT_SERVICE.at(product))
+    partner = c.let(d.chance("si.partner", 0.04))
+    return _obj([
+        _F("idSaleItem", _jn(pl.col("i") * 4 + k + 99_100_000)),
+        _F("description", _js(name)),
+        _F("item", _js(name)),
+        _F("itemValue", _money(c, value)),
+        _F("saleValue", _money(c, net)),
+        _F("saleValueWithoutCreditValue", _money(c, net)),
+        _F("quantity", _jn(qty)),
+        _F("idMembership", _null_if(~is_plan, _jn(PLAN_ID.at(plan)))),
+        _F("idMembershipRenewed", _null_if(~is_plan | d.chance("si.renewed", 0.7), _jn(PLAN_ID.at(plan)))),
+        _F("idProduct", _null_if(is_plan | (product_id == 0), _jn(product_id))),
+        _F("idService", _null_if(is_plan | (service_id == 0), _jn(service_id))),
+        _F("discount", _money(c, discount)),
+        _F("corporateDiscount", pl.lit("0")),
+        _F("tax", pl.lit("0")),
+        _F("membershipStartDate", _null_if(~is_plan, _day(pl.col("t") + d.below("si.start", 3) * 86_400))),
+        _F("idMemberMembership", _null_if(~is_plan, _jn(5_000_000 + d.below("si.mm", 40_000_000)))),
+        _F("valueNextMonth", _null_if(~is_plan, _money(c, PLAN_CENTS.at(plan)))),
+        _F("numMembers", _jn(pl.when(is_plan).then(PLAN_PEOPLE.at(plan)).otherwise(1))),
+        _F("voucher", _null_if(d.chance("si.voucher", 0.97), pl.lit('"VERAO10"'))),
+        _F("accountingCode", _null_if(d.chance("si.acc", 0.8), pl.lit('"3.01.01"'))),
+        _F("municipalServiceCode", _null_if(d.chance("si.msc", 0.8), pl.lit('"06.04"'))),
+        _F("idSaleItemMigration", pl.lit(None, dtype=pl.String), d.chance("si.mig.o", 0.5)),
+        _F("flReceiptOnly", pl.lit("false")),
+        _F("flSwimming", _jb(d.chance("si.swim", 0.02))),
+        _F("flAllowLocker", _jb(d.chance("si.locker", 0.05))),
+        _F("coporatePartnershipId", _null_if(~partner, _jn(d.between("si.partner.id", 1, 4)))),
+        _F("corporatePartnershipName", _null_if(~partner, _js(PARTNERSHIP.pick(d, "si.partner.n")))),
+    ])
+
+
+def _receivable(c: _Frame) -> pl.Expr:
+    """An installment; it is paid once the run's time passes its payment, some weeks late."""
+    d, k, n = c.at("ck"), pl.col("k"), pl.col("inst")
+    amount = c.let(pl.col("total") // n + pl.when(k == n - 1).then(pl.col("total") % n).otherwise(0))
+    due = c.let((pl.col("t") // 86_400 + 30 * k) * 86_400)
+    # a defaulter pays late, weeks after the due date: a later run sees it paid
+    delay = pl.when(d.chance("r.late", 0.1)).then(d.between("r.late.d", 5, 60) * 86_400).otherwise(
+        d.below("r.delay", 3 * 86_400))
+    paid_at = c.let(pl.max_horizontal(due + delay + 36_000, pl.col("t") + 40))
+    removed = c.let(pl.col("removed_at").is_not_null())
+    paid = c.let(~removed & (paid_at <= pl.col("ver_end")))
+    status = c.let(pl.when(removed).then(3).when(paid).then(2).when(due < pl.col("ver_end")).then(4).otherwise(1))
+    status_name = (pl.when(status == 3).then(pl.lit("Canceled")).when(status == 2).then(pl.lit("Received"))
+                   .when(status == 4).then(pl.lit("Overdue")).otherwise(pl.lit("Opened")))
+    card = c.let(PAYMENT_CARD.at(pl.col("pay")))
+    bank = _obj([_F("id", pl.lit("3")), _F("name", pl.lit('"Itaú Unibanco – conta movimento"'))])
+    return _obj([
+        _F("idReceivable", _jn(pl.col("ck") + 77_000_000)),
+        _F("description", _js(_cat(pl.col("first_item"), " ", _jn(k + 1), "/", _jn(n)))),
+        _F("registrationDate", _ts(d, "r.reg", pl.col("t") + 20)),
+        _F("dueDate", _day(due)),
+        _F("receivingDate", _null_if(~paid, _ts(d, "r.recv", paid_at))),
+        _F("competenceDate", _day(due)),
+        _F("cancellationDate", _null_if(~removed, _ts(d, "r.cancel", pl.col("removed_at")))),
+        _F("updateDate", _ts(d, "r.upd", pl.max_horizontal(pl.col("t") + 20, pl.when(paid).then(paid_at),
+                                                           pl.col("removed_at")))),
+        _F("chargeDate", _null_if(~card | d.chance("r.charge", 0.5), _day(due))),
+        _F("ammount", _money(c, amount)),
+        _F("ammountPaid", _money(c, pl.when(paid).then(amount).otherwise(0))),
+        _F("fees", _money(c, pl.when(card).then(amount * 299 // 10_000).otherwise(0))),
+        _F("status", _obj([_F("id", _jn(status)), _F("name", _js(status_name))])),
+        _F("currentInstallment", _jn(k + 1)),
+        _F("totalInstallments", _jn(n)),
+        _F("paymentType", _obj([_F("id", _jn(PAYMENT_ID.at(pl.col("pay")))),
+                                _F("name", _js(PAYMENT_NAME.at(pl.col("pay"))))])),
+        _F("authorization", _null_if(~card, _js(d.digits("r.auth", 6)))),
+        _F("tid", _null_if(~card, _js(d.digits("r.tid", 10)))),
+        _F("nsu", _null_if(~card, _js(d.digits("r.nsu", 6)))),
+        _F("cardAcquirer", _null_if(~card, _js(ACQUIRER.pick(d, "r.acq")))),
+        _F("cardFlag", _null_if(~card, _js(CARD_FLAG.pick(d, "r.flag")))),
+        _F("payerName", _js(pl.col("buyer"))),
+        _F("idMemberPayer", _jn(pl.col("member"))),
+        _F("idProspectPayer", _jn(pl.col("prospect"))),
+        _F("idBranchMember", _jn(pl.col("br") + 1)),
+        _F("idSale", _jn(pl.col("id"))),
+        _F("saleDate", _ts(d, "r.sale", pl.col("t"))),
+        _F("idReceivableFrom", pl.lit(None, dtype=pl.String)),
+        _F("conciliated", _jb(paid & d.chance("r.conc", 0.6))),
+        _F("cancellationDescription", _null_if(~removed, pl.lit('"Venda estornada"'))),
+        _F("source", _js(pl.when(n > 1).then(pl.lit("Parcelamento")).otherwise(pl.lit("Venda")))),
+        _F("bankAccount", _null_if(card, bank)),
+        _F("invoiceDetails", pl.lit("[]")),
+        _F("creditDetails", pl.lit("[]")),
+    ])
+
+
+def _entries(f: _Frame, ctx: _Context) -> pl.LazyFrame:
+    """Flat turnstile entries; 0.3% are tapped twice (the same line twice in a row)."""
+    d, dv = f.at("i"), f.at("iv")
     who = d.below("e.who", 100)
-    is_member, is_prospect = who < 93, (who >= 93) & (who < 97)
-    is_employee = who >= 97
-    m, p, e = d.below("e.member", ctx.members), d.below("e.prospect", ctx.prospects), d.below("e.emp", _EMPLOYEES)
+    kind = f.let(pl.when(who < 93).then(0).when(who < 97).then(1).otherwise(2))  # member, prospect, staff
+    f.let(d.below("e.member", ctx.members), "m")
+    f.let(d.below("e.prospect", ctx.prospects), "p")
+    f.let(d.below("e.emp", _EMPLOYEES), "e")
     home = (
-        pl.when(is_member).then(_home_branch(rng, "member", m))
-        .when(is_prospect).then(_home_branch(rng, "prospect", p))
-        .otherwise(e % len(BRANCH_NAME))
+        pl.when(kind == 0).then(_home_branch(f, "member", "m"))
+        .when(kind == 1).then(_home_branch(f, "prospect", "p"))
+        .otherwise(pl.col("e") % len(BRANCH_NAME))
     )
-    branch = pl.when(d.chance("e.away", 0.15)).then(d.below("e.br", len(BRANCH_NAME))).otherwise(home)
-    denied = d.chance("e.denied", 0.05)
-    turn = pl.when(pl.col("changed")).then(
-        pl.col("t") + rng.at(i * 64 + pl.col("ver")).between("e.turn.late", 1, 90)
-    ).when(d.chance("e.turn.d", 0.2)).then(pl.col("t") + d.between("e.turn.s", 1, 5)).otherwise(pl.col("t"))
+    branch = f.let(pl.when(d.chance("e.away", 0.15)).then(d.below("e.br", len(BRANCH_NAME))).otherwise(home))
+    denied = f.let(d.chance("e.denied", 0.05))
+    turn = (
+        pl.when(pl.col("changed")).then(pl.col("t") + dv.between("e.turn.late", 1, 90))
+        .when(d.chance("e.turn.d", 0.2)).then(pl.col("t") + d.between("e.turn.s", 1, 5))
+        .otherwise(pl.col("t"))
+    )
     # 0 and null read the same in the reference's key recipe; some rows carry 0 instead of null
     zero = pl.when(d.chance("e.zero", 0.02)).then(pl.lit("0"))
-    legacy = d.chance("e.legacy", 0.1)  # older pages without idMigration and releasesByID
+    legacy = f.let(d.chance("e.legacy", 0.1))  # older pages, without idMigration and releasesByID
     fields = [
         _F("date", _ts(d, "e.date", pl.col("t"))),
         _F("dateTurn", _null_if(denied, _ts(d, "e.date", turn))),
         _F("timeZone", _null_if(d.chance("e.tz.null", 0.01), _js(BRANCH_TZ.at(branch)))),
-        _F("idMember", pl.when(is_member).then(_jn(m + _MEMBER_ID0))),
-        _F("nameMember", pl.when(is_member).then(_js(_person(rng, "member", m).full))),
-        _F("idProspect", pl.when(is_prospect).then(_jn(p + _PROSPECT_ID0)).otherwise(zero)),
-        _F("nameProspect", pl.when(is_prospect).then(_js(_person(rng, "prospect", p).full))),
-        _F("idEmployee", pl.when(is_employee).then(_jn(e + _EMPLOYEE_ID0)).otherwise(zero)),
-        _F("nameEmployee", pl.when(is_employee).then(_js(_person(rng, "employee", e).full))),
+        _F("idMember", pl.when(kind == 0).then(_jn(pl.col("m") + _MEMBER_ID0))),
+        _F("nameMember", pl.when(kind == 0).then(_js(_person(f, "member", "m").full))),
+        _F("idProspect", pl.when(kind == 1).then(_jn(pl.col("p") + _PROSPECT_ID0)).otherwise(zero)),
+        _F("nameProspect", pl.when(kind == 1).then(_js(_person(f, "prospect", "p").full))),
+        _F("idEmployee", pl.when(kind == 2).then(_jn(pl.col("e") + _EMPLOYEE_ID0)).otherwise(zero)),
+        _F("nameEmployee", pl.when(kind == 2).then(_js(_person(f, "employee", "e").full))),
         _F("entryType", _js(pl.when(d.chance("e.out", 0.15)).then(pl.lit("Check-out")).otherwise(pl.lit("Check-in")))),
         _F("device", _js(DEVICE.pick(d, "e.device"))),
         _F("releasesByID", pl.when(d.chance("e.release", 0.02)).then(_jn(d.below("e.rel", _EMPLOYEES) + _EMPLOYEE_ID0)),
            legacy),
         _F("idBranch", _jn(branch + 1)),
-        _F("blockReason", pl.when(denied).then(_js(BLOCK_REASON.pick(rng.at(i * 64 + pl.col("ver")), "e.block")))),
+        _F("blockReason", pl.when(denied).then(_js(BLOCK_REASON.pick(dv, "e.block")))),
         _F("entryAction", _js(pl.when(denied).then(pl.lit("Denied")).otherwise(pl.lit("Allowed")))),
         _F("idMigration", pl.when(d.chance("e.mig", 0.03)).then(_js(_cat("ENT", d.digits("e.mig.n", 9)))), legacy),
     ]
     copies = 1 + d.chance("e.repeat", 0.003).cast(pl.Int64)
-    return base.select(line=_obj(fields).repeat_by(copies)).explode("line")
+    line = _obj(fields)
+    return f.flush().select(pl.col("i").repeat_by(copies), line.repeat_by(copies).alias("line")).explode("i", "line")
 
 
-def _prospects(base: pl.LazyFrame, ctx: _Context) -> pl.LazyFrame:
+def _prospects(f: _Frame, ctx: _Context) -> pl.LazyFrame:
     """Prospects (leads); some convert to members in later runs (idMember and conversionDate set)."""
-    rng, i = ctx.rng, pl.col("i")
-    d = rng.at(i)
-    dv = rng.at(i * 64 + pl.col("ver"))  # draws that change with each changed version
-    person = _person(rng, "prospect", i)
-    branch = _home_branch(rng, "prospect", i)
-    converted = d.chance("p.conv", 0.25) | (pl.col("changed") & d.chance("p.conv.late", 0.6))
-    conversion = pl.min_horizontal(pl.col("t") + d.between("p.conv.d", 3600, 20 * 86_400), pl.col("ver_end") - 600)
-    converted = converted & (conversion > pl.col("t"))
-    has_resp = d.chance("p.resp", 0.03)
+    d, dv = f.at("i"), f.at("iv")
+    person = _person(f, "prospect", "i")
+    branch = f.let(_home_branch(f, "prospect", "i"))
+    # a quarter convert within 20 days of registering; of the rest, changed ones convert on the
+    # day before the run that re-sends them (their earlier runs saw them unconverted)
+    early = f.let(d.chance("p.conv", 0.25))
+    conversion = f.let(
+        pl.when(early).then(pl.col("t") + d.between("p.conv.d", 3600, 20 * 86_400))
+        .when(pl.col("changed") & d.chance("p.conv.late", 0.6)).then(pl.col("ver_end") - dv.below("p.conv.l", 86_400))
+    )
+    converted = f.let((conversion <= pl.col("ver_end")).fill_null(False))
     responsible = _obj([
-        _F("name", _js(_person(rng, "responsible.p", i).full)),
+        _F("name", _js(_person(f, "responsible.p", "i").full)),
         _F("document", _cpf(d, "p.resp.cpf")),
         _F("financialResponsible", _jb(d.chance("p.resp.fin", 0.8))),
     ])
     fields = [
-        _F("idProspect", _jn(i + _PROSPECT_ID0)),
+        _F("idProspect", _jn(pl.col("i") + _PROSPECT_ID0)),
         _F("idBranch", _jn(branch + 1)),
         _F("branchName", _js(BRANCH_NAME.at(branch))),
         _F("firstName", _js(person.first)),
@@ -1520,12 +1608,12 @@ def _prospects(base: pl.LazyFrame, ctx: _Context) -> pl.LazyFrame:
         _F("idMember", _null_if(~converted, _jn(d.below("p.member", ctx.members) + _MEMBER_ID0))),
         _F("currentStep", _js(pl.when(converted).then(pl.lit("Matriculado")).otherwise(STEP.pick(dv, "p.step")))),
         *_address(d, branch),
-        _F("responsible", _null_if(~has_resp, responsible), d.chance("p.resp.omit", 0.05)),
+        _F("responsible", _null_if(~d.chance("p.resp", 0.03), responsible), d.chance("p.resp.omit", 0.05)),
     ]
-    return base.select(line=_obj(fields, drop_nulls=d.chance("p.drop_nulls", 0.1)))
+    return _line(f, fields, d.chance("p.drop_nulls", 0.1))
 
 
-_BUILDERS: dict[str, Callable[[pl.LazyFrame, _Context], pl.LazyFrame]] = {
+_BUILDERS: dict[str, Callable[[_Frame, _Context], pl.LazyFrame]] = {
     "members": _members,
     "sales": _sales,
     "entries": _entries,

@@ -27,6 +27,8 @@ class Dialect:
             ``{table}``), or None where the target has no such statistics.
         index_names_sql: query of the index names (``name``) of a ``{schema}``, where indexes are
             schema objects with names of their own (renamed when a full refresh swaps tables).
+        maintenance: ``optimize`` statements per action (``analyze``, ``vacuum``, ``reindex``), with
+            ``{table}``; an action the target does not have is absent. They run in autocommit.
         secondary_indexes: create the tables' secondary indexes. DuckDB answers analytic queries
             from zone maps and its ART indexes slow every upsert, so it only keeps primary keys.
     """
@@ -42,6 +44,7 @@ class Dialect:
     secondary_indexes: bool
     table_stats_sql: str | None
     index_names_sql: str | None
+    maintenance: Mapping[str, str]
 
 
 _COMMON_TYPES = {
@@ -75,6 +78,11 @@ POSTGRESQL = Dialect(
         "WHERE p.relname = '{table}' AND p.relnamespace = n.oid))"
     ),
     index_names_sql="SELECT indexname AS name FROM pg_indexes WHERE schemaname = '{schema}'",
+    maintenance={
+        "analyze": "ANALYZE {table}",
+        "vacuum": "VACUUM (ANALYZE) {table}",
+        "reindex": "REINDEX TABLE CONCURRENTLY {table}",
+    },
 )
 
 DUCKDB = Dialect(
@@ -93,4 +101,6 @@ DUCKDB = Dialect(
     secondary_indexes=False,
     table_stats_sql=None,
     index_names_sql=None,
+    # DuckDB compacts on CHECKPOINT and keeps only primary-key indexes
+    maintenance={"analyze": "ANALYZE {table}", "vacuum": "CHECKPOINT"},
 )
