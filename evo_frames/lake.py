@@ -71,10 +71,16 @@ def open_lake(lake: str, storage_options: Mapping[str, Any] | None = None) -> tu
     return fs, root.rstrip("/")
 
 
-def full_url(fs: fsspec.AbstractFileSystem, path: str) -> str:
-    """The path as stored in ``_source_file``: with its protocol, except for local files."""
+def full_url(fs: fsspec.AbstractFileSystem, path: str, scheme: str | None = None) -> str:
+    """The path as stored in ``_source_file``: with the lake's own scheme, except for local files."""
     proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return path if proto in ("file", "local") else f"{proto}://{path}"
+    if proto in ("file", "local"):
+        return path
+    return f"{scheme or proto}://{path}"
+
+
+def _scheme(lake: str) -> str | None:
+    return lake.split("://", 1)[0] if "://" in lake else None
 
 
 def list_files(
@@ -94,7 +100,7 @@ def list_files(
     try:
         found: dict[str, dict[str, Any]] = fs.find(base, detail=True) if fs.exists(base) else {}
     except Exception as e:  # fsspec backends raise their own types
-        raise SourceError(f"cannot list lake folder {full_url(fs, base)}: {e}") from e
+        raise SourceError(f"cannot list lake folder {full_url(fs, base, _scheme(lake))}: {e}") from e
     files: list[BronzeFile] = []
     problems: list[str] = []
     for path, info in found.items():
@@ -103,7 +109,7 @@ def list_files(
         parsed = parse_path(path)
         if parsed is None or parsed[0] != entity:
             problems.append(
-                f"{full_url(fs, path)}: does not follow entity=<e>/ingestion_date=YYYY-MM-DD/"
+                f"{full_url(fs, path, _scheme(lake))}: does not follow entity=<e>/ingestion_date=YYYY-MM-DD/"
                 "run_id=YYYYMMDDTHHMMSSZ/[window_]part-NNNNN.jsonl.gz; not loaded"
             )
             continue
@@ -111,7 +117,7 @@ def list_files(
         files.append(
             BronzeFile(
                 run_id=parsed[2],
-                path=full_url(fs, path),
+                path=full_url(fs, path, _scheme(lake)),
                 entity=entity,
                 ingestion_date=parsed[1],
                 size=int(info.get("size") or 0),
