@@ -5,14 +5,14 @@ The engine. Transform modules (``transforms/``) import their building blocks fro
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib import metadata as _metadata
 
 from .errors import ConfigError, EvoFramesError, SinkError, SourceError, TransformError
 from .spec import Column, Entity, Index, Table, TransformContext
 
 try:
-    __version__ = version("evo-frames")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = _metadata.version("evo-frames")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
 
 __all__ = [
