@@ -117,16 +117,17 @@ def _bench_target(target: str, workdir: Path) -> Iterator[str]:
         yield f"duckdb:///{workdir / 'bench.duckdb'}"
         return
     name = f"evo_frames_bench_{secrets.token_hex(4)}"
-    with open_sink(target, memory_limit="1GB", connect_timeout=10, statement_timeout=600) as admin:
-        admin.conn.adbc_connection.set_autocommit(True)  # CREATE DATABASE refuses a transaction block
+    with open_sink(target, memory_limit="1GB", connect_timeout=10, statement_timeout=600) as admin, admin.autocommit():
         admin.execute(f'CREATE DATABASE "{name}"', f"creating database {name} (needs CREATEDB)")
     u = urlsplit(target)
     url = urlunsplit(u._replace(path=f"/{name}"))
     try:
         yield url
     finally:
-        with open_sink(target, memory_limit="1GB", connect_timeout=10, statement_timeout=600) as admin:
-            admin.conn.adbc_connection.set_autocommit(True)
+        with (
+            open_sink(target, memory_limit="1GB", connect_timeout=10, statement_timeout=600) as admin,
+            admin.autocommit(),
+        ):
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f"dropping database {name}")
 
 

@@ -59,10 +59,7 @@ def optimize(sink: SqlSink, actions: list[str], entity: str | None = None) -> li
     chosen = [entities[entity]] if entity else list(entities.values())
     sink.ensure_tables(chosen)
     done: list[str] = []
-    sink.commit()
-    # VACUUM and REINDEX CONCURRENTLY refuse to run in a transaction block
-    sink.conn.adbc_connection.set_autocommit(True)
-    try:
+    with sink.autocommit():
         for action in actions:
             template = sink.dialect.maintenance.get(action)
             if template is None:
@@ -75,6 +72,4 @@ def optimize(sink: SqlSink, actions: list[str], entity: str | None = None) -> li
                 started = time.perf_counter()
                 sink.execute(stmt, f"{action} ({stmt})")
                 done.append(f"{stmt}: {time.perf_counter() - started:.1f}s")
-    finally:
-        sink.conn.adbc_connection.set_autocommit(False)
     return done

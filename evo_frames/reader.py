@@ -92,7 +92,7 @@ _SUSPECT_ESCAPE = r"\\u(?:0000|[dD][89a-fA-F])"
 # a surrogate pair is one token, so a surrogate escape standing alone as a token is unpaired
 _ESCAPE_TOKEN = r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\[^u]"
 _LONE_SURROGATE = r"^\\u[dD][89a-fA-F][0-9a-fA-F]{2}$"
-# polars raises ComputeError for bad JSON, ShapeError-like errors for odd lengths and may panic on odd input
+# polars raises ComputeError for bad JSON (other PolarsErrors for some dtypes) and may panic on odd input
 _DECODE_ERRORS: tuple[type[BaseException], ...] = (pl.exceptions.PolarsError, pl.exceptions.PanicException)
 
 
@@ -176,6 +176,8 @@ def iter_lines(
                 # a memoryview spares copying the block when no partial line is carried over
                 block = b"".join([*carry, memoryview(piece)[:nl]]) if carry_len else memoryview(piece)[:nl]
                 carry, carry_len = [piece[nl + 1 :]], len(piece) - nl - 1
+                if next_line == 1 and bytes(block[: len(_BOM)]) == _BOM:
+                    block = block[len(_BOM) :]
                 next_line = chunker.block(block, next_line)
                 yield from chunker.full()
                 break
@@ -369,8 +371,6 @@ def _split_block(
         ``(lines, rejects, physical)``: non-blank lines, rejects (invalid UTF-8, longer than
         ``max_line_bytes``), physical line count.
     """
-    if first_line == 1 and bytes(block[: len(_BOM)]) == _BOM:
-        block = block[len(_BOM) :]
     # zero-copy wrap + pyarrow split + one strict cast to String measured 3x faster than bytes.decode and
     # splitting text (pyarrow split_pattern, Polars str.split().explode(), str.split + pl.Series)
     offsets = pa.array([0, len(block)], pa.int64()).buffers()[1]
@@ -487,7 +487,7 @@ def decode(lines: pl.DataFrame, dtype: pl.Struct) -> tuple[pl.DataFrame, pl.Data
         ``decode``, in input order.
 
     Raises:
-        TypeError: if ``dtype`` is not a ``pl.Struct``.
+        TypeError: if ``dtype`` is not a ``pl.Struct`` or Polars cannot decode JSON into it.
         ValueError: if a field of ``dtype`` is named ``_source_line``, ``raw`` or ``_row``.
     """
     if not isinstance(dtype, pl.Struct):
@@ -495,25 +495,33 @@ def decode(lines: pl.DataFrame, dtype: pl.Struct) -> tuple[pl.DataFrame, pl.Data
     clash = {"_source_line", "raw", "_row"} & {field.name for field in dtype.fields}
     if clash:
         raise ValueError(f"dtype fields {sorted(clash)} clash with the columns of the lines frame")
+    try:
+        pl.Series(["{}"]).str.json_decode(dtype)
+    except _DECODE_ERRORS as exc:
+        # e.g. Array or Binary fields: no data could ever load, so this is the caller's bug, not a bad line
+        message = str(exc).split("\n", 1)[0]
+        raise TypeError(f"Polars cannot decode JSON into {dtype}: {message}; declare such fields as String") from exc
     # _row (input position) lets rejects found by different checks come back in input order
     frame = lines.select(pl.col("_source_line").cast(pl.Int64), pl.col("raw").cast(pl.String)).with_row_index("_row")
     reason = _precheck(frame.get_column("raw"))
     bad = reason.is_not_null()
     rejects = [_reject_frame(frame.filter(bad), reason.filter(bad))] if bad.any() else []
     parts: list[pl.DataFrame] = []
-    failing: list[pl.DataFrame] = []
+    unordered = False
     good = frame.filter(~bad) if rejects else frame
     if good.height:
         size = good.get_column("raw").str.len_bytes().sum()
         step = max(1, good.height * _DECODE_SLICE_BYTES // max(size, 1))
         for start in range(0, good.height, step):
+            failing: list[pl.DataFrame] = []
             _bisect(good.slice(start, step), dtype, parts, failing)
-    if failing:
-        coerced, malformed = _coerce_lines(pl.concat(failing), dtype)
-        parts.append(coerced)
-        rejects.append(malformed)
-    records = pl.concat(parts) if parts else _decode_all(frame.clear(), dtype)
-    if failing:
+            if failing:  # per slice, so the Python objects of the slow path stay few
+                coerced, malformed = _coerce_lines(pl.concat(failing), dtype)
+                parts.append(coerced)
+                rejects.append(malformed)
+                unordered = True
+    records = pl.concat(parts) if parts else _empty_records(frame, dtype)
+    if unordered:
         records = records.sort("_row")
     rejected = pl.concat(rejects) if rejects else _reject_frame(frame.clear(), pl.Series([], dtype=pl.String))
     if len(rejects) > 1:
@@ -571,6 +579,10 @@ def _decode_all(frame: pl.DataFrame, dtype: pl.Struct) -> pl.DataFrame:
     if values.len() != frame.height:
         raise pl.exceptions.ShapeError(f"json_decode returned {values.len()} rows for {frame.height} lines")
     return frame.with_columns(values.alias("_record")).unnest("_record")
+
+
+def _empty_records(frame: pl.DataFrame, dtype: pl.Struct) -> pl.DataFrame:
+    return pl.DataFrame(schema=frame.schema | {field.name: field.dtype for field in dtype.fields})
 
 
 def _bisect(frame: pl.DataFrame, dtype: pl.Struct, parts: list[pl.DataFrame], failing: list[pl.DataFrame]) -> None:
@@ -638,7 +650,7 @@ def _coerce_lines(frame: pl.DataFrame, dtype: pl.Struct) -> tuple[pl.DataFrame, 
                 message = str(exc).split("\n", 1)[0]
                 original = frame.filter(pl.col("_row") == line.item(0, "_row"))
                 rejects.append(_reject_frame(original, pl.Series([f"does not fit the schema: {message}"])))
-        records = pl.concat(decoded) if decoded else _decode_all(coerced.clear(), dtype)
+        records = pl.concat(decoded) if decoded else _empty_records(coerced, dtype)
     # the original text, not the re-serialised one, is what lands in raw_data
     columns = records.columns
     records = records.drop("raw").join(frame.select("_row", "raw"), on="_row", how="left", maintain_order="left")

@@ -644,6 +644,10 @@ class _Frame:
             self.pending = {}
         return self.lf
 
+    def materialize(self) -> None:
+        """Compute the columns so far once, before several child queries read them."""
+        self.lf = self.flush().collect().lazy()
+
     def filter(self, predicate: pl.Expr) -> None:
         self.lf = self.flush().filter(predicate)
 
@@ -1145,13 +1149,15 @@ def _members(f: _Frame, ctx: _Context) -> pl.LazyFrame:
     f.let(_phone(d, "m.land", ddd, mobile=False), "land")
     f.let(_email(d, "m.email", person), "email")
 
+    f.let(pl.col("changed") & d.chance("m.ms.drop", 0.4), "drop_first")
+    f.materialize()
+
     # a re-sent member that changed loses its last contact (a deleted phone, say)
     n_contacts = f.let(_Pool((0, 1, 2, 3), (5, 30, 55, 10)).pick(d, "m.contacts"))
     n_contacts = n_contacts - (pl.col("changed") & (n_contacts >= 2) & d.chance("m.contacts.drop", 0.5)).cast(pl.Int64)
     contacts = _children(f, n_contacts, ("i", "id", "cell", "email", "land"), _contact)
 
     # a changed member may lose its oldest membership (deleted upstream) or cancel its newest
-    f.let(pl.col("changed") & d.chance("m.ms.drop", 0.4), "drop_first")
     n_ms = _Pool(range(7), (8, 30, 25, 17, 10, 6, 4)).pick(d, "m.ms")
     memberships = _children(f, n_ms, ("i", "id", "reg_day", "end_day", "changed", "drop_first"), _membership,
                             has_active=pl.col("active").any())
@@ -1375,10 +1381,12 @@ def _sales(f: _Frame, ctx: _Context) -> pl.LazyFrame:
     f.let(pl.when(d.chance("s.removed", 0.03) & (removal <= pl.col("ver_end"))).then(removal), "removed_at")
     f.let(pl.when(PAYMENT_SPLIT.at(pay)).then(INSTALLMENTS.pick(d, "s.inst")).otherwise(1), "inst")
 
+    f.materialize()
     n_items = _Pool((1, 2, 3), (65, 25, 10)).pick(d, "s.items")
     items = _children(f, n_items, ("i", "t"), _sale_item, total=pl.col("cents").sum(),
                       first_item=pl.col("name").first())
     items_json = _attach(f, items, "saleItens")
+    f.materialize()
     receivables = _children(
         f, pl.col("inst"),
         ("i", "id", "t", "ver_end", "total", "first_item", "inst", "pay", "removed_at", "member", "prospect",

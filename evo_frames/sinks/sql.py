@@ -16,6 +16,7 @@ manifest row commit together.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -228,6 +229,17 @@ class SqlSink:
                 cur.adbc_ingest(name, data, mode="replace", temporary=True)
         except Exception as e:
             raise self._translate(e, f"staging {name}") from e
+
+    @contextlib.contextmanager
+    def autocommit(self) -> Iterator[None]:
+        """Run statements that refuse a transaction block (VACUUM, CREATE DATABASE, …)."""
+        self.commit()
+        self.conn.adbc_connection.set_autocommit(True)
+        try:
+            yield
+        finally:
+            if self._conn is not None:
+                self._conn.adbc_connection.set_autocommit(False)
 
     def begin(self) -> None:
         # ADBC DB-API connections run with autocommit off: a transaction is always open
