@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
+import polars_hash as plh
 
 from . import lake as lakes
 from .config import Settings, storage_options
@@ -36,7 +37,7 @@ from .reader import REJECT_SCHEMA, FileStats, decode, iter_lines
 from .retry import with_retries
 from .sinks import Counts, SqlSink
 from .sinks.sql import FILES
-from .spec import Entity, TransformContext
+from .spec import CONTENT_HASH, Entity, TransformContext
 
 log = logging.getLogger("evo_frames")
 
@@ -373,7 +374,9 @@ class Loader:
         frames = self.entity.transform(kept.lazy(), self.ctx)
         core = check_output(self.entity, frames, kept)
         count_cast_failures(self.entity, kept, core[self.entity.core[0].qualified], casts)
-        stg = kept.rename({"raw": "raw_data"})
+        stg = kept.rename({"raw": "raw_data"}).with_columns(
+            plh.col("raw_data").nchash.xxhash64().reinterpret(signed=True).alias(CONTENT_HASH)
+        )
         for table, counts in self.sink.write_chunk(self.entity, stg, core).items():
             table_counts[table].add(counts)
 
@@ -458,12 +461,18 @@ def run_entity(
     }
     sink.record_run(run_row)
     error: BaseException | None = None
+    deferred = sink.defer_indexes(entity.tables) if selected else []
     try:
         Loader(sink, entity, settings, summary).load(selected)
     except BaseException as e:
         error = e
         raise
     finally:
+        try:
+            sink.rollback()
+            sink.build_indexes(deferred)
+        except EvoFramesError:  # reported by the run's own error; the next run's ensure_tables retries
+            log.warning("could not build the deferred indexes of %s", entity.name, exc_info=True)
         summary.seconds = time.perf_counter() - started
         totals = Counts()
         stg = summary.tables.get(entity.stg.qualified, totals)
@@ -480,7 +489,6 @@ def run_entity(
             error=str(error)[:2000] if isinstance(error, EvoFramesError) else (repr(error)[:2000] if error else None),
         )
         try:
-            sink.rollback()
             sink.record_run(run_row)
         except EvoFramesError:  # the run's own error is the one to report
             log.debug("could not record the run's end", exc_info=True)

@@ -30,6 +30,9 @@ POLARS_TYPES: Mapping[str, pl.DataType] = {
     "json": pl.String(),
 }
 
+#: STG column holding a hash of the raw line, computed by the engine
+CONTENT_HASH = "_content_hash"
+
 #: lineage columns every STG and CORE row carries; ``_loaded_at``/``_updated_at`` are set by the sink
 LINEAGE_COLUMNS = ("_source_file", "_source_line", "run_id", "ingestion_date")
 
@@ -160,6 +163,8 @@ class Entity:
         stg_cols = (
             *self.key,
             Column("raw_data", "json", nullable=False),
+            # xxhash64 of the raw line: unchanged re-sends are recognised without parsing JSON
+            Column(CONTENT_HASH, "bigint", nullable=False),
             Column("_source_file", "text", nullable=False),
             Column("_source_line", "bigint", nullable=False),
             Column("run_id", "text", nullable=False),

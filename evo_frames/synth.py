@@ -54,6 +54,7 @@ import datetime
 import gzip
 import hashlib
 import json
+import logging
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -74,6 +75,8 @@ __all__ = [
 ]
 
 ENTITIES = ("members", "sales", "entries", "prospects")
+
+_log = logging.getLogger("evo_frames")
 
 PART_SIZE: dict[str, int] = {"members": 2_000, "sales": 5_000, "entries": 10_000, "prospects": 2_000}
 """Records in a full part file, as the reference extractor flushes them (pages x page size)."""
@@ -112,6 +115,7 @@ _ENTRY_STEP = 2
 _MEMBER_ID0, _PROSPECT_ID0, _SALE_ID0, _EMPLOYEE_ID0 = 1_000_001, 3_300_001, 88_000_001, 300
 _EMPLOYEES = 400
 _MAX_CHILDREN = 16  # child draws are keyed by parent * 16 + position
+_MAX_RUNS = 1_000  # draws that change between runs are keyed by record * 1000 + version
 
 # members per record of each entity (reference section 5: 2.4M members, 12.8M sales, 110M
 # entries, 612K prospects), so referenced ids stay inside what the same `records` generates
@@ -186,15 +190,16 @@ def generate(
     plan = _Plan.build(entity, records, runs, resend_share, _as_utc(start or DEFAULT_START), rng)
     ctx = _Context(_population(entity, records, _MEMBERS_PER_RECORD),
                    _population(entity, records, _PROSPECTS_PER_RECORD))
-    base_url = lake.rstrip("/")
+    base_url, base_dir = lake.rstrip("/"), root.rstrip("/")
     rel_entity = f"{prefix.strip('/')}/entity={entity}".lstrip("/")
+    rel_runs = [f"{rel_entity}/ingestion_date={run.utc:%Y-%m-%d}/run_id={run.run_id}" for run in plan.runs]
+    for rel_run in rel_runs:
+        _refuse_existing(fs, f"{base_dir}/{rel_run}")
     files: list[str] = []
     lines = 0
     with _Writer(fs, gzip_level) as writer:
-        for run in plan.runs:
-            rel_run = f"{rel_entity}/ingestion_date={run.utc:%Y-%m-%d}/run_id={run.run_id}"
-            run_dir = f"{root.rstrip('/')}/{rel_run}"
-            _refuse_existing(fs, run_dir)
+        for run, rel_run in zip(plan.runs, rel_runs, strict=True):
+            run_dir = f"{base_dir}/{rel_run}"
             fs.makedirs(run_dir, exist_ok=True)
             windows = plan.windows(run)
             parts = _write_run(plan, run, windows, entity, ctx,
@@ -204,7 +209,10 @@ def generate(
             fs.pipe_file(f"{run_dir}/_manifest.json", _manifest(entity, run, results, windows).encode("utf-8"))
             files += [f"{base_url}/{rel_run}/{name}" for p in parts for name in p.names]
             files.append(f"{base_url}/{rel_run}/_manifest.json")
-            lines += sum(p.lines for p in parts)
+            run_lines = sum(p.lines for p in parts)
+            lines += run_lines
+            _log.info("synth wrote %s run_id=%s files=%d lines=%d to %s/%s", entity, run.run_id,
+                      sum(len(p.names) for p in parts) + 1, run_lines, base_url, rel_run)
     return SynthResult(
         entity=entity,
         run_ids=tuple(r.run_id for r in plan.runs),
@@ -243,10 +251,10 @@ def _check_args(entity: str, records: int, runs: int, resend_share: float, gzip_
     """Raise ValueError naming the first argument that is out of range."""
     if entity not in ENTITIES:
         raise ValueError(f"entity: unknown value {entity!r}; valid: {', '.join(ENTITIES)}")
-    if not isinstance(records, int) or records < 1:
+    if not isinstance(records, int) or isinstance(records, bool) or records < 1:
         raise ValueError(f"records: {records!r} is not a whole number of at least 1")
-    if not isinstance(runs, int) or runs < 1:
-        raise ValueError(f"runs: {runs!r} is not a whole number of at least 1")
+    if not isinstance(runs, int) or isinstance(runs, bool) or not 1 <= runs < _MAX_RUNS:
+        raise ValueError(f"runs: {runs!r} is not a whole number of 1 to {_MAX_RUNS - 1}")
     if not 0.0 <= resend_share <= 1.0:
         raise ValueError(f"resend_share: {resend_share!r} is outside 0.0 to 1.0")
     if gzip_level not in range(10):
@@ -422,11 +430,13 @@ class _Plan:
         the earlier line byte for byte.
         """
         i = pl.col("i")
-        first, t0, step = (pl.lit(getattr(self.segments[0], a_), dtype=pl.Int64) for a_ in ("first", "t0", "step"))
-        for seg in self.segments[1:]:
-            later = i >= seg.first
-            first, t0, step = (pl.when(later).then(getattr(seg, a_)).otherwise(e)
-                               for a_, e in (("first", first), ("t0", t0), ("step", step)))
+
+        def by_segment(field: str) -> pl.Expr:
+            value: pl.Expr = pl.lit(getattr(self.segments[0], field), dtype=pl.Int64)
+            for seg in self.segments[1:]:
+                value = pl.when(i >= seg.first).then(getattr(seg, field)).otherwise(value)
+            return value
+
         born: pl.Expr = pl.lit(1, dtype=pl.Int64)
         ver: pl.Expr = pl.lit(1, dtype=pl.Int64)
         for r in self.runs[1 : run.number]:
@@ -441,12 +451,13 @@ class _Plan:
         return (
             pl.LazyFrame()
             .select(i=pl.int_range(a, b, dtype=pl.Int64))
-            .with_columns(first=first, t0=t0, step=step, born=born, ver_changed=ver)
+            .with_columns(first=by_segment("first"), t0=by_segment("t0"), step=by_segment("step"), born=born,
+                          ver_changed=ver)
             .with_columns(
                 t=pl.col("t0") + (i - pl.col("first")) * pl.col("step") + jitter,
                 ver=pl.max_horizontal("born", "ver_changed"),
             )
-            .with_columns(ver_end=ver_end, changed=pl.col("ver") > pl.col("born"), iv=i * 64 + pl.col("ver"))
+            .with_columns(ver_end=ver_end, changed=pl.col("ver") > pl.col("born"), iv=i * _MAX_RUNS + pl.col("ver"))
             .drop("first", "t0", "step", "ver_changed")
         )
 

@@ -18,7 +18,6 @@ class Dialect:
     Attributes:
         name: ``postgresql`` or ``duckdb``.
         types: logical column type → SQL type.
-        hash_sql: SQL of the content hash of a text expression (``{}``), and ``hash_type`` its type.
         partitions: range-partition tables that declare ``partition_by`` (monthly, on demand).
         max_identifier: longest identifier the target accepts.
         session_sql: statements run on every new connection.
@@ -35,8 +34,6 @@ class Dialect:
 
     name: str
     types: Mapping[str, str]
-    hash_sql: str
-    hash_type: str
     partitions: bool
     max_identifier: int
     session_sql: tuple[str, ...]
@@ -60,8 +57,6 @@ _COMMON_TYPES = {
 POSTGRESQL = Dialect(
     name="postgresql",
     types={**_COMMON_TYPES, "json": "JSONB"},
-    hash_sql="md5({})::uuid",
-    hash_type="UUID",
     partitions=True,
     max_identifier=63,
     session_sql=("SET TIME ZONE 'UTC'",),
@@ -88,8 +83,6 @@ POSTGRESQL = Dialect(
 DUCKDB = Dialect(
     name="duckdb",
     types={**_COMMON_TYPES, "json": "JSON"},
-    hash_sql="md5_number({})",
-    hash_type="UHUGEINT",
     partitions=False,
     max_identifier=255,
     session_sql=(

@@ -28,7 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from ..errors import SinkError
-from ..spec import Column, Entity, Table
+from ..spec import CONTENT_HASH, Column, Entity, Table
 from .dialect import Dialect
 
 log = logging.getLogger("evo_frames")
@@ -99,7 +99,6 @@ META_TABLES = (FILES, REJECTS, RUNS)
 
 #: columns the sink manages on every table, after the declared ones
 MANAGED = ("_loaded_at", "_updated_at")
-HASH_COLUMN = "_content_hash"
 
 
 SHADOW = "__shadow"
@@ -266,10 +265,8 @@ class SqlSink:
         null = "" if col.nullable else " NOT NULL"
         return f"{q(col.name)} {self.dialect.types[col.type]}{null}"
 
-    def _table_ddl(self, table: Table, *, hashed: bool) -> tuple[str, list[tuple[str, str]]]:
+    def _table_ddl(self, table: Table) -> tuple[str, list[tuple[str, str]]]:
         cols = [(c.name, self._column_ddl(c)) for c in table.columns]
-        if hashed:
-            cols.append((HASH_COLUMN, f"{q(HASH_COLUMN)} {self.dialect.hash_type}"))
         cols += [(m, f"{q(m)} TIMESTAMPTZ NOT NULL DEFAULT now()") for m in MANAGED]
         pk = ", ".join(q(k) for k in table.primary_key)
         body = ",\n  ".join(d for _, d in cols)
@@ -293,19 +290,17 @@ class SqlSink:
             One line per change made (empty when everything was in place).
         """
         changes: list[str] = []
-        tables: list[tuple[Table, bool]] = [(t, False) for t in META_TABLES]
-        for entity in entities:
-            tables += [(entity.stg, True), *((t, False) for t in entity.core)]
-        for schema in sorted({t.schema for t, _ in tables}):
+        tables = [*META_TABLES, *(t for entity in entities for t in entity.tables)]
+        for schema in sorted({t.schema for t in tables}):
             self.execute(f"CREATE SCHEMA IF NOT EXISTS {q(schema)}")
-        for table, hashed in tables:
-            changes += self._ensure_table(table, hashed=hashed)
+        for table in tables:
+            changes += self._ensure_table(table)
             self._ensure_indexes(table)
         self.commit()
         return changes
 
-    def _ensure_table(self, table: Table, *, hashed: bool) -> list[str]:
-        ddl, cols = self._table_ddl(table, hashed=hashed)
+    def _ensure_table(self, table: Table) -> list[str]:
+        ddl, cols = self._table_ddl(table)
         have = self.existing_columns(table)
         if not have:
             self.execute(ddl, f"creating {table.qualified}")
@@ -330,12 +325,33 @@ class SqlSink:
                 f"creating index {index.name}",
             )
 
+    def defer_indexes(self, tables: Iterable[Table]) -> list[Table]:
+        """Drop the secondary indexes of empty tables, so that a first load builds each once, at the end.
+
+        Returns the tables to pass to :meth:`build_indexes` afterwards. Should the process die in
+        between, the next ``ensure_tables`` creates the missing indexes.
+        """
+        if not self.dialect.secondary_indexes:
+            return []
+        empty = [t for t in tables if t.indexes and self.query(f"SELECT 1 AS x FROM {qt(t)} LIMIT 1").num_rows == 0]
+        for table in empty:
+            for index in table.indexes:
+                self.execute(f"DROP INDEX IF EXISTS {q(table.schema)}.{q(index.name)}", f"deferring index {index.name}")
+        self.commit()
+        return empty
+
+    def build_indexes(self, tables: Iterable[Table]) -> None:
+        """Create the secondary indexes of ``tables`` (those :meth:`defer_indexes` dropped)."""
+        for table in tables:
+            self._ensure_indexes(table)
+        self.commit()
+
     def begin_refresh(self, entity: Entity) -> None:
         """Create empty shadow copies of the entity's CORE tables (without secondary indexes)."""
         for table in entity.core:
             shadow = shadow_table(table)
             self.execute(f"DROP TABLE IF EXISTS {qt(shadow)}", f"dropping an old {shadow.qualified}")
-            self._ensure_table(shadow, hashed=False)
+            self._ensure_table(shadow)
         self.commit()
         self._partitions.clear()
 
@@ -403,21 +419,20 @@ class SqlSink:
         self._ensure_partitions(stg_t, stg)
         self.ingest("_ef_stg", _arrow(stg.select(stg_t.column_names)))
         on = " AND ".join(f"s.{q(k)} = t.{q(k)}" for k in keys)
-        hash_s = self.dialect.hash_sql.format("s.raw_data")
         newer = "(s.run_id, s._source_file, s._source_line) > (t.run_id, t._source_file, t._source_line)"
         key_cast = ", ".join(f"CAST(s.{q(c.name)} AS {self.dialect.types[c.type]}) AS {q(c.name)}" for c in entity.key)
         self.execute("DROP TABLE IF EXISTS _ef_changed")
         self.execute(
             f"CREATE TEMP TABLE _ef_changed AS SELECT {key_cast}, t.{q(keys[0])} IS NULL AS _is_new "
             f"FROM _ef_stg s LEFT JOIN {qt(stg_t)} t ON {on} "
-            f"WHERE t.{q(keys[0])} IS NULL OR ({hash_s} IS DISTINCT FROM t.{q(HASH_COLUMN)} AND {newer})",
+            f"WHERE t.{q(keys[0])} IS NULL OR (s.{q(CONTENT_HASH)} IS DISTINCT FROM t.{q(CONTENT_HASH)} AND {newer})",
             f"comparing {stg_t.qualified}",
         )
         changed, new = self._changed_counts()
         counts[stg_t.qualified] = Counts(inserted=new, updated=changed - new, unchanged=stg.height - changed)
         if changed:
             join_chg = " AND ".join(f"c.{q(k)} = s.{q(k)}" for k in keys)
-            self._upsert(stg_t, "_ef_stg", join_chg, extra={HASH_COLUMN: hash_s})
+            self._upsert(stg_t, "_ef_stg", join_chg)
         counts.update(self._write_core(entity, entity.core, core, changed=changed, new=new))
         return counts
 
@@ -475,15 +490,13 @@ class SqlSink:
         changed, new = self._changed_counts()
         return self._write_core(entity, tables, core, changed=changed, new=new)
 
-    def _upsert(self, table: Table, stage: str, join_chg: str, extra: dict[str, str] | None = None) -> int:
-        extra = extra or {}
-        cols = [*table.column_names, *extra, *MANAGED]
-        values = [self._select_casts(table), *extra.values(), "now()", "now()"]
-        updates = [c for c in (*table.column_names, *extra) if c not in table.primary_key] + ["_updated_at"]
+    def _upsert(self, table: Table, stage: str, join_chg: str) -> int:
+        cols = [*table.column_names, *MANAGED]
+        updates = [c for c in table.column_names if c not in table.primary_key] + ["_updated_at"]
         set_sql = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in updates)
         return self.execute(
             f"INSERT INTO {qt(table)} ({', '.join(q(c) for c in cols)}) "
-            f"SELECT {', '.join(values)} FROM {stage} s JOIN _ef_changed c ON {join_chg} "
+            f"SELECT {self._select_casts(table)}, now(), now() FROM {stage} s JOIN _ef_changed c ON {join_chg} "
             f"ON CONFLICT ({', '.join(q(k) for k in table.primary_key)}) DO UPDATE SET {set_sql}",
             f"upserting {table.qualified}",
         )
