@@ -41,16 +41,22 @@ from .spec import CONTENT_HASH, Entity, TransformContext
 
 log = logging.getLogger("evo_frames")
 
+#: compressed bytes of bronze decoded ahead of the load (beyond ``workers`` files)
+PREFETCH_BYTES = 16 << 20
+
 #: order of "latest wins": later run, then later file, then later line
 ORDER = ("run_id", "_source_file", "_source_line")
 
 
 @dataclass
 class Piece:
-    """Decoded records of one file chunk (with keys and lineage) and its rejected lines."""
+    """One decoded chunk of a file: records (keys, lineage, raw), their CORE frames, rejected lines."""
 
     records: pl.DataFrame
+    core: dict[str, pl.DataFrame]
+    casts: dict[str, int]
     rejects: pl.DataFrame
+    duplicates: int
 
 
 @dataclass
@@ -126,7 +132,10 @@ def _empty_rejects() -> pl.DataFrame:
 def read_file(
     file: lakes.BronzeFile, entity: Entity, ctx: TransformContext, *, chunk_rows: int, options: dict[str, str]
 ) -> tuple[Iterator[Piece], FileStats]:
-    """Stream one bronze file as pieces; ``stats`` is final once the iterator is exhausted."""
+    """Stream one bronze file as transformed pieces; ``stats`` is final once the iterator is exhausted.
+
+    Runs in a decode thread: everything up to the SQL happens here, so that it overlaps the load.
+    """
     stats = FileStats()
 
     def pieces() -> Iterator[Piece]:
@@ -147,12 +156,29 @@ def read_file(
                     pl.col("raw"),
                     pl.col("raw").str.len_bytes().cast(pl.Int64).alias("raw_length"),
                 )
+                good = keyed.filter(pl.col("_key_error").is_null()).drop("_key_error")
+                # latest wins inside the chunk; across chunks the consumer checks again
+                latest = good.filter(pl.struct(entity.key_names).is_last_distinct())
+                core, casts = transform_records(entity, latest, ctx)
                 yield Piece(
-                    records=keyed.filter(pl.col("_key_error").is_null()).drop("_key_error"),
+                    records=latest,
+                    core=core,
+                    casts=casts,
                     rejects=pl.concat([read_rejects, decode_rejects, key_rejects.cast(REJECT_SCHEMA)]),
+                    duplicates=good.height - latest.height,
                 )
 
     return pieces(), stats
+
+
+def transform_records(
+    entity: Entity, records: pl.DataFrame, ctx: TransformContext
+) -> tuple[dict[str, pl.DataFrame], dict[str, int]]:
+    """The checked CORE frames of deduplicated records, and the cast failures per column."""
+    core = check_output(entity, entity.transform(records.lazy(), ctx), records)
+    casts: dict[str, int] = defaultdict(int)
+    count_cast_failures(entity, records, core[entity.core[0].qualified], casts)
+    return core, dict(casts)
 
 
 class _Feed:
@@ -201,18 +227,32 @@ class _Feed:
 
 
 class _Prefetcher:
-    """Keeps up to ``workers`` files decoding ahead of the load, in file order."""
+    """Decodes files ahead of the load, in file order: at least ``workers`` files, and more while
+    the files started ahead total at most ``ahead_bytes`` (compressed), so that the next batch is
+    decoded while the current one is in the database. Each file queues at most two pieces, which
+    bounds memory whatever the file sizes."""
 
-    def __init__(self, files: Sequence[lakes.BronzeFile], make: Callable[[lakes.BronzeFile], _Feed], workers: int):
+    def __init__(
+        self,
+        files: Sequence[lakes.BronzeFile],
+        make: Callable[[lakes.BronzeFile], _Feed],
+        workers: int,
+        ahead_bytes: int = PREFETCH_BYTES,
+    ):
         self._files = list(files)
         self._make = make
         self._workers = workers
+        self._ahead_bytes = ahead_bytes
         self._feeds: dict[int, _Feed] = {}
         self._next = 0
 
     def feed(self, index: int) -> _Feed:
-        while self._next < len(self._files) and self._next < index + self._workers:
+        ahead = sum(self._files[i].size for i in range(index, self._next))
+        while self._next < len(self._files) and (
+            self._next < index + self._workers or ahead + self._files[self._next].size <= self._ahead_bytes
+        ):
             self._feeds[self._next] = self._make(self._files[self._next])
+            ahead += self._files[self._next].size
             self._next += 1
         return self._feeds.pop(index)
 
@@ -311,7 +351,7 @@ class Loader:
             sink.lock(self.entity)
             outcomes: list[FileOutcome] = []
             rejects: list[pl.DataFrame] = []
-            pending: list[pl.DataFrame] = []
+            pending: list[Piece] = []
             pending_rows = 0
             table_counts: dict[str, Counts] = defaultdict(Counts)
             casts: dict[str, int] = defaultdict(int)
@@ -319,10 +359,11 @@ class Loader:
             for file, pieces, holder in sources:
                 outcome_index = len(outcomes)
                 for piece in pieces():
+                    dups[file.path] += piece.duplicates
                     if piece.rejects.height:
                         rejects.append(piece.rejects.with_columns(pl.lit(file.path).alias("_source_file")))
                     if piece.records.height:
-                        pending.append(piece.records)
+                        pending.append(piece)
                         pending_rows += piece.records.height
                     if pending_rows >= self.settings.chunk_rows:
                         self._flush(pending, table_counts, casts, dups)
@@ -354,30 +395,37 @@ class Loader:
 
     def _flush(
         self,
-        pending: list[pl.DataFrame],
+        pending: list[Piece],
         table_counts: dict[str, Counts],
         casts: dict[str, int],
         dups: dict[str, int],
     ) -> None:
-        """Dedup, transform and write one chunk; add to the batch's counters."""
-        records = pl.concat(pending, how="vertical_relaxed")
-        keys = list(self.entity.key_names)
-        # latest wins: keep the last row of each key in (run, file, line) order
-        ordered = records.sort(list(ORDER)).with_columns(
-            pl.struct(keys).is_last_distinct().alias("_latest")
-        )
-        kept = ordered.filter(pl.col("_latest")).drop("_latest")
-        if kept.height != ordered.height:
-            dropped = ordered.filter(~pl.col("_latest")).group_by("_source_file").len()
+        """Write one chunk of pieces (in latest-wins order); add to the batch's counters."""
+        entity = self.entity
+        records = pl.concat([p.records for p in pending], how="vertical_relaxed")
+        latest = records.select(pl.struct(entity.key_names).is_last_distinct()).to_series()
+        if latest.all():
+            core = {t.qualified: pl.concat([p.core[t.qualified] for p in pending]) for t in entity.core}
+            for piece in pending:
+                for col, n in piece.casts.items():
+                    casts[col] += n
+            # a child id under parents from two pieces (it moved): the later piece wins
+            for t in entity.core:
+                if t.parent_key:
+                    core[t.qualified] = core[t.qualified].unique(list(t.primary_key), keep="last", maintain_order=True)
+        else:
+            # the same key in two files of the chunk: keep the latest record and transform again
+            dropped = records.filter(~latest).group_by("_source_file").len()
             for path, n in dropped.iter_rows():
                 dups[path] += n
-        frames = self.entity.transform(kept.lazy(), self.ctx)
-        core = check_output(self.entity, frames, kept)
-        count_cast_failures(self.entity, kept, core[self.entity.core[0].qualified], casts)
-        stg = kept.rename({"raw": "raw_data"}).with_columns(
+            records = records.filter(latest)
+            core, piece_casts = transform_records(entity, records, self.ctx)
+            for col, n in piece_casts.items():
+                casts[col] += n
+        stg = records.rename({"raw": "raw_data"}).with_columns(
             plh.col("raw_data").nchash.xxhash64().reinterpret(signed=True).alias(CONTENT_HASH)
         )
-        for table, counts in self.sink.write_chunk(self.entity, stg, core).items():
+        for table, counts in self.sink.write_chunk(entity, stg, core).items():
             table_counts[table].add(counts)
 
     def _manifest(self, outcomes: list[FileOutcome], rejects: pl.DataFrame, dups: dict[str, int]) -> pl.DataFrame:

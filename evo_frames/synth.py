@@ -535,7 +535,11 @@ class _Parts:
 
 
 class _Writer:
-    """Compresses and writes parts in two threads (zlib and fsspec release the GIL), in order."""
+    """Compresses and writes parts in two threads (zlib and file writes release the GIL).
+
+    At most a few parts wait at a time, so memory stays bounded; a failed write surfaces at the
+    next submit or drain.
+    """
 
     _IN_FLIGHT = 4  # parts queued at most, to bound memory
 

@@ -59,7 +59,8 @@ POSTGRESQL = Dialect(
     types={**_COMMON_TYPES, "json": "JSONB"},
     partitions=True,
     max_identifier=63,
-    session_sql=("SET TIME ZONE 'UTC'",),
+    # jit compiles every short ETL statement anew and costs more than it saves here
+    session_sql=("SET TIME ZONE 'UTC'", "SET jit = off"),
     lock_sql="SELECT pg_advisory_xact_lock(hashtext({}))",
     secondary_indexes=True,
     # partitioned tables: sum over their partitions

@@ -418,14 +418,14 @@ class SqlSink:
         keys = entity.key_names
         self._ensure_partitions(stg_t, stg)
         self.ingest("_ef_stg", _arrow(stg.select(stg_t.column_names)))
-        on = " AND ".join(f"s.{q(k)} = t.{q(k)}" for k in keys)
-        newer = "(s.run_id, s._source_file, s._source_line) > (t.run_id, t._source_file, t._source_line)"
         key_cast = ", ".join(f"CAST(s.{q(c.name)} AS {self.dialect.types[c.type]}) AS {q(c.name)}" for c in entity.key)
+        stored = self._lookup(stg_t, keys, [CONTENT_HASH, "run_id", "_source_file", "_source_line"])
+        newer = "(s.run_id, s._source_file, s._source_line) > (t.run_id, t._source_file, t._source_line)"
         self.execute("DROP TABLE IF EXISTS _ef_changed")
         self.execute(
-            f"CREATE TEMP TABLE _ef_changed AS SELECT {key_cast}, t.{q(keys[0])} IS NULL AS _is_new "
-            f"FROM _ef_stg s LEFT JOIN {qt(stg_t)} t ON {on} "
-            f"WHERE t.{q(keys[0])} IS NULL OR (s.{q(CONTENT_HASH)} IS DISTINCT FROM t.{q(CONTENT_HASH)} AND {newer})",
+            f"CREATE TEMP TABLE _ef_changed AS SELECT {key_cast}, t._found IS NULL AS _is_new "
+            f"FROM _ef_stg s {stored} "
+            f"WHERE t._found IS NULL OR (s.{q(CONTENT_HASH)} IS DISTINCT FROM t.{q(CONTENT_HASH)} AND {newer})",
             f"comparing {stg_t.qualified}",
         )
         changed, new = self._changed_counts()
@@ -436,7 +436,22 @@ class SqlSink:
         counts.update(self._write_core(entity, entity.core, core, changed=changed, new=new))
         return counts
 
+    @staticmethod
+    def _lookup(table: Table, keys: Sequence[str], columns: Sequence[str], alias: str = "t") -> str:
+        """``LEFT JOIN LATERAL`` fetching ``columns`` of the stored row with the staged row's key.
+
+        ``LIMIT 1`` keeps the planner from turning it into a hash join over the whole table: each
+        staged row costs one primary-key probe, however large the table grows.
+        """
+        match = " AND ".join(f"x.{q(k)} = s.{q(k)}" for k in keys)
+        cols = ", ".join(f"x.{q(c)}" for c in columns)
+        return (
+            f"LEFT JOIN LATERAL (SELECT {cols}, 1 AS _found FROM {qt(table)} x WHERE {match} LIMIT 1) {alias} ON true"
+        )
+
     def _changed_counts(self) -> tuple[int, int]:
+        # the planner must know how few keys changed before deleting children by them
+        self.execute("ANALYZE _ef_changed")
         row = self.query(
             "SELECT count(*) AS n, sum(CASE WHEN _is_new THEN 1 ELSE 0 END) AS k FROM _ef_changed"
         ).to_pylist()[0]
@@ -479,12 +494,12 @@ class SqlSink:
         else:
             tables = list(entity.core)
             parent = entity.core[0]
-            on_stg = " AND ".join(f"g.{q(k)} = s.{q(k)}" for k in entity.key_names)
-            on_core = " AND ".join(f"p.{q(k)} = s.{q(k)}" for k in entity.key_names)
+            stg_row = self._lookup(entity.stg, entity.key_names, ["_updated_at"], alias="g")
+            core_row = self._lookup(parent, entity.key_names, ["_updated_at"], alias="p")
             self.execute(
-                f"CREATE TEMP TABLE _ef_changed AS SELECT {key_cast}, p.{q(key_cols[0].name)} IS NULL AS _is_new "
-                f"FROM _ef_keys s JOIN {qt(entity.stg)} g ON {on_stg} LEFT JOIN {qt(parent)} p ON {on_core} "
-                f"WHERE p.{q(key_cols[0].name)} IS NULL OR p._updated_at < g._updated_at",
+                f"CREATE TEMP TABLE _ef_changed AS SELECT {key_cast}, p._found IS NULL AS _is_new "
+                f"FROM _ef_keys s {stg_row} {core_row} "
+                f"WHERE g._found IS NOT NULL AND (p._found IS NULL OR p._updated_at < g._updated_at)",
                 f"comparing {parent.qualified} with {entity.stg.qualified}",
             )
         changed, new = self._changed_counts()
