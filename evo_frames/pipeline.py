@@ -377,7 +377,10 @@ class Loader:
             sink.record_files(
                 files_frame,
                 all_rejects.with_columns(
-                    pl.lit(self.entity.name).alias("entity"), pl.lit(self.summary.load_id).alias("load_id")
+                    # PostgreSQL text cannot hold NUL, which an invalid line may contain
+                    pl.col("raw", "reason").str.replace_all("\x00", "\\u0000", literal=True),
+                    pl.lit(self.entity.name).alias("entity"),
+                    pl.lit(self.summary.load_id).alias("load_id"),
                 ),
             )
             sink.commit()

@@ -9,12 +9,17 @@ Two steps, both bounded in memory and both returning their rejects as frames wit
   most ``chunk_lines`` lines. A line with invalid UTF-8 is rejected (stage ``read``). A truncated or
   corrupt gzip stream yields every complete line before the break, rejects the incomplete fragment,
   marks :class:`FileStats` ``partial`` and stops without raising.
-* :func:`decode` turns ``(_source_line, raw)`` into typed columns with one vectorised
-  ``str.json_decode(dtype)``. Lines that are not JSON objects, or that PostgreSQL JSONB cannot store
-  (``\\u0000``, unpaired UTF-16 surrogate escapes), are rejected up front (stage ``decode``). If the
-  decode still fails, the frame is bisected to isolate the failing lines; each one is either malformed
-  JSON (rejected) or a valid object whose values drifted from the declared types (kept: coerced to the
-  dtype in Python, re-decoded, original ``raw`` kept).
+* :func:`decode` turns ``(_source_line, raw)`` into typed columns with ``str.json_decode(dtype)`` over
+  ~1 MiB slices. Lines that are not JSON objects, or that PostgreSQL JSONB cannot store (``\\u0000``,
+  unpaired UTF-16 surrogate escapes), are rejected up front by vectorised checks (stage ``decode``). A
+  slice whose decode fails is halved level by level until the failing lines sit in small frames; only
+  those lines are parsed in Python: malformed JSON is rejected, a valid object whose values drifted from
+  the declared types is kept, coerced to the dtype as the fast path would (see :func:`_coercer`) and
+  re-decoded, with its original ``raw``.
+
+A damaged gzip member is often noticed only at its CRC check, after the damaged data was decompressed:
+lines already yielded from it are not taken back, so :attr:`FileStats.error` says so and the caller
+decides (truncation, the common case, damages nothing before the break).
 
 Polars facts this module relies on (measured with polars 2.1.0, see ``tests/unit/test_reader.py``):
 
@@ -32,11 +37,23 @@ Polars facts this module relies on (measured with polars 2.1.0, see ``tests/unit
 * ``\\ud800`` (lone high surrogate) silently decodes to ``"\\x00"``, which PostgreSQL text cannot store,
   hence the up-front surrogate check.
 
-Benchmark (2 vCPU VM, ``POLARS_MAX_THREADS=1``; 200,000 entries-like records, 16 fields declared
-``pl.String``, 82 MB uncompressed / 4.9 MB gz): ``iter_lines`` + ``decode`` over the file took 1.06 s,
-**189k records/s** (``iter_lines`` alone 0.31 s: 650k lines/s, 265 MB/s). Peak RSS reading and decoding a
-3.3M-record file (1.0 GB uncompressed, 56 MB gz) was 229 MB, the same as for a 0.5 GB file
-(226 MB), i.e. flat in the file size.
+Benchmark (2 vCPU VM shared with other jobs, so best of 3; ``POLARS_MAX_THREADS=1``; the file is read
+with ``iter_lines`` and every chunk passed to ``decode``; entries-like records, 16 fields declared
+``pl.String``, ~410 bytes a line, half of them ``ensure_ascii``):
+
+=====================================================  ==============  ===========================
+file                                                   records/s       peak RSS (ru_maxrss)
+=====================================================  ==============  ===========================
+200k lines, 82 MB (4.9 MB gz)                          250k (0.8 s)    390 MB
+same, ``iter_lines`` only                              790k lines/s    270 MB
+2.5M lines, 1.0 GB (61 MB gz)                          253k            411 MB
+5M lines, 2.05 GB, two gzip members                    244k            428 MB (``iter_lines`` only: 300 MB)
+200k lines, 0.1 % malformed + 0.1 % drifted            66k-94k         460 MB
+200k lines, 10 % drifted (object at a String field)    30k             445 MB
+=====================================================  ==============  ===========================
+
+Memory is flat in the file size (bounded by ``chunk_lines`` and ``read_bytes``). Nested records decode
+at json_decode's own speed: synthetic members (3.4 kB, lists of structs) ~23k records/s, ~80 MB/s.
 """
 
 from __future__ import annotations
@@ -71,16 +88,17 @@ REJECT_SCHEMA = {
     "raw": pl.String,
     "raw_length": pl.Int64,
 }
+_LINES_SCHEMA = {"_source_line": pl.Int64, "raw": pl.String}
 
 # kept of an over-long line: what MAX_REJECT_RAW keeps plus room to find a UTF-8 character boundary
 _HEAD_BYTES = MAX_REJECT_RAW + 3
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
 _JSON_SPACE = " \t\r"
-# raw bytes per json_decode call: ~2x faster per line, with far less scratch memory, than 100k-line calls
-# (measured: 256 KiB-4 MiB alike, 32 MiB 3x slower); small slices also keep the bisection of a failing
-# slice cheap
-_DECODE_SLICE_BYTES = 256 << 10
+# raw bytes per json_decode call: ~2x faster per line, with far less scratch memory, than 100k-line calls;
+# 1 MiB measured best for flat entries and nested members/sales alike (256 KiB and 2 MiB 5-15 % slower,
+# 32 MiB 3x slower) and keeps the bisection of a failing slice cheap
+_DECODE_SLICE_BYTES = 1 << 20
 # bisection stops at frames this small, or at a level of at least _DENSE_LEVEL frames most of which fail;
 # their lines are parsed in Python (see _bisect)
 _BISECT_FLOOR = 16
@@ -427,9 +445,6 @@ def _split_block_slow(block: bytes, first_line: int, max_line_bytes: int) -> tup
     return lines, pl.DataFrame(rejects, schema=REJECT_SCHEMA), physical
 
 
-_LINES_SCHEMA = {"_source_line": pl.Int64, "raw": pl.String}
-
-
 def _empty_lines() -> pl.DataFrame:
     return pl.DataFrame(schema=_LINES_SCHEMA)
 
@@ -444,10 +459,11 @@ def _clip(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _reject_row(line: int, reason: str, data: bytes, stage: str = "read", length: int | None = None) -> dict[str, Any]:
+def _reject_row(line: int, reason: str, data: bytes, length: int | None = None) -> dict[str, Any]:
+    """A read-stage reject of the line ``data`` (whose full length is ``length`` if ``data`` is its head)."""
     return {
         "line": line,
-        "stage": stage,
+        "stage": "read",
         "reason": reason,
         "raw": _clip(data),
         "raw_length": len(data) if length is None else length,
