@@ -118,3 +118,11 @@ def test_max_bad_ratio_exits_3_after_loading(tmp_path: Path, target_url: str) ->
     assert r.returncode == 3, r.stderr
     assert "rejected 2 of 3 lines" in r.stderr and "--max-bad-ratio 0.5" in r.stderr
     assert scalar(target_url, "SELECT count(*) FROM core.evo_entries") == 1  # the good line is loaded
+
+
+def test_reject_holding_nul_bytes_is_stored(tmp_path: Path, target_url: str) -> None:
+    write_bronze(str(tmp_path), "entries", R1, [line(entry(1, 1)), b"{\"a\": \"\x00\xff\"}"])
+    s = load(tmp_path, target_url)
+    assert (s.rows_loaded, s.rejects) == (1, 1)
+    raw = rows(target_url, "SELECT raw FROM evo_meta.rejects")[0]["raw"]
+    assert "\\u0000" in raw and "\x00" not in raw
