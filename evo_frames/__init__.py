@@ -1,6 +1,7 @@
 """evo-frames: load W12 EVO bronze (gzipped JSON lines) into PostgreSQL or DuckDB, exactly once.
 
-The engine. Transform modules (``transforms/``) import their building blocks from here.
+The engine. Transform modules (``transforms/``) import their building blocks from here;
+notebooks and scripts use :mod:`evo_frames.api` (``run``, ``transform``, ``query``, ``synth``).
 """
 
 from __future__ import annotations

@@ -91,14 +91,9 @@ def _settings(config: str | None, **flags: Any) -> Settings:
 
 
 def _sink(settings: Settings) -> Any:
-    from .sinks import open_sink
+    from .api import connect
 
-    return open_sink(
-        settings.target,
-        memory_limit=settings.duckdb_memory_limit,
-        connect_timeout=settings.connect_timeout,
-        statement_timeout=settings.statement_timeout,
-    )
+    return connect(settings)
 
 
 def _emit(data: Any, as_json: bool, text: str) -> None:
@@ -177,22 +172,14 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Load bronze files not yet loaded into STG and CORE (exit 3 if rejects exceed --max-bad-ratio)."""
-    from .pipeline import new_load_id, run_entity
-    from .registry import discover, select
+    from .api import run as run_load
 
     if run_id and all_runs:
         raise ConfigError("--run-id and --all-runs conflict; give one of them")
     settings = _settings(
         config, lake=lake, target=target, batch_size=batch_size, workers=workers, max_bad_ratio=max_bad_ratio
     )
-    entities = select(discover(), entity)
-    load_id = new_load_id()
-    summaries = []
-    with _sink(settings) as sink:
-        for ent in entities:
-            summaries.append(
-                run_entity(sink, ent, settings, load_id=load_id, run_id=run_id, since=since, reload=full_refresh)
-            )
+    summaries = run_load(entity, run_id=run_id, since=since, full_refresh=full_refresh, settings=settings)
     if all(s.files_found == 0 for s in summaries):
         raise EvoFramesError(
             f"no bronze files for {entity} under {redact(settings.lake)}/{settings.lake_prefix}/entity=…; "
@@ -229,16 +216,9 @@ def transform(
 
     Incremental by default: only records whose CORE row is missing or older than STG.
     """
-    from .pipeline import new_load_id, transform_entity
-    from .registry import discover, select
+    from .api import transform as run_transform
 
-    settings = _settings(config, target=target)
-    load_id = new_load_id()
-    with _sink(settings) as sink:
-        summaries = [
-            transform_entity(sink, ent, settings, load_id=load_id, full_refresh=full_refresh)
-            for ent in select(discover(), entity)
-        ]
+    summaries = run_transform(entity, full_refresh=full_refresh, settings=_settings(config, target=target))
     _emit(
         [s.to_dict() for s in summaries] if len(summaries) > 1 else summaries[0].to_dict(),
         as_json,
@@ -269,16 +249,10 @@ def synth(
     as_json: JsonOpt = False,
 ) -> None:
     """Write realistic sample bronze (deterministic) for one or all entities."""
-    from .config import storage_options
-    from .synth import ENTITIES, generate
+    from .api import synth as run_synth
 
     settings = _settings(config, lake=lake)
-    names = ENTITIES if entity == "all" else (entity,)
-    results = [
-        generate(settings.lake, name, records, seed=seed, runs=runs, prefix=settings.lake_prefix,
-                 storage_options=storage_options(settings.lake))
-        for name in names
-    ]
+    results = run_synth(entity, records=records, seed=seed, runs=runs, settings=settings)
     _emit(
         [
             {"entity": r.entity, "runs": list(r.run_ids), "files": len(r.files), "records": r.records,

@@ -1,0 +1,109 @@
+"""The Python entry points, for notebooks and scripts; the CLI is a thin layer over them.
+
+>>> from evo_frames import api
+>>> import tempfile
+>>> lake, target = "memory://api-doctest", f"duckdb://{tempfile.mkdtemp()}/evo.duckdb"
+>>> _ = api.synth("entries", records=50, runs=1, lake=lake)
+>>> api.run("entries", lake=lake, target=target)[0].rows_loaded > 0
+True
+>>> api.query("SELECT count(*) AS n FROM core.evo_entries", target=target)["n"][0] > 0
+True
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import polars as pl
+
+from .config import Settings, load_settings, storage_options
+from .pipeline import Summary, new_load_id, run_entity, transform_entity
+from .registry import discover, select
+from .sinks import SqlSink, open_sink
+from .synth import ENTITIES, SynthResult, generate
+
+
+def connect(settings: Settings) -> SqlSink:
+    """The sink of ``settings.target`` (connects on first use)."""
+    return open_sink(
+        settings.target,
+        memory_limit=settings.duckdb_memory_limit,
+        connect_timeout=settings.connect_timeout,
+        statement_timeout=settings.statement_timeout,
+    )
+
+
+def _resolve(settings: Settings | None, config: str | None, overrides: dict[str, Any]) -> Settings:
+    return settings if settings is not None else load_settings(overrides, config=config)
+
+
+def run(
+    entity: str = "all",
+    *,
+    run_id: str | None = None,
+    since: dt.date | None = None,
+    full_refresh: bool = False,
+    settings: Settings | None = None,
+    config: str | None = None,
+    **overrides: Any,
+) -> list[Summary]:
+    """Load bronze files not yet loaded, like ``evo-frames run``.
+
+    Settings: ``settings`` as resolved, else ``overrides`` (e.g. ``lake=``, ``target=``) over the
+    environment and the config file.
+    """
+    resolved = _resolve(settings, config, overrides)
+    load_id = new_load_id()
+    with connect(resolved) as sink:
+        return [
+            run_entity(sink, ent, resolved, load_id=load_id, run_id=run_id, since=since, reload=full_refresh)
+            for ent in select(discover(), entity)
+        ]
+
+
+def transform(
+    entity: str = "all",
+    *,
+    full_refresh: bool = False,
+    settings: Settings | None = None,
+    config: str | None = None,
+    **overrides: Any,
+) -> list[Summary]:
+    """STG → CORE without reading the lake, like ``evo-frames transform``."""
+    resolved = _resolve(settings, config, overrides)
+    load_id = new_load_id()
+    with connect(resolved) as sink:
+        return [
+            transform_entity(sink, ent, resolved, load_id=load_id, full_refresh=full_refresh)
+            for ent in select(discover(), entity)
+        ]
+
+
+def query(sql: str, *, settings: Settings | None = None, config: str | None = None, **overrides: Any) -> pl.DataFrame:
+    """Run one SQL query on the target and return a Polars DataFrame."""
+    resolved = _resolve(settings, config, overrides)
+    with connect(resolved) as sink:
+        frame = pl.from_arrow(sink.query(sql))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def synth(
+    entity: str = "all",
+    *,
+    records: int = 20_000,
+    seed: int = 0,
+    runs: int = 2,
+    settings: Settings | None = None,
+    config: str | None = None,
+    **overrides: Any,
+) -> list[SynthResult]:
+    """Write sample bronze into the lake, like ``evo-frames synth``."""
+    resolved = _resolve(settings, config, overrides)
+    names = ENTITIES if entity == "all" else (entity,)
+    return [
+        generate(resolved.lake, name, records, seed=seed, runs=runs, prefix=resolved.lake_prefix,
+                 storage_options=storage_options(resolved.lake))
+        for name in names
+    ]
