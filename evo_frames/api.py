@@ -98,12 +98,21 @@ def synth(
     settings: Settings | None = None,
     config: str | None = None,
     **overrides: Any,
-) -> list[SynthResult]:
-    """Write sample bronze into the lake, like ``evo-frames synth``."""
+) -> dict[str, SynthResult | None]:
+    """Write sample bronze into the lake, like ``evo-frames synth``.
+
+    Returns each entity's result, or None where the lake already holds those runs (nothing is
+    overwritten: delete the entity's folder to generate it again).
+    """
     resolved = _resolve(settings, config, overrides)
     names = ENTITIES if entity == "all" else (entity,)
-    return [
-        generate(resolved.lake, name, records, seed=seed, runs=runs, prefix=resolved.lake_prefix,
-                 storage_options=storage_options(resolved.lake))
-        for name in names
-    ]
+    out: dict[str, SynthResult | None] = {}
+    for name in names:
+        try:
+            out[name] = generate(
+                resolved.lake, name, records, seed=seed, runs=runs, prefix=resolved.lake_prefix,
+                storage_options=storage_options(resolved.lake),
+            )  # fmt: skip
+        except FileExistsError:
+            out[name] = None
+    return out

@@ -200,7 +200,11 @@ def bench_entity(entity: str, records: int, target: str, workdir: Path, seed: in
     result = EntityBench(entity, records, round(size, 1))
     run1, run2 = made.run_ids
     seconds, rss, out = _run_measured(
-        [sys.executable, "-c", f"from evo_frames.bench import decode_only; print(decode_only({lake!r}, {entity!r}, {run1!r}))"],
+        [
+            sys.executable,
+            "-c",
+            f"from evo_frames.bench import decode_only; print(decode_only({lake!r}, {entity!r}, {run1!r}))",
+        ],
         env={"POLARS_MAX_THREADS": "1"},
     )
     result.stages.append(Stage("decode (1 core, no database)", int(out.strip()), seconds, rss))

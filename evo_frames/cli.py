@@ -131,11 +131,11 @@ def _format_summary(s: Any) -> str:
         + (f", {len(s.files_partial)} partial (truncated gzip)" if s.files_partial else ""),
         f"  lines: {s.lines_read} read, {s.rows_loaded} loaded, {s.duplicates} duplicates, {s.rejects} rejected",
     ]
+    if s.files_loaded == 0 and s.lines_read == 0:
+        lines.append("  nothing new: every file is already loaded, no row changed")
     for table, c in s.tables.items():
         extra = f", {c.deleted} deleted" if c.deleted else ""
-        lines.append(
-            f"  {table}: {c.inserted} inserted, {c.updated} updated, {c.unchanged} unchanged{extra}"
-        )
+        lines.append(f"  {table}: {c.inserted} inserted, {c.updated} updated, {c.unchanged} unchanged{extra}")
     if s.cast_failures:
         lines.append(
             "  values that could not be cast (stored as NULL): "
@@ -163,7 +163,9 @@ def run(
         bool, typer.Option("--full-refresh", help="Reload the selected files even if already loaded.")
     ] = False,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Files per transaction [10].", min=1)] = None,
-    workers: Annotated[int | None, typer.Option("--workers", help="Files decoded ahead in parallel [2].", min=1)] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Files decoded ahead in parallel [2].", min=1)
+    ] = None,
     max_bad_ratio: Annotated[
         float | None,
         typer.Option("--max-bad-ratio", help="Exit 3 if rejected/read lines exceeds this [1.0].", min=0.0, max=1.0),
@@ -234,8 +236,11 @@ def init(target: TargetOpt = None, config: ConfigOpt = None, as_json: JsonOpt = 
     settings = _settings(config, target=target)
     with _sink(settings) as sink:
         changes = sink.ensure_tables(discover().values())
-        _emit({"target": sink.display, "changes": changes}, as_json,
-              "\n".join(changes) if changes else f"{sink.display}: schema up to date")
+        _emit(
+            {"target": sink.display, "changes": changes},
+            as_json,
+            "\n".join(changes) if changes else f"{sink.display}: schema up to date",
+        )
 
 
 @app.command()
@@ -253,24 +258,31 @@ def synth(
 
     settings = _settings(config, lake=lake)
     results = run_synth(entity, records=records, seed=seed, runs=runs, settings=settings)
+    where = f"{redact(settings.lake)}/{settings.lake_prefix}"
     _emit(
         [
-            {"entity": r.entity, "runs": list(r.run_ids), "files": len(r.files), "records": r.records,
-             "distinct": r.distinct, "seconds": round(r.seconds, 2)}
-            for r in results
+            {"entity": name, "runs": list(r.run_ids), "files": len(r.files), "records": r.records,
+             "distinct": r.distinct, "seconds": round(r.seconds, 2)} if r else {"entity": name, "skipped": True}
+            for name, r in results.items()
         ],
         as_json,
         "\n".join(
-            f"{r.entity}: {len(r.files)} files, {r.records} lines ({r.distinct} distinct) in {len(r.run_ids)} runs "
-            f"under {redact(settings.lake)}/{settings.lake_prefix}, {r.seconds:.1f}s"
-            for r in results
+            f"{name}: {len(r.files)} files, {r.records} lines ({r.distinct} distinct) in {len(r.run_ids)} runs "
+            f"under {where}, {r.seconds:.1f}s"
+            if r
+            else f"{name}: sample runs already under {where}/entity={name}; nothing written "
+            "(delete that folder to generate it again)"
+            for name, r in results.items()
         ),
-    )
+    )  # fmt: skip
 
 
 @app.command()
 def status(
-    entity: OneEntityOpt = None, target: TargetOpt = None, lake: LakeOpt = None, config: ConfigOpt = None,
+    entity: OneEntityOpt = None,
+    target: TargetOpt = None,
+    lake: LakeOpt = None,
+    config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Progress per entity: files in the lake vs loaded, rows per table, rejects, last runs."""
@@ -286,9 +298,15 @@ def status(
 def optimize(
     target: TargetOpt = None,
     entity: OneEntityOpt = None,
-    analyze: Annotated[bool, typer.Option("--analyze", help="Refresh planner statistics (the default action).")] = False,
-    vacuum: Annotated[bool, typer.Option("--vacuum", help="Reclaim dead rows (VACUUM ANALYZE; DuckDB: CHECKPOINT).")] = False,
-    reindex: Annotated[bool, typer.Option("--reindex", help="Rebuild indexes without blocking readers (PostgreSQL).")] = False,
+    analyze: Annotated[
+        bool, typer.Option("--analyze", help="Refresh planner statistics (the default action).")
+    ] = False,
+    vacuum: Annotated[
+        bool, typer.Option("--vacuum", help="Reclaim dead rows (VACUUM ANALYZE; DuckDB: CHECKPOINT).")
+    ] = False,
+    reindex: Annotated[
+        bool, typer.Option("--reindex", help="Rebuild indexes without blocking readers (PostgreSQL).")
+    ] = False,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -306,8 +324,11 @@ def optimize(
 def bench(
     target: Annotated[
         str | None,
-        typer.Option("--target", help="Server or file to measure on; PostgreSQL gets a fresh database, dropped after "
-                     "[default: a temporary DuckDB file]."),
+        typer.Option(
+            "--target",
+            help="Server or file to measure on; PostgreSQL gets a fresh database, dropped after "
+            "[default: a temporary DuckDB file].",
+        ),
     ] = None,
     records: Annotated[int, typer.Option("--records", "-n", help="Distinct records per entity.", min=100)] = 200_000,
     entity: Annotated[

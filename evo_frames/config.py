@@ -71,8 +71,14 @@ class Settings:
         return redact(f"Settings({shown})")
 
     def __post_init__(self) -> None:
-        for name, low in (("batch_size", 1), ("workers", 1), ("chunk_rows", 1000), ("retries", 1),
-                          ("connect_timeout", 1), ("statement_timeout", 1)):
+        for name, low in (
+            ("batch_size", 1),
+            ("workers", 1),
+            ("chunk_rows", 1000),
+            ("retries", 1),
+            ("connect_timeout", 1),
+            ("statement_timeout", 1),
+        ):
             if getattr(self, name) < low:
                 raise ConfigError(f"setting {name} = {getattr(self, name)} is too small; use at least {low}")
         if not 0.0 <= self.max_bad_ratio <= 1.0:

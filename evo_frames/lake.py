@@ -48,7 +48,8 @@ class BronzeFile:
 def parse_path(path: str) -> tuple[str, dt.date, str] | None:
     """``(entity, ingestion_date, run_id)`` of a layout path, or None if it does not follow it.
 
-    >>> parse_path("lake/bronze/evo/entity=entries/ingestion_date=2026-01-11/run_id=20260111T031522Z/2024-03-04_part-00012.jsonl.gz")
+    >>> run = "entity=entries/ingestion_date=2026-01-11/run_id=20260111T031522Z"
+    >>> parse_path(f"lake/bronze/evo/{run}/2024-03-04_part-00012.jsonl.gz")
     ('entries', datetime.date(2026, 1, 11), '20260111T031522Z')
     """
     m = _SEGMENT.search(path)
@@ -169,7 +170,11 @@ def open_file(path: str, storage_options: Mapping[str, Any] | None = None) -> An
     except FileNotFoundError as e:
         raise SourceError(f"bronze file {path} disappeared after listing; rerun to pick up the current files") from e
     settings = info.get("content_settings") or {}
-    encoding = settings.get("content_encoding") if isinstance(settings, Mapping) else getattr(settings, "content_encoding", None)
+    encoding = (
+        settings.get("content_encoding")
+        if isinstance(settings, Mapping)
+        else getattr(settings, "content_encoding", None)
+    )
     if encoding:
         raise SourceError(
             f"bronze file {path} has Content-Encoding {encoding!r}; the blob client would decompress and truncate "

@@ -47,9 +47,6 @@ def status(sink: SqlSink, settings: Settings, entity: str | None = None) -> dict
     return report
 
 
-
-
-
 def optimize(sink: SqlSink, actions: list[str], entity: str | None = None) -> list[str]:
     """Run maintenance (``analyze``, ``vacuum``, ``reindex``) on the entities' tables, in autocommit.
 

@@ -266,7 +266,9 @@ def check_output(entity: Entity, frames: dict[str, pl.LazyFrame], records: pl.Da
     """Collect a transform's frames, cast to the declared types; refuse missing tables/columns."""
     expected = {t.qualified: t for t in entity.core}
     if set(frames) != set(expected):
-        raise TransformError(f"transform {entity.name} returned tables {sorted(frames)}; it declares {sorted(expected)}")
+        raise TransformError(
+            f"transform {entity.name} returned tables {sorted(frames)}; it declares {sorted(expected)}"
+        )
     collected = pl.collect_all([frames[name] for name in expected])
     out: dict[str, pl.DataFrame] = {}
     for (name, table), frame in zip(expected.items(), collected, strict=True):
@@ -562,7 +564,9 @@ def transform_entity(sink: SqlSink, entity: Entity, settings: Settings, *, load_
     counts: dict[str, Counts] = defaultdict(Counts)
     casts: dict[str, int] = defaultdict(int)
     for stg in sink.read_stg(entity, settings.chunk_rows):
-        lines = stg.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_line"), pl.col("raw_data").alias("raw"))
+        lines = stg.select(
+            pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_line"), pl.col("raw_data").alias("raw")
+        )
         decoded, _ = decode(lines, entity.record)
         lineage = stg.select(*ORDER, "ingestion_date").with_row_index("_row")
         records = (

@@ -57,9 +57,7 @@ class Column:
 
     def __post_init__(self) -> None:
         if self.type not in COLUMN_TYPES:
-            raise ValueError(
-                f"column {self.name!r}: unknown type {self.type!r}; valid: {', '.join(COLUMN_TYPES)}"
-            )
+            raise ValueError(f"column {self.name!r}: unknown type {self.type!r}; valid: {', '.join(COLUMN_TYPES)}")
 
 
 @dataclass(frozen=True)
@@ -103,7 +101,9 @@ class Table:
         if missing:
             raise ValueError(f"table {self.qualified}: key columns {missing} are not among its columns {names}")
         if self.partition_by is not None and self.partition_by not in self.primary_key:
-            raise ValueError(f"table {self.qualified}: partition column {self.partition_by!r} must be in the primary key")
+            raise ValueError(
+                f"table {self.qualified}: partition column {self.partition_by!r} must be in the primary key"
+            )
 
     @property
     def qualified(self) -> str:

@@ -192,8 +192,9 @@ def generate(
     fs, root = fsspec.core.url_to_fs(lake, **(storage_options or {}))
     rng = _Rng(seed)
     plan = _Plan.build(entity, records, runs, resend_share, _as_utc(start or DEFAULT_START), rng)
-    ctx = _Context(_population(entity, records, _MEMBERS_PER_RECORD),
-                   _population(entity, records, _PROSPECTS_PER_RECORD))
+    ctx = _Context(
+        _population(entity, records, _MEMBERS_PER_RECORD), _population(entity, records, _PROSPECTS_PER_RECORD)
+    )
     base_url, base_dir = lake.rstrip("/"), root.rstrip("/")
     rel_entity = f"{prefix.strip('/')}/entity={entity}".lstrip("/")
     rel_runs = [f"{rel_entity}/ingestion_date={run.utc:%Y-%m-%d}/run_id={run.run_id}" for run in plan.runs]
@@ -206,8 +207,14 @@ def generate(
             run_dir = f"{base_dir}/{rel_run}"
             fs.makedirs(run_dir, exist_ok=True)
             windows = plan.windows(run)
-            parts = _write_run(plan, run, windows, entity, ctx,
-                               lambda name, data, run_dir=run_dir: writer.submit(f"{run_dir}/{name}", data))
+            parts = _write_run(
+                plan,
+                run,
+                windows,
+                entity,
+                ctx,
+                lambda name, data, run_dir=run_dir: writer.submit(f"{run_dir}/{name}", data),
+            )
             writer.drain()
             results = [w.result(p.lines, len(p.names), entity) for w, p in zip(windows, parts, strict=True)]
             fs.pipe_file(f"{run_dir}/_manifest.json", _manifest(entity, run, results, windows).encode("utf-8"))
@@ -215,8 +222,15 @@ def generate(
             files.append(f"{base_url}/{rel_run}/_manifest.json")
             run_lines = sum(p.lines for p in parts)
             lines += run_lines
-            _log.info("synth wrote %s run_id=%s files=%d lines=%d to %s/%s", entity, run.run_id,
-                      sum(len(p.names) for p in parts) + 1, run_lines, base_url, rel_run)
+            _log.info(
+                "synth wrote %s run_id=%s files=%d lines=%d to %s/%s",
+                entity,
+                run.run_id,
+                sum(len(p.names) for p in parts) + 1,
+                run_lines,
+                base_url,
+                rel_run,
+            )
     return SynthResult(
         entity=entity,
         run_ids=tuple(r.run_id for r in plan.runs),
@@ -228,7 +242,11 @@ def generate(
 
 
 def _write_run(
-    plan: _Plan, run: _Run, windows: list[_Window], entity: str, ctx: _Context,
+    plan: _Plan,
+    run: _Run,
+    windows: list[_Window],
+    entity: str,
+    ctx: _Context,
     submit: Callable[[str, bytes], None],
 ) -> list[_Parts]:
     """Build a run's records batch by batch and cut them into each window's parts, in order."""
@@ -455,8 +473,9 @@ class _Plan:
         return (
             pl.LazyFrame()
             .select(i=pl.int_range(a, b, dtype=pl.Int64))
-            .with_columns(first=by_segment("first"), t0=by_segment("t0"), step=by_segment("step"), born=born,
-                          ver_changed=ver)
+            .with_columns(
+                first=by_segment("first"), t0=by_segment("t0"), step=by_segment("step"), born=born, ver_changed=ver
+            )
             .with_columns(
                 t=pl.col("t0") + (i - pl.col("first")) * pl.col("step") + jitter,
                 ver=pl.max_horizontal("born", "ver_changed"),
@@ -582,8 +601,9 @@ class _Writer:
 
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
-_MIX = tuple(pl.Series([v], dtype=pl.UInt64) for v in (1 << 30, 0xBF58476D1CE4E5B9, 1 << 27, 0x94D049BB133111EB,
-                                                         1 << 31))
+_MIX = tuple(
+    pl.Series([v], dtype=pl.UInt64) for v in (1 << 30, 0xBF58476D1CE4E5B9, 1 << 27, 0x94D049BB133111EB, 1 << 31)
+)
 
 
 def _u64(value: int) -> pl.Expr:
@@ -739,8 +759,10 @@ def _money(f: _Frame, cents: pl.Expr) -> pl.Expr:
     c = f.let(cents)
     rest = c % 100
     decimals = (
-        pl.when(rest == 0).then(pl.lit("0"))
-        .when(rest % 10 == 0).then((rest // 10).cast(pl.String))
+        pl.when(rest == 0)
+        .then(pl.lit("0"))
+        .when(rest % 10 == 0)
+        .then((rest // 10).cast(pl.String))
         .otherwise(rest.cast(pl.String).str.zfill(2))
     )
     return _cat((c // 100).cast(pl.String), ".", decimals)
@@ -752,8 +774,10 @@ def _ts(d: _Draw, name: str, seconds: pl.Expr) -> pl.Expr:
     kind = bits % _u64(100)
     fraction = d.frame.let(((bits // _u64(100)) % _u64(10**7)).cast(pl.String).str.zfill(7))
     suffix = (
-        pl.when(kind < 5).then(_cat(".", fraction.str.slice(0, 3)))
-        .when(kind < 10).then(_cat(".", fraction))
+        pl.when(kind < 5)
+        .then(_cat(".", fraction.str.slice(0, 3)))
+        .when(kind < 10)
+        .then(_cat(".", fraction))
         .otherwise(pl.lit(""))
     )
     return _js(_cat(pl.from_epoch(seconds, time_unit="s").dt.to_string("%Y-%m-%dT%H:%M:%S"), suffix))
@@ -830,8 +854,7 @@ class _Pool:
     """Values to draw from (strings stored JSON-escaped), optionally weighted by repetition."""
 
     def __init__(self, values: Sequence[Any], weights: Sequence[int] | None = None) -> None:
-        items = list(values) if weights is None else [v for v, w in zip(values, weights, strict=True)
-                                                      for _ in range(w)]
+        items = list(values) if weights is None else [v for v, w in zip(values, weights, strict=True) for _ in range(w)]
         if all(isinstance(v, str) for v in items):
             items = [json.dumps(v, ensure_ascii=False)[1:-1] for v in items]
         self.series = pl.Series(items)
@@ -853,31 +876,150 @@ def _ascii(word: str) -> str:
 
 
 _FIRST_F = (
-    "Ana", "Maria", "Júlia", "Letícia", "Beatriz", "Camila", "Fernanda", "Patrícia", "Larissa", "Mariana",
-    "Gabriela", "Luíza", "Aline", "Bruna", "Carolina", "Débora", "Élida", "Fátima", "Gisele", "Helena",
-    "Isabela", "Jéssica", "Kátia", "Lúcia", "Márcia", "Natália", "Priscila", "Raquel", "Simone", "Tânia",
-    "Vitória", "Yasmin", "Conceição", "Antônia", "Cecília", "Lívia", "Sônia", "Valéria", "Rosângela", "Adriana",
+    "Ana",
+    "Maria",
+    "Júlia",
+    "Letícia",
+    "Beatriz",
+    "Camila",
+    "Fernanda",
+    "Patrícia",
+    "Larissa",
+    "Mariana",
+    "Gabriela",
+    "Luíza",
+    "Aline",
+    "Bruna",
+    "Carolina",
+    "Débora",
+    "Élida",
+    "Fátima",
+    "Gisele",
+    "Helena",
+    "Isabela",
+    "Jéssica",
+    "Kátia",
+    "Lúcia",
+    "Márcia",
+    "Natália",
+    "Priscila",
+    "Raquel",
+    "Simone",
+    "Tânia",
+    "Vitória",
+    "Yasmin",
+    "Conceição",
+    "Antônia",
+    "Cecília",
+    "Lívia",
+    "Sônia",
+    "Valéria",
+    "Rosângela",
+    "Adriana",
 )
 _FIRST_M = (
-    "João", "José", "Antônio", "Francisco", "Carlos", "Paulo", "Pedro", "Lucas", "Luiz", "Marcos",
-    "Luís", "Gabriel", "Rafael", "Daniel", "Marcelo", "Bruno", "Eduardo", "Felipe", "Raimundo", "Rodrigo",
-    "Sérgio", "Fábio", "Vinícius", "Caio", "Otávio", "Thiago", "Gustavo", "Matheus", "André", "Márcio",
-    "Leandro", "Flávio", "Renê", "Mauro", "Júlio", "Cícero", "Benedito", "Igor", "Ícaro", "Washington",
+    "João",
+    "José",
+    "Antônio",
+    "Francisco",
+    "Carlos",
+    "Paulo",
+    "Pedro",
+    "Lucas",
+    "Luiz",
+    "Marcos",
+    "Luís",
+    "Gabriel",
+    "Rafael",
+    "Daniel",
+    "Marcelo",
+    "Bruno",
+    "Eduardo",
+    "Felipe",
+    "Raimundo",
+    "Rodrigo",
+    "Sérgio",
+    "Fábio",
+    "Vinícius",
+    "Caio",
+    "Otávio",
+    "Thiago",
+    "Gustavo",
+    "Matheus",
+    "André",
+    "Márcio",
+    "Leandro",
+    "Flávio",
+    "Renê",
+    "Mauro",
+    "Júlio",
+    "Cícero",
+    "Benedito",
+    "Igor",
+    "Ícaro",
+    "Washington",
 )
 _LAST = (
-    "Silva", "Santos", "Oliveira", "Souza", "Rodrigues", "Ferreira", "Alves", "Pereira", "Lima", "Gomes",
-    "Costa", "Ribeiro", "Martins", "Carvalho", "Almeida", "Lopes", "Soares", "Fernandes", "Vieira", "Barbosa",
-    "Rocha", "Dias", "Nascimento", "Andrade", "Moreira", "Nunes", "Marques", "Machado", "Mendes", "Freitas",
-    "Cardoso", "Ramos", "Gonçalves", "Santana", "Teixeira", "Araújo", "Conceição", "Magalhães", "Simões",
-    "Antunes", "Brandão", "Falcão", "Guimarães", "Assunção", "Estêvão", "D'Ávila", "Sant'Anna", "Müller",
+    "Silva",
+    "Santos",
+    "Oliveira",
+    "Souza",
+    "Rodrigues",
+    "Ferreira",
+    "Alves",
+    "Pereira",
+    "Lima",
+    "Gomes",
+    "Costa",
+    "Ribeiro",
+    "Martins",
+    "Carvalho",
+    "Almeida",
+    "Lopes",
+    "Soares",
+    "Fernandes",
+    "Vieira",
+    "Barbosa",
+    "Rocha",
+    "Dias",
+    "Nascimento",
+    "Andrade",
+    "Moreira",
+    "Nunes",
+    "Marques",
+    "Machado",
+    "Mendes",
+    "Freitas",
+    "Cardoso",
+    "Ramos",
+    "Gonçalves",
+    "Santana",
+    "Teixeira",
+    "Araújo",
+    "Conceição",
+    "Magalhães",
+    "Simões",
+    "Antunes",
+    "Brandão",
+    "Falcão",
+    "Guimarães",
+    "Assunção",
+    "Estêvão",
+    "D'Ávila",
+    "Sant'Anna",
+    "Müller",
 )
 FIRST_F, FIRST_M, LAST = _Pool(_FIRST_F), _Pool(_FIRST_M), _Pool(_LAST)
 FIRST_F_ASCII, FIRST_M_ASCII = _Pool([_ascii(n) for n in _FIRST_F]), _Pool([_ascii(n) for n in _FIRST_M])
 LAST_ASCII = _Pool([_ascii(n) for n in _LAST])
 
 # (branch, city, state, neighbourhood, zip prefix, area code, time zone); idBranch = position + 1
-_SP, _NE, _AM, _MT = ("E. South America Standard Time", "SA Eastern Standard Time",
-                      "SA Western Standard Time", "Central Brazilian Standard Time")
+_SP, _NE, _AM, _MT = (
+    "E. South America Standard Time",
+    "SA Eastern Standard Time",
+    "SA Western Standard Time",
+    "Central Brazilian Standard Time",
+)
 _BRANCHES = (
     ("MOOCA", "São Paulo", "SP", "Mooca", "03166", "11", _SP),
     ("TATUAPÉ", "São Paulo", "SP", "Tatuapé", "03310", "11", _SP),
@@ -944,32 +1086,82 @@ BRANCH_NAME = _Pool([f"SKYFIT {b[2]} - {b[0]}" for b in _BRANCHES])
 BRANCH_CITY, BRANCH_STATE, BRANCH_HOOD, BRANCH_ZIP, BRANCH_DDD, BRANCH_TZ = (
     _Pool([b[n] for b in _BRANCHES]) for n in range(1, 7)
 )
-STREET = _Pool((
-    "Rua Taquari", "Avenida Paulista", "Rua Augusta", "Rua da Consolação", "Avenida Brigadeiro Faria Lima",
-    "Rua São Bento", "Rua Voluntários da Pátria", "Avenida Getúlio Vargas", "Rua Sete de Setembro",
-    "Rua XV de Novembro", "Avenida Presidente Vargas", "Rua Marechal Deodoro", "Rua Dom Pedro II",
-    "Travessa São José", "Alameda Santos", "Rua das Laranjeiras", "Rua Conselheiro Crispiniano",
-    "Avenida João Pessoa", "Rua Padre Anchieta", "Rua Tiradentes", "Estrada do Campo Limpo",
-    "Rua Ipê-Amarelo", "Avenida Sapopemba", "Rua Coração de Maria", "Rua Doutor Cândido Espinheira",
-    "Avenida Goiás", "Rua Álvares Cabral", "Praça da Sé",
-))
-HOOD = _Pool((
-    "Centro", "Jardim América", "Vila Nova", "Bela Vista", "Jardim São Paulo", "Vila Prudente",
-    "Parque São Lucas", "Boa Vista", "Santa Cecília", "Liberdade", "Cidade Nova", "Jardim Primavera",
-    "Conjunto Habitacional José Bonifácio", "Vila Formosa", "São João Clímaco", "Jardim Ângela",
-))
-COMPLEMENT = _Pool(("Apto 12", "Casa 2", "Bloco B apto 34", "Fundos", "Apto 1102 Torre 3", "Sala 5", ""),
-                   (3, 2, 2, 1, 1, 1, 3))
-MARITAL = _Pool(("Solteiro(a)", "Casado(a)", "Divorciado(a)", "Viúvo(a)", "União estável", "Não informado"),
-                (45, 30, 8, 2, 5, 10))
-EMAIL_DOMAIN = _Pool(("gmail.com", "hotmail.com", "outlook.com", "yahoo.com.br", "uol.com.br", "icloud.com",
-                      "bol.com.br"), (50, 20, 10, 8, 5, 4, 3))
-BLOCK_REASON = _Pool((
-    "Inadimplência", "Contrato vencido", "Fora do horário permitido", "Limite de acessos diários atingido",
-    "Exame médico pendente", "Cadastro sem biometria",
-))
-DEVICE = _Pool(("CATRACA 01", "CATRACA 02", "CATRACA 03", "CATRACA 04", "CATRACA PCD", "RECEPÇÃO",
-                "APP SKYFIT", "TOTEM FACIAL"), (30, 25, 15, 8, 3, 7, 8, 4))
+STREET = _Pool(
+    (
+        "Rua Taquari",
+        "Avenida Paulista",
+        "Rua Augusta",
+        "Rua da Consolação",
+        "Avenida Brigadeiro Faria Lima",
+        "Rua São Bento",
+        "Rua Voluntários da Pátria",
+        "Avenida Getúlio Vargas",
+        "Rua Sete de Setembro",
+        "Rua XV de Novembro",
+        "Avenida Presidente Vargas",
+        "Rua Marechal Deodoro",
+        "Rua Dom Pedro II",
+        "Travessa São José",
+        "Alameda Santos",
+        "Rua das Laranjeiras",
+        "Rua Conselheiro Crispiniano",
+        "Avenida João Pessoa",
+        "Rua Padre Anchieta",
+        "Rua Tiradentes",
+        "Estrada do Campo Limpo",
+        "Rua Ipê-Amarelo",
+        "Avenida Sapopemba",
+        "Rua Coração de Maria",
+        "Rua Doutor Cândido Espinheira",
+        "Avenida Goiás",
+        "Rua Álvares Cabral",
+        "Praça da Sé",
+    )
+)
+HOOD = _Pool(
+    (
+        "Centro",
+        "Jardim América",
+        "Vila Nova",
+        "Bela Vista",
+        "Jardim São Paulo",
+        "Vila Prudente",
+        "Parque São Lucas",
+        "Boa Vista",
+        "Santa Cecília",
+        "Liberdade",
+        "Cidade Nova",
+        "Jardim Primavera",
+        "Conjunto Habitacional José Bonifácio",
+        "Vila Formosa",
+        "São João Clímaco",
+        "Jardim Ângela",
+    )
+)
+COMPLEMENT = _Pool(
+    ("Apto 12", "Casa 2", "Bloco B apto 34", "Fundos", "Apto 1102 Torre 3", "Sala 5", ""), (3, 2, 2, 1, 1, 1, 3)
+)
+MARITAL = _Pool(
+    ("Solteiro(a)", "Casado(a)", "Divorciado(a)", "Viúvo(a)", "União estável", "Não informado"), (45, 30, 8, 2, 5, 10)
+)
+EMAIL_DOMAIN = _Pool(
+    ("gmail.com", "hotmail.com", "outlook.com", "yahoo.com.br", "uol.com.br", "icloud.com", "bol.com.br"),
+    (50, 20, 10, 8, 5, 4, 3),
+)
+BLOCK_REASON = _Pool(
+    (
+        "Inadimplência",
+        "Contrato vencido",
+        "Fora do horário permitido",
+        "Limite de acessos diários atingido",
+        "Exame médico pendente",
+        "Cadastro sem biometria",
+    )
+)
+DEVICE = _Pool(
+    ("CATRACA 01", "CATRACA 02", "CATRACA 03", "CATRACA 04", "CATRACA PCD", "RECEPÇÃO", "APP SKYFIT", "TOTEM FACIAL"),
+    (30, 25, 15, 8, 3, 7, 8, 4),
+)
 MEMBER_STATUS = _Pool(("Active", "Inactive"), (60, 40))
 
 # (idMembership, name, months (0: one day), monthly price in cents, idCategoryMembership, people)
@@ -1005,32 +1197,43 @@ PRODUCT = _Pool(range(len(_PRODUCTS)), (40, 12, 15, 8, 10, 5, 10))
 PRODUCT_ID, PRODUCT_NAME, PRODUCT_CENTS, PRODUCT_SERVICE = (_Pool([p[n] for p in _PRODUCTS]) for n in range(4))
 # (paymentType id, name, installments allowed, card)
 _PAYMENTS = (
-    (2, "Cartão de Crédito", True, True), (18, "Pix", False, False), (3, "Cartão de Débito", False, True),
-    (1, "Dinheiro", False, False), (5, "Boleto", True, False), (12, "Cartão de crédito online", True, True),
-    (13, "Transferência", False, False), (11, "Crédito de venda", False, False),
+    (2, "Cartão de Crédito", True, True),
+    (18, "Pix", False, False),
+    (3, "Cartão de Débito", False, True),
+    (1, "Dinheiro", False, False),
+    (5, "Boleto", True, False),
+    (12, "Cartão de crédito online", True, True),
+    (13, "Transferência", False, False),
+    (11, "Crédito de venda", False, False),
 )
 PAYMENT = _Pool(range(len(_PAYMENTS)), (45, 20, 12, 8, 5, 7, 2, 1))
 PAYMENT_ID, PAYMENT_NAME, PAYMENT_SPLIT, PAYMENT_CARD = (_Pool([p[n] for p in _PAYMENTS]) for n in range(4))
 INSTALLMENTS = _Pool((1, 2, 3, 6, 10, 12), (55, 5, 10, 8, 5, 17))
 CARD_FLAG = _Pool(("Visa", "Mastercard", "Elo", "Hipercard", "American Express"), (40, 35, 15, 5, 5))
 ACQUIRER = _Pool(("Cielo", "Rede", "Stone", "GetNet", "PagSeguro"))
-OBSERVATION = _Pool((
-    "Pagamento via Pix confirmado",
-    'Cliente solicitou "congelamento" em março',
-    "Renovação automática\nVer com gerência",
-    "Desconto de 10% – campanha Verão",
-    "Aluno transferido da unidade Tatuapé",
-    "Obs.: prefere contato por WhatsApp; não ligar após 20h",
-    "Comprovante salvo em C:\\Recepcao\\comprovantes",
-    "Matrícula\tpromocional",
-))
+OBSERVATION = _Pool(
+    (
+        "Pagamento via Pix confirmado",
+        'Cliente solicitou "congelamento" em março',
+        "Renovação automática\nVer com gerência",
+        "Desconto de 10% – campanha Verão",
+        "Aluno transferido da unidade Tatuapé",
+        "Obs.: prefere contato por WhatsApp; não ligar após 20h",
+        "Comprovante salvo em C:\\Recepcao\\comprovantes",
+        "Matrícula\tpromocional",
+    )
+)
 PARTNERSHIP = _Pool(("Wellhub (Gympass)", "TotalPass", "Banco do Brasil – Convênio", "Prefeitura de Santos"))
 SALE_SOURCE = _Pool((1, 11, 4, 9), (70, 15, 10, 5))
 SIGNUP = _Pool(("Site", "Balcão", "Aplicativo", "Telefone", "WhatsApp", "Indicação"), (30, 25, 15, 8, 15, 7))
-CHANNEL = _Pool(("Instagram", "Google", "Facebook", "Indicação de amigo", "Panfleto", "Passando em frente",
-                 "TikTok", "Outdoor"), (30, 20, 10, 12, 5, 10, 8, 5))
-STEP = _Pool(("Novo lead", "Contato realizado", "Agendou visita", "Visitou a unidade", "Negociação", "Perdido"),
-             (30, 20, 15, 10, 10, 15))
+CHANNEL = _Pool(
+    ("Instagram", "Google", "Facebook", "Indicação de amigo", "Panfleto", "Passando em frente", "TikTok", "Outdoor"),
+    (30, 20, 10, 12, 5, 10, 8, 5),
+)
+STEP = _Pool(
+    ("Novo lead", "Contato realizado", "Agendou visita", "Visitou a unidade", "Negociação", "Perdido"),
+    (30, 20, 15, 10, 10, 15),
+)
 FREEZE_REASON = _Pool(("Viagem", "Atestado médico", "Cirurgia", "Gestação", "Motivos pessoais"))
 
 
@@ -1092,7 +1295,8 @@ def _phone(d: _Draw, name: str, ddd: pl.Expr, mobile: bool) -> pl.Expr:
     head = _cat("9", digits.str.slice(0, 4)) if mobile else digits.str.slice(0, 4)
     tail = digits.str.slice(4, 4)
     return (
-        pl.when(d.chance(f"{name}.bare", 0.2)).then(_cat(ddd, head, tail))
+        pl.when(d.chance(f"{name}.bare", 0.2))
+        .then(_cat(ddd, head, tail))
         .otherwise(_cat("(", ddd, ") ", head, "-", tail))
     )
 
@@ -1108,8 +1312,13 @@ def _cpf(d: _Draw, name: str) -> pl.Expr:
     style = d.below(f"{name}.style", 100)
     masked = _cat(s.str.slice(0, 3), ".", s.str.slice(3, 3), ".", s.str.slice(6, 3), "-", s.str.slice(9, 2))
     return (
-        pl.when(style < 60).then(_js(masked)).when(style < 90).then(_js(s))
-        .when(style < 95).then(pl.lit('""')).otherwise(pl.lit(None, dtype=pl.String))
+        pl.when(style < 60)
+        .then(_js(masked))
+        .when(style < 90)
+        .then(_js(s))
+        .when(style < 95)
+        .then(pl.lit('""'))
+        .otherwise(pl.lit(None, dtype=pl.String))
     )
 
 
@@ -1122,10 +1331,12 @@ def _address(d: _Draw, branch: pl.Expr) -> list[_F]:
     """Address keys near `branch` (a column), null all together for 15% of records."""
     none = d.frame.let(d.chance("addr.none", 0.15))
     zip_head, zip_tail = BRANCH_ZIP.at(branch), d.digits("addr.zip", 3)
-    zip_code = pl.when(d.chance("addr.zip.bare", 0.2)).then(_cat(zip_head, zip_tail)).otherwise(
-        _cat(zip_head, "-", zip_tail))
-    number = pl.when(d.chance("addr.sn", 0.05)).then(pl.lit("S/N")).otherwise(
-        d.between("addr.n", 1, 3999).cast(pl.String))
+    zip_code = (
+        pl.when(d.chance("addr.zip.bare", 0.2)).then(_cat(zip_head, zip_tail)).otherwise(_cat(zip_head, "-", zip_tail))
+    )
+    number = (
+        pl.when(d.chance("addr.sn", 0.05)).then(pl.lit("S/N")).otherwise(d.between("addr.n", 1, 3999).cast(pl.String))
+    )
     hood = pl.when(d.chance("addr.hood", 0.5)).then(BRANCH_HOOD.at(branch)).otherwise(HOOD.pick(d, "addr.hood.p"))
     values = {
         "address": _js(STREET.pick(d, "addr.street")),
@@ -1178,23 +1389,32 @@ def _members(f: _Frame, ctx: _Context) -> pl.LazyFrame:
 
     # a changed member may lose its oldest membership (deleted upstream) or cancel its newest
     n_ms = _Pool(range(7), (8, 30, 25, 17, 10, 6, 4)).pick(d, "m.ms")
-    memberships = _children(f, n_ms, ("i", "id", "reg_day", "end_day", "changed", "drop_first"), _membership,
-                            has_active=pl.col("active").any())
+    memberships = _children(
+        f,
+        n_ms,
+        ("i", "id", "reg_day", "end_day", "changed", "drop_first"),
+        _membership,
+        has_active=pl.col("active").any(),
+    )
 
     responsible_person = _person(f, "responsible", "i")
-    responsible = _obj([
-        _F("idResponsible", _jn(pl.col("i") + 40_000)),
-        _F("idMember", _jn(pl.col("id"))),
-        _F("idMemberResponsible", _null_if(d.chance("m.resp.member", 0.7),
-                                           _jn(d.below("m.resp.m", ctx.members) + _MEMBER_ID0))),
-        _F("name", _js(responsible_person.full)),
-        _F("cpf", _cpf(d, "m.resp.cpf")),
-        _F("email", _js(_email(d, "m.resp.email", responsible_person))),
-        _F("phone", _js(_phone(d, "m.resp.phone", ddd, mobile=True))),
-        _F("observation", pl.lit(None, dtype=pl.String)),
-        _F("acessFiti", _jb(d.chance("m.resp.fiti", 0.1))),
-        _F("financialResponsible", _jb(d.chance("m.resp.fin", 0.8))),
-    ])
+    responsible = _obj(
+        [
+            _F("idResponsible", _jn(pl.col("i") + 40_000)),
+            _F("idMember", _jn(pl.col("id"))),
+            _F(
+                "idMemberResponsible",
+                _null_if(d.chance("m.resp.member", 0.7), _jn(d.below("m.resp.m", ctx.members) + _MEMBER_ID0)),
+            ),
+            _F("name", _js(responsible_person.full)),
+            _F("cpf", _cpf(d, "m.resp.cpf")),
+            _F("email", _js(_email(d, "m.resp.email", responsible_person))),
+            _F("phone", _js(_phone(d, "m.resp.phone", ddd, mobile=True))),
+            _F("observation", pl.lit(None, dtype=pl.String)),
+            _F("acessFiti", _jb(d.chance("m.resp.fiti", 0.1))),
+            _F("financialResponsible", _jb(d.chance("m.resp.fin", 0.8))),
+        ]
+    )
     responsibles = pl.when(d.chance("m.resp", 0.03)).then(_cat("[", responsible, "]")).otherwise(pl.lit("[]"))
 
     contacts_json = _attach(f, contacts, "contacts")
@@ -1209,21 +1429,29 @@ def _members(f: _Frame, ctx: _Context) -> pl.LazyFrame:
     legacy = f.let(d.chance("m.legacy", 0.3))  # answered by an older API version, without the v2 keys
     trainer = f.let(d.chance("m.trainer", 0.005))
     staff = []
-    for role, key, share in (("Consultant", "cons", 0.85), ("Instructor", "inst", 0.4),
-                             ("PersonalTrainer", "pers", 0.05)):
+    for role, key, share in (
+        ("Consultant", "cons", 0.85),
+        ("Instructor", "inst", 0.4),
+        ("PersonalTrainer", "pers", 0.05),
+    ):
         f.let(d.below(f"m.{key}", _EMPLOYEES), key)
         missing = f.let(~d.chance(f"m.{key}.has", share))
         id_json, name_json = _employee(f, key)
-        staff += [_F(f"idEmployee{role}", _null_if(missing, id_json)),
-                  _F(f"nameEmployee{role}", _null_if(missing, name_json))]
+        staff += [
+            _F(f"idEmployee{role}", _null_if(missing, id_json)),
+            _F(f"nameEmployee{role}", _null_if(missing, name_json)),
+        ]
     conversion = f.let(
-        pl.when(d.chance("m.conv.null", 0.15)).then(pl.lit(None, dtype=pl.Int64))
-        .when(d.chance("m.conv.later", 0.1)).then(pl.col("t") + d.below("m.conv.d", 20 * 86_400))
+        pl.when(d.chance("m.conv.null", 0.15))
+        .then(pl.lit(None, dtype=pl.Int64))
+        .when(d.chance("m.conv.later", 0.1))
+        .then(pl.col("t") + d.below("m.conv.d", 20 * 86_400))
         .otherwise(pl.col("t"))
     )
     rg = f.let(d.digits("m.rg", 8))
-    address_branch = f.let(pl.when(d.chance("m.addr.away", 0.15)).then(d.below("m.addr.br", len(BRANCH_NAME)))
-                           .otherwise(br))
+    address_branch = f.let(
+        pl.when(d.chance("m.addr.away", 0.15)).then(d.below("m.addr.br", len(BRANCH_NAME))).otherwise(br)
+    )
     fields = [
         _F("idMember", _jn(pl.col("id"))),
         _F("firstName", _js(person.first)),
@@ -1237,27 +1465,58 @@ def _members(f: _Frame, ctx: _Context) -> pl.LazyFrame:
         _F("accessBlocked", _jb(blocked)),
         _F("blockedReason", _null_if(~blocked, _js(BLOCK_REASON.pick(d, "m.block")))),
         _F("document", _cpf(d, "m.cpf")),
-        _F("documentId", _null_if(d.chance("m.rg.null", 0.3), _js(_cat(
-            rg.str.slice(0, 2), ".", rg.str.slice(2, 3), ".", rg.str.slice(5, 3), "-",
-            d.below("m.rg.dv", 10).cast(pl.String))))),
+        _F(
+            "documentId",
+            _null_if(
+                d.chance("m.rg.null", 0.3),
+                _js(
+                    _cat(
+                        rg.str.slice(0, 2),
+                        ".",
+                        rg.str.slice(2, 3),
+                        ".",
+                        rg.str.slice(5, 3),
+                        "-",
+                        d.below("m.rg.dv", 10).cast(pl.String),
+                    )
+                ),
+            ),
+        ),
         _F("maritalStatus", _null_if(d.chance("m.marital.null", 0.2), _js(MARITAL.pick(d, "m.marital")))),
         _F("gender", _js(person.gender)),
-        _F("birthDate", _null_if(d.chance("m.birth.null", 0.05),
-                                 _day(pl.col("t") - d.between("m.age", 16 * 365, 70 * 365) * 86_400))),
+        _F(
+            "birthDate",
+            _null_if(
+                d.chance("m.birth.null", 0.05), _day(pl.col("t") - d.between("m.age", 16 * 365, 70 * 365) * 86_400)
+            ),
+        ),
         *_address(d, address_branch),
         _F("accessCardNumber", _null_if(d.chance("m.card.null", 0.3), _js(d.digits("m.card", 10)))),
         _F("membershipStatus", _js(status)),
         _F("status", _js(status)),
         _F("penalized", _jb(d.chance("m.penalized", 0.02))),
-        _F("totalFitCoins", _jn(pl.when(d.chance("m.coins", 0.9)).then(0).otherwise(d.below("m.coins.n", 500))),
-           legacy),
+        _F(
+            "totalFitCoins", _jn(pl.when(d.chance("m.coins", 0.9)).then(0).otherwise(d.below("m.coins.n", 500))), legacy
+        ),
         _F("lastAccessDate", _null_if(d.chance("m.access.null", 0.08), _ts(dv, "m.access.ts", last_access))),
         _F("conversionDate", _ts(d, "m.conv.ts", pl.when(conversion <= pl.col("ver_end")).then(conversion))),
-        _F("updateDate", _ts(dv, "m.upd", pl.col("ver_end") - dv.below("m.upd.d", 3 * 86_400)
-                             .clip(upper_bound=pl.col("ver_end") - pl.col("t"))), legacy),
+        _F(
+            "updateDate",
+            _ts(
+                dv,
+                "m.upd",
+                pl.col("ver_end") - dv.below("m.upd.d", 3 * 86_400).clip(upper_bound=pl.col("ver_end") - pl.col("t")),
+            ),
+            legacy,
+        ),
         *staff,
-        _F("photoUrl", _null_if(d.chance("m.photo", 0.65),
-                                _js(_cat("https://evo-fotos.w12app.com.br/skyfit/fotos/", _jn(pl.col("id")), ".jpg")))),
+        _F(
+            "photoUrl",
+            _null_if(
+                d.chance("m.photo", 0.65),
+                _js(_cat("https://evo-fotos.w12app.com.br/skyfit/fotos/", _jn(pl.col("id")), ".jpg")),
+            ),
+        ),
         _F("idMemberMigration", _null_if(d.chance("m.mig", 0.9), _js(_cat("MIG", d.digits("m.mig.n", 7))))),
         _F("gympassId", _null_if(d.chance("m.gympass", 0.94), _js(d.digits("m.gympass.n", 13)))),
         _F("codeTotalpass", _null_if(d.chance("m.totalpass", 0.96), _js(_cat("TP", d.digits("m.tp", 8)))), legacy),
@@ -1268,8 +1527,11 @@ def _members(f: _Frame, ctx: _Context) -> pl.LazyFrame:
         _F("cref", _null_if(~trainer, _js(_cat(d.digits("m.cref", 6), "-G/", BRANCH_STATE.at(br))))),
         _F("crefExpirationDate", _null_if(~trainer, _day(pl.col("ver_end") + 300 * 86_400))),
         _F("contacts", contacts_json),
-        _F("memberships", _null_if(ms_mode < 2, pl.when(shown).then(memberships_json).otherwise(pl.lit("[]"))),
-           ms_mode == 2),
+        _F(
+            "memberships",
+            _null_if(ms_mode < 2, pl.when(shown).then(memberships_json).otherwise(pl.lit("[]"))),
+            ms_mode == 2,
+        ),
         _F("responsibles", responsibles, d.chance("m.resp.omit", 0.04)),
     ]
     return _line(f, fields, d.chance("m.drop_nulls", 0.1))
@@ -1279,17 +1541,38 @@ def _contact(c: _Frame) -> pl.Expr:
     """A member's contact: cellphone first, then e-mail, then landline; some without idPhone."""
     d, k = c.at("ck"), pl.col("k")
     kind = c.let(pl.when(k == 0).then(2).when(k == 1).then(4).otherwise(1))
-    return _obj([
-        _F("idPhone", _null_if(d.chance("c.id.null", 0.04), _jn(pl.col("i") * 4 + k + 2_200_000)),
-           d.chance("c.id.omit", 0.02)),
-        _F("idMember", _jn(pl.col("id"))),
-        _F("idContactType", _jn(kind)),
-        _F("contactType", _js(pl.when(kind == 2).then(pl.lit("Celular")).when(kind == 4).then(pl.lit("E-mail"))
-                              .otherwise(pl.lit("Telefone")))),
-        _F("ddi", pl.lit('"55"'), kind == 4),
-        _F("description", _js(pl.when(kind == 2).then(pl.col("cell")).when(kind == 4).then(pl.col("email"))
-                              .otherwise(pl.col("land")))),
-    ])
+    return _obj(
+        [
+            _F(
+                "idPhone",
+                _null_if(d.chance("c.id.null", 0.04), _jn(pl.col("i") * 4 + k + 2_200_000)),
+                d.chance("c.id.omit", 0.02),
+            ),
+            _F("idMember", _jn(pl.col("id"))),
+            _F("idContactType", _jn(kind)),
+            _F(
+                "contactType",
+                _js(
+                    pl.when(kind == 2)
+                    .then(pl.lit("Celular"))
+                    .when(kind == 4)
+                    .then(pl.lit("E-mail"))
+                    .otherwise(pl.lit("Telefone"))
+                ),
+            ),
+            _F("ddi", pl.lit('"55"'), kind == 4),
+            _F(
+                "description",
+                _js(
+                    pl.when(kind == 2)
+                    .then(pl.col("cell"))
+                    .when(kind == 4)
+                    .then(pl.col("email"))
+                    .otherwise(pl.col("land"))
+                ),
+            ),
+        ]
+    )
 
 
 def _membership(c: _Frame) -> pl.Expr:
@@ -1308,78 +1591,95 @@ def _membership(c: _Frame) -> pl.Expr:
     end = c.let(start + days - 1)
     late_cancel = pl.col("changed") & pl.col("last") & d.chance("ms.cancel.late", 0.3)
     cancel_day = c.let(
-        pl.when(late_cancel).then(end_day - 1)
-        .when(d.chance("ms.cancel", 0.08)).then(start + d.below("ms.cancel.d", days))
+        pl.when(late_cancel)
+        .then(end_day - 1)
+        .when(d.chance("ms.cancel", 0.08))
+        .then(start + d.below("ms.cancel.d", days))
     )
     cancel_day = c.let(pl.when(cancel_day <= end_day).then(cancel_day))
     active = c.let(cancel_day.is_null() & (end >= end_day), "active")
-    status = pl.when(cancel_day.is_not_null()).then(pl.lit("canceled")).when(active).then(pl.lit("active")).otherwise(
-        pl.lit("expired"))
+    status = (
+        pl.when(cancel_day.is_not_null())
+        .then(pl.lit("canceled"))
+        .when(active)
+        .then(pl.lit("active"))
+        .otherwise(pl.lit("expired"))
+    )
     monthly = c.let(PLAN_CENTS.at(plan))
     annual = c.let(months == 12)
     sale_at = c.let(start * 86_400 - d.below("ms.sale.before", 2 * 86_400) + 9 * 3600)
     signed = c.let(d.chance("ms.signed", 0.7))
     freeze_start = c.let((start + d.below("ms.frz.d", days)) * 86_400)
     suspension_days = c.let(pl.when(annual).then(30).otherwise(0))
-    freeze = _obj([
-        _F("idFreeze", _jn(pl.col("ck") + 700_000)),
-        _F("idEmployee", _jn(d.below("ms.frz.emp", _EMPLOYEES) + _EMPLOYEE_ID0)),
-        _F("daysFreeze", _jn(d.between("ms.frz.days", 7, 30))),
-        _F("startSuspend", _day(freeze_start)),
-        _F("endSuspend", _day(freeze_start + 15 * 86_400)),
-        _F("unlockDate", _null_if(d.chance("ms.frz.unlock", 0.6), _ts(d, "ms.frz.u", freeze_start + 16 * 86_400))),
-        _F("reason", _js(FREEZE_REASON.pick(d, "ms.frz.reason"))),
-        _F("flUseMembershipFreezeDays", _jb(d.chance("ms.frz.fl", 0.8))),
-    ])
-    session = _obj([
-        _F("idSession", _jn(pl.col("ck") + 900_000)),
-        _F("expirationDate", _day(end * 86_400)),
-        _F("flBonusSession", pl.lit("true")),
-    ])
+    freeze = _obj(
+        [
+            _F("idFreeze", _jn(pl.col("ck") + 700_000)),
+            _F("idEmployee", _jn(d.below("ms.frz.emp", _EMPLOYEES) + _EMPLOYEE_ID0)),
+            _F("daysFreeze", _jn(d.between("ms.frz.days", 7, 30))),
+            _F("startSuspend", _day(freeze_start)),
+            _F("endSuspend", _day(freeze_start + 15 * 86_400)),
+            _F("unlockDate", _null_if(d.chance("ms.frz.unlock", 0.6), _ts(d, "ms.frz.u", freeze_start + 16 * 86_400))),
+            _F("reason", _js(FREEZE_REASON.pick(d, "ms.frz.reason"))),
+            _F("flUseMembershipFreezeDays", _jb(d.chance("ms.frz.fl", 0.8))),
+        ]
+    )
+    session = _obj(
+        [
+            _F("idSession", _jn(pl.col("ck") + 900_000)),
+            _F("expirationDate", _day(end * 86_400)),
+            _F("flBonusSession", pl.lit("true")),
+        ]
+    )
     next_charge = (end_day + 30 - (end_day - start) % 30) * 86_400
-    return _obj([
-        _F("idMember", _jn(pl.col("id"))),
-        _F("idMembership", _jn(PLAN_ID.at(plan))),
-        _F("idMemberMembership", _jn(pl.col("ck") + 5_000_000)),
-        _F("idMemberMembershipRenewed", _null_if(pl.col("k") == 0, _jn(pl.col("ck") + 5_000_000 - 1))),
-        _F("numMembers", _jn(PLAN_PEOPLE.at(plan))),
-        _F("startDate", _day(start * 86_400)),
-        _F("endDate", _day(end * 86_400, "23:59:59")),
-        _F("name", _js(PLAN_NAME.at(plan))),
-        _F("cancelDate", _day(cancel_day * 86_400)),
-        _F("membershipStatus", _js(status)),
-        _F("valueNextMonth", _null_if(~active, _money(c, monthly))),
-        _F("originalValue", _money(c, monthly + 2000)),
-        _F("nextCharge", _null_if(~active | annual, _day(next_charge))),
-        _F("idSale", _jn(_SALE_ID0 + d.below("ms.sale", 12_000_000))),
-        _F("saleDate", _ts(d, "ms.sale.ts", sale_at)),
-        _F("idCategoryMembership", _jn(PLAN_CATEGORY.at(plan))),
-        _F("numberSuspensionTimes", _jn(d.below("ms.susp.n", 3))),
-        _F("maxSuspensionDays", _jn(suspension_days)),
-        _F("minimumSuspensionDays", _jn(pl.when(annual).then(7).otherwise(0))),
-        _F("disponibleSuspensionDays", _jn(suspension_days)),
-        _F("disponibleSuspensionTimes", _jn(pl.when(annual).then(2).otherwise(0))),
-        _F("daysLeftToFreeze", _jn(suspension_days)),
-        _F("bioimpedanceAmount", _jn(d.below("ms.bio", 3))),
-        _F("weeklyLimit", _null_if(d.chance("ms.wl", 0.9), _jn(d.between("ms.wl.n", 2, 5))), d.chance("ms.wl.o", 0.2)),
-        _F("concludedSessions", pl.lit("0")),
-        _F("pendingSessions", pl.lit("0")),
-        _F("scheduledSessions", pl.lit("0")),
-        _F("pendingRepositions", pl.lit("0")),
-        _F("repositionsTotal", pl.lit("0")),
-        _F("bonusSessions", pl.lit("0")),
-        _F("loyaltyEndDate", _null_if(~annual, _day(end * 86_400))),
-        _F("assessmentEndDate", _null_if(d.chance("ms.assess", 0.9), _day((start + 90) * 86_400))),
-        _F("acceptanceDate", _null_if(~signed, _ts(d, "ms.accept", sale_at + 120))),
-        _F("contractPrinting", _null_if(d.chance("ms.contract", 0.85), pl.lit('"Contrato padrão SKYFIT v3"'))),
-        _F("flRenewed", _jb(~pl.col("last"))),
-        _F("flAllowLocker", _jb(d.chance("ms.locker", 0.1))),
-        _F("flAdditionalMembership", _jb(d.chance("ms.additional", 0.03))),
-        _F("signedTerms", _jb(signed)),
-        _F("limitless", _jb(d.chance("ms.limitless", 0.9))),
-        _F("freezes", pl.when(d.chance("ms.frz", 0.05)).then(_cat("[", freeze, "]")).otherwise(pl.lit("[]"))),
-        _F("sessions", pl.when(d.chance("ms.ses", 0.03)).then(_cat("[", session, "]")).otherwise(pl.lit("[]"))),
-    ])
+    return _obj(
+        [
+            _F("idMember", _jn(pl.col("id"))),
+            _F("idMembership", _jn(PLAN_ID.at(plan))),
+            _F("idMemberMembership", _jn(pl.col("ck") + 5_000_000)),
+            _F("idMemberMembershipRenewed", _null_if(pl.col("k") == 0, _jn(pl.col("ck") + 5_000_000 - 1))),
+            _F("numMembers", _jn(PLAN_PEOPLE.at(plan))),
+            _F("startDate", _day(start * 86_400)),
+            _F("endDate", _day(end * 86_400, "23:59:59")),
+            _F("name", _js(PLAN_NAME.at(plan))),
+            _F("cancelDate", _day(cancel_day * 86_400)),
+            _F("membershipStatus", _js(status)),
+            _F("valueNextMonth", _null_if(~active, _money(c, monthly))),
+            _F("originalValue", _money(c, monthly + 2000)),
+            _F("nextCharge", _null_if(~active | annual, _day(next_charge))),
+            _F("idSale", _jn(_SALE_ID0 + d.below("ms.sale", 12_000_000))),
+            _F("saleDate", _ts(d, "ms.sale.ts", sale_at)),
+            _F("idCategoryMembership", _jn(PLAN_CATEGORY.at(plan))),
+            _F("numberSuspensionTimes", _jn(d.below("ms.susp.n", 3))),
+            _F("maxSuspensionDays", _jn(suspension_days)),
+            _F("minimumSuspensionDays", _jn(pl.when(annual).then(7).otherwise(0))),
+            _F("disponibleSuspensionDays", _jn(suspension_days)),
+            _F("disponibleSuspensionTimes", _jn(pl.when(annual).then(2).otherwise(0))),
+            _F("daysLeftToFreeze", _jn(suspension_days)),
+            _F("bioimpedanceAmount", _jn(d.below("ms.bio", 3))),
+            _F(
+                "weeklyLimit",
+                _null_if(d.chance("ms.wl", 0.9), _jn(d.between("ms.wl.n", 2, 5))),
+                d.chance("ms.wl.o", 0.2),
+            ),
+            _F("concludedSessions", pl.lit("0")),
+            _F("pendingSessions", pl.lit("0")),
+            _F("scheduledSessions", pl.lit("0")),
+            _F("pendingRepositions", pl.lit("0")),
+            _F("repositionsTotal", pl.lit("0")),
+            _F("bonusSessions", pl.lit("0")),
+            _F("loyaltyEndDate", _null_if(~annual, _day(end * 86_400))),
+            _F("assessmentEndDate", _null_if(d.chance("ms.assess", 0.9), _day((start + 90) * 86_400))),
+            _F("acceptanceDate", _null_if(~signed, _ts(d, "ms.accept", sale_at + 120))),
+            _F("contractPrinting", _null_if(d.chance("ms.contract", 0.85), pl.lit('"Contrato padrão SKYFIT v3"'))),
+            _F("flRenewed", _jb(~pl.col("last"))),
+            _F("flAllowLocker", _jb(d.chance("ms.locker", 0.1))),
+            _F("flAdditionalMembership", _jb(d.chance("ms.additional", 0.03))),
+            _F("signedTerms", _jb(signed)),
+            _F("limitless", _jb(d.chance("ms.limitless", 0.9))),
+            _F("freezes", pl.when(d.chance("ms.frz", 0.05)).then(_cat("[", freeze, "]")).otherwise(pl.lit("[]"))),
+            _F("sessions", pl.when(d.chance("ms.ses", 0.03)).then(_cat("[", session, "]")).otherwise(pl.lit("[]"))),
+        ]
+    )
 
 
 def _sales(f: _Frame, ctx: _Context) -> pl.LazyFrame:
@@ -1402,14 +1702,29 @@ def _sales(f: _Frame, ctx: _Context) -> pl.LazyFrame:
 
     f.materialize()
     n_items = _Pool((1, 2, 3), (65, 25, 10)).pick(d, "s.items")
-    items = _children(f, n_items, ("i", "t"), _sale_item, total=pl.col("cents").sum(),
-                      first_item=pl.col("name").first())
+    items = _children(
+        f, n_items, ("i", "t"), _sale_item, total=pl.col("cents").sum(), first_item=pl.col("name").first()
+    )
     items_json = _attach(f, items, "saleItens")
     f.materialize()
     receivables = _children(
-        f, pl.col("inst"),
-        ("i", "id", "t", "ver_end", "total", "first_item", "inst", "pay", "removed_at", "member", "prospect",
-         "buyer", "br"),
+        f,
+        pl.col("inst"),
+        (
+            "i",
+            "id",
+            "t",
+            "ver_end",
+            "total",
+            "first_item",
+            "inst",
+            "pay",
+            "removed_at",
+            "member",
+            "prospect",
+            "buyer",
+            "br",
+        ),
         _receivable,
     )
     receivables_json = _attach(f, receivables, "receivables")
@@ -1417,8 +1732,7 @@ def _sales(f: _Frame, ctx: _Context) -> pl.LazyFrame:
     items_mode, recv_mode = f.let(d.below("s.items.mode", 100)), f.let(d.below("s.recv.mode", 100))
     partner = f.let(d.chance("s.partner", 0.05))
     f.let(d.below("s.emp", _EMPLOYEES), "emp")
-    f.let(pl.when(d.chance("s.seller", 0.9)).then(pl.col("emp")).otherwise(d.below("s.seller.e", _EMPLOYEES)),
-          "seller")
+    f.let(pl.when(d.chance("s.seller", 0.9)).then(pl.col("emp")).otherwise(d.below("s.seller.e", _EMPLOYEES)), "seller")
     seller_id, seller_name = _employee(f, "seller")
     fields = [
         _F("idSale", _jn(pl.col("id"))),
@@ -1430,8 +1744,14 @@ def _sales(f: _Frame, ctx: _Context) -> pl.LazyFrame:
         _F("idPersonal", pl.lit(None, dtype=pl.String)),
         _F("saleDate", _ts(d, "s.date", pl.col("t"))),
         _F("saleDateServer", _ts(d, "s.server", pl.col("t") - _UTC_OFFSET + d.below("s.server.d", 6))),
-        _F("updateDate", _ts(dv, "s.upd", pl.col("ver_end") - dv.below("s.upd.d", 3600)
-                             .clip(upper_bound=pl.col("ver_end") - pl.col("t")))),
+        _F(
+            "updateDate",
+            _ts(
+                dv,
+                "s.upd",
+                pl.col("ver_end") - dv.below("s.upd.d", 3600).clip(upper_bound=pl.col("ver_end") - pl.col("t")),
+            ),
+        ),
         _F("removed", _jb(removed)),
         _F("removalDate", _null_if(~removed, _ts(d, "s.removal", pl.col("removed_at")))),
         _F("idEmployeeRemoval", _null_if(~removed, _jn(d.below("s.rem.emp", _EMPLOYEES) + _EMPLOYEE_ID0))),
@@ -1442,8 +1762,11 @@ def _sales(f: _Frame, ctx: _Context) -> pl.LazyFrame:
         _F("coporatePartnershipId", _null_if(~partner, _jn(d.between("s.partner.id", 1, 4)))),
         _F("idSaleMigration", _null_if(d.chance("s.mig", 0.95), _js(_cat("VND", d.digits("s.mig.n", 8))))),
         _F("idSaleRecurrency", _null_if(d.chance("s.recur", 0.8), _jn(d.below("s.recur.n", 10**6) + 410_000))),
-        _F("saleItens", _null_if(items_mode < 2, pl.when(items_mode < 4).then(pl.lit("[]")).otherwise(items_json)),
-           items_mode == 4),
+        _F(
+            "saleItens",
+            _null_if(items_mode < 2, pl.when(items_mode < 4).then(pl.lit("[]")).otherwise(items_json)),
+            items_mode == 4,
+        ),
         _F("receivables", _null_if(recv_mode < 1, receivables_json), (recv_mode >= 1) & (recv_mode < 3)),
     ]
     return _line(f, fields, d.chance("s.drop_nulls", 0.1))
@@ -1455,43 +1778,49 @@ def _sale_item(c: _Frame) -> pl.Expr:
     is_plan = c.let((k == 0) & d.chance("si.plan", 0.92))
     plan, product = c.let(PLAN.pick(d, "si.plan.p")), c.let(PRODUCT.pick(d, "si.product"))
     qty = c.let(pl.when(~is_plan & d.chance("si.qty", 0.1)).then(2).otherwise(1))
-    value = c.let(pl.when(is_plan).then(PLAN_CENTS.at(plan) * PLAN_MONTHS.at(plan).clip(lower_bound=1))
-                  .otherwise(PRODUCT_CENTS.at(product) * qty))
-    discount = c.let(pl.when(d.chance("si.disc", 0.3)).then(value * d.between("si.disc.pct", 5, 25) // 100)
-                     .otherwise(0))
+    value = c.let(
+        pl.when(is_plan)
+        .then(PLAN_CENTS.at(plan) * PLAN_MONTHS.at(plan).clip(lower_bound=1))
+        .otherwise(PRODUCT_CENTS.at(product) * qty)
+    )
+    discount = c.let(
+        pl.when(d.chance("si.disc", 0.3)).then(value * d.between("si.disc.pct", 5, 25) // 100).otherwise(0)
+    )
     net = c.let(value - discount, "cents")
     name = c.let(pl.when(is_plan).then(PLAN_NAME.at(plan)).otherwise(PRODUCT_NAME.at(product)), "name")
     product_id, service_id = c.let(PRODUCT_ID.at(product)), c.let(PRODUCT_SERVICE.at(product))
     partner = c.let(d.chance("si.partner", 0.04))
-    return _obj([
-        _F("idSaleItem", _jn(pl.col("i") * 4 + k + 99_100_000)),
-        _F("description", _js(name)),
-        _F("item", _js(name)),
-        _F("itemValue", _money(c, value)),
-        _F("saleValue", _money(c, net)),
-        _F("saleValueWithoutCreditValue", _money(c, net)),
-        _F("quantity", _jn(qty)),
-        _F("idMembership", _null_if(~is_plan, _jn(PLAN_ID.at(plan)))),
-        _F("idMembershipRenewed", _null_if(~is_plan | d.chance("si.renewed", 0.7), _jn(PLAN_ID.at(plan)))),
-        _F("idProduct", _null_if(is_plan | (product_id == 0), _jn(product_id))),
-        _F("idService", _null_if(is_plan | (service_id == 0), _jn(service_id))),
-        _F("discount", _money(c, discount)),
-        _F("corporateDiscount", pl.lit("0")),
-        _F("tax", pl.lit("0")),
-        _F("membershipStartDate", _null_if(~is_plan, _day(pl.col("t") + d.below("si.start", 3) * 86_400))),
-        _F("idMemberMembership", _null_if(~is_plan, _jn(5_000_000 + d.below("si.mm", 40_000_000)))),
-        _F("valueNextMonth", _null_if(~is_plan, _money(c, PLAN_CENTS.at(plan)))),
-        _F("numMembers", _jn(pl.when(is_plan).then(PLAN_PEOPLE.at(plan)).otherwise(1))),
-        _F("voucher", _null_if(d.chance("si.voucher", 0.97), pl.lit('"VERAO10"'))),
-        _F("accountingCode", _null_if(d.chance("si.acc", 0.8), pl.lit('"3.01.01"'))),
-        _F("municipalServiceCode", _null_if(d.chance("si.msc", 0.8), pl.lit('"06.04"'))),
-        _F("idSaleItemMigration", pl.lit(None, dtype=pl.String), d.chance("si.mig.o", 0.5)),
-        _F("flReceiptOnly", pl.lit("false")),
-        _F("flSwimming", _jb(d.chance("si.swim", 0.02))),
-        _F("flAllowLocker", _jb(d.chance("si.locker", 0.05))),
-        _F("coporatePartnershipId", _null_if(~partner, _jn(d.between("si.partner.id", 1, 4)))),
-        _F("corporatePartnershipName", _null_if(~partner, _js(PARTNERSHIP.pick(d, "si.partner.n")))),
-    ])
+    return _obj(
+        [
+            _F("idSaleItem", _jn(pl.col("i") * 4 + k + 99_100_000)),
+            _F("description", _js(name)),
+            _F("item", _js(name)),
+            _F("itemValue", _money(c, value)),
+            _F("saleValue", _money(c, net)),
+            _F("saleValueWithoutCreditValue", _money(c, net)),
+            _F("quantity", _jn(qty)),
+            _F("idMembership", _null_if(~is_plan, _jn(PLAN_ID.at(plan)))),
+            _F("idMembershipRenewed", _null_if(~is_plan | d.chance("si.renewed", 0.7), _jn(PLAN_ID.at(plan)))),
+            _F("idProduct", _null_if(is_plan | (product_id == 0), _jn(product_id))),
+            _F("idService", _null_if(is_plan | (service_id == 0), _jn(service_id))),
+            _F("discount", _money(c, discount)),
+            _F("corporateDiscount", pl.lit("0")),
+            _F("tax", pl.lit("0")),
+            _F("membershipStartDate", _null_if(~is_plan, _day(pl.col("t") + d.below("si.start", 3) * 86_400))),
+            _F("idMemberMembership", _null_if(~is_plan, _jn(5_000_000 + d.below("si.mm", 40_000_000)))),
+            _F("valueNextMonth", _null_if(~is_plan, _money(c, PLAN_CENTS.at(plan)))),
+            _F("numMembers", _jn(pl.when(is_plan).then(PLAN_PEOPLE.at(plan)).otherwise(1))),
+            _F("voucher", _null_if(d.chance("si.voucher", 0.97), pl.lit('"VERAO10"'))),
+            _F("accountingCode", _null_if(d.chance("si.acc", 0.8), pl.lit('"3.01.01"'))),
+            _F("municipalServiceCode", _null_if(d.chance("si.msc", 0.8), pl.lit('"06.04"'))),
+            _F("idSaleItemMigration", pl.lit(None, dtype=pl.String), d.chance("si.mig.o", 0.5)),
+            _F("flReceiptOnly", pl.lit("false")),
+            _F("flSwimming", _jb(d.chance("si.swim", 0.02))),
+            _F("flAllowLocker", _jb(d.chance("si.locker", 0.05))),
+            _F("coporatePartnershipId", _null_if(~partner, _jn(d.between("si.partner.id", 1, 4)))),
+            _F("corporatePartnershipName", _null_if(~partner, _js(PARTNERSHIP.pick(d, "si.partner.n")))),
+        ]
+    )
 
 
 def _receivable(c: _Frame) -> pl.Expr:
@@ -1500,54 +1829,70 @@ def _receivable(c: _Frame) -> pl.Expr:
     amount = c.let(pl.col("total") // n + pl.when(k == n - 1).then(pl.col("total") % n).otherwise(0))
     due = c.let((pl.col("t") // 86_400 + 30 * k) * 86_400)
     # a defaulter pays late, weeks after the due date: a later run sees it paid
-    delay = pl.when(d.chance("r.late", 0.1)).then(d.between("r.late.d", 5, 60) * 86_400).otherwise(
-        d.below("r.delay", 3 * 86_400))
+    delay = (
+        pl.when(d.chance("r.late", 0.1))
+        .then(d.between("r.late.d", 5, 60) * 86_400)
+        .otherwise(d.below("r.delay", 3 * 86_400))
+    )
     paid_at = c.let(pl.max_horizontal(due + delay + 36_000, pl.col("t") + 40))
     removed = c.let(pl.col("removed_at").is_not_null())
     paid = c.let(~removed & (paid_at <= pl.col("ver_end")))
     status = c.let(pl.when(removed).then(3).when(paid).then(2).when(due < pl.col("ver_end")).then(4).otherwise(1))
-    status_name = (pl.when(status == 3).then(pl.lit("Canceled")).when(status == 2).then(pl.lit("Received"))
-                   .when(status == 4).then(pl.lit("Overdue")).otherwise(pl.lit("Opened")))
+    status_name = (
+        pl.when(status == 3)
+        .then(pl.lit("Canceled"))
+        .when(status == 2)
+        .then(pl.lit("Received"))
+        .when(status == 4)
+        .then(pl.lit("Overdue"))
+        .otherwise(pl.lit("Opened"))
+    )
     card = c.let(PAYMENT_CARD.at(pl.col("pay")))
     bank = _obj([_F("id", pl.lit("3")), _F("name", pl.lit('"Itaú Unibanco – conta movimento"'))])
-    return _obj([
-        _F("idReceivable", _jn(pl.col("ck") + 77_000_000)),
-        _F("description", _js(_cat(pl.col("first_item"), " ", _jn(k + 1), "/", _jn(n)))),
-        _F("registrationDate", _ts(d, "r.reg", pl.col("t") + 20)),
-        _F("dueDate", _day(due)),
-        _F("receivingDate", _null_if(~paid, _ts(d, "r.recv", paid_at))),
-        _F("competenceDate", _day(due)),
-        _F("cancellationDate", _null_if(~removed, _ts(d, "r.cancel", pl.col("removed_at")))),
-        _F("updateDate", _ts(d, "r.upd", pl.max_horizontal(pl.col("t") + 20, pl.when(paid).then(paid_at),
-                                                           pl.col("removed_at")))),
-        _F("chargeDate", _null_if(~card | d.chance("r.charge", 0.5), _day(due))),
-        _F("ammount", _money(c, amount)),
-        _F("ammountPaid", _money(c, pl.when(paid).then(amount).otherwise(0))),
-        _F("fees", _money(c, pl.when(card).then(amount * 299 // 10_000).otherwise(0))),
-        _F("status", _obj([_F("id", _jn(status)), _F("name", _js(status_name))])),
-        _F("currentInstallment", _jn(k + 1)),
-        _F("totalInstallments", _jn(n)),
-        _F("paymentType", _obj([_F("id", _jn(PAYMENT_ID.at(pl.col("pay")))),
-                                _F("name", _js(PAYMENT_NAME.at(pl.col("pay"))))])),
-        _F("authorization", _null_if(~card, _js(d.digits("r.auth", 6)))),
-        _F("tid", _null_if(~card, _js(d.digits("r.tid", 10)))),
-        _F("nsu", _null_if(~card, _js(d.digits("r.nsu", 6)))),
-        _F("cardAcquirer", _null_if(~card, _js(ACQUIRER.pick(d, "r.acq")))),
-        _F("cardFlag", _null_if(~card, _js(CARD_FLAG.pick(d, "r.flag")))),
-        _F("payerName", _js(pl.col("buyer"))),
-        _F("idMemberPayer", _jn(pl.col("member"))),
-        _F("idProspectPayer", _jn(pl.col("prospect"))),
-        _F("idBranchMember", _jn(pl.col("br") + 1)),
-        _F("idSale", _jn(pl.col("id"))),
-        _F("saleDate", _ts(d, "r.sale", pl.col("t"))),
-        _F("idReceivableFrom", pl.lit(None, dtype=pl.String)),
-        _F("conciliated", _jb(paid & d.chance("r.conc", 0.6))),
-        _F("cancellationDescription", _null_if(~removed, pl.lit('"Venda estornada"'))),
-        _F("source", _js(pl.when(n > 1).then(pl.lit("Parcelamento")).otherwise(pl.lit("Venda")))),
-        _F("bankAccount", _null_if(card, bank)),
-        _F("invoiceDetails", pl.lit("[]")),
-        _F("creditDetails", pl.lit("[]")),
-    ])
+    return _obj(
+        [
+            _F("idReceivable", _jn(pl.col("ck") + 77_000_000)),
+            _F("description", _js(_cat(pl.col("first_item"), " ", _jn(k + 1), "/", _jn(n)))),
+            _F("registrationDate", _ts(d, "r.reg", pl.col("t") + 20)),
+            _F("dueDate", _day(due)),
+            _F("receivingDate", _null_if(~paid, _ts(d, "r.recv", paid_at))),
+            _F("competenceDate", _day(due)),
+            _F("cancellationDate", _null_if(~removed, _ts(d, "r.cancel", pl.col("removed_at")))),
+            _F(
+                "updateDate",
+                _ts(d, "r.upd", pl.max_horizontal(pl.col("t") + 20, pl.when(paid).then(paid_at), pl.col("removed_at"))),
+            ),
+            _F("chargeDate", _null_if(~card | d.chance("r.charge", 0.5), _day(due))),
+            _F("ammount", _money(c, amount)),
+            _F("ammountPaid", _money(c, pl.when(paid).then(amount).otherwise(0))),
+            _F("fees", _money(c, pl.when(card).then(amount * 299 // 10_000).otherwise(0))),
+            _F("status", _obj([_F("id", _jn(status)), _F("name", _js(status_name))])),
+            _F("currentInstallment", _jn(k + 1)),
+            _F("totalInstallments", _jn(n)),
+            _F(
+                "paymentType",
+                _obj([_F("id", _jn(PAYMENT_ID.at(pl.col("pay")))), _F("name", _js(PAYMENT_NAME.at(pl.col("pay"))))]),
+            ),
+            _F("authorization", _null_if(~card, _js(d.digits("r.auth", 6)))),
+            _F("tid", _null_if(~card, _js(d.digits("r.tid", 10)))),
+            _F("nsu", _null_if(~card, _js(d.digits("r.nsu", 6)))),
+            _F("cardAcquirer", _null_if(~card, _js(ACQUIRER.pick(d, "r.acq")))),
+            _F("cardFlag", _null_if(~card, _js(CARD_FLAG.pick(d, "r.flag")))),
+            _F("payerName", _js(pl.col("buyer"))),
+            _F("idMemberPayer", _jn(pl.col("member"))),
+            _F("idProspectPayer", _jn(pl.col("prospect"))),
+            _F("idBranchMember", _jn(pl.col("br") + 1)),
+            _F("idSale", _jn(pl.col("id"))),
+            _F("saleDate", _ts(d, "r.sale", pl.col("t"))),
+            _F("idReceivableFrom", pl.lit(None, dtype=pl.String)),
+            _F("conciliated", _jb(paid & d.chance("r.conc", 0.6))),
+            _F("cancellationDescription", _null_if(~removed, pl.lit('"Venda estornada"'))),
+            _F("source", _js(pl.when(n > 1).then(pl.lit("Parcelamento")).otherwise(pl.lit("Venda")))),
+            _F("bankAccount", _null_if(card, bank)),
+            _F("invoiceDetails", pl.lit("[]")),
+            _F("creditDetails", pl.lit("[]")),
+        ]
+    )
 
 
 def _entries(f: _Frame, ctx: _Context) -> pl.LazyFrame:
@@ -1559,15 +1904,19 @@ def _entries(f: _Frame, ctx: _Context) -> pl.LazyFrame:
     f.let(d.below("e.prospect", ctx.prospects), "p")
     f.let(d.below("e.emp", _EMPLOYEES), "e")
     home = (
-        pl.when(kind == 0).then(_home_branch(f, "member", "m"))
-        .when(kind == 1).then(_home_branch(f, "prospect", "p"))
+        pl.when(kind == 0)
+        .then(_home_branch(f, "member", "m"))
+        .when(kind == 1)
+        .then(_home_branch(f, "prospect", "p"))
         .otherwise(pl.col("e") % len(BRANCH_NAME))
     )
     branch = f.let(pl.when(d.chance("e.away", 0.15)).then(d.below("e.br", len(BRANCH_NAME))).otherwise(home))
     denied = f.let(d.chance("e.denied", 0.05))
     turn = (
-        pl.when(pl.col("changed")).then(pl.col("t") + dv.between("e.turn.late", 1, 90))
-        .when(d.chance("e.turn.d", 0.2)).then(pl.col("t") + d.between("e.turn.s", 1, 5))
+        pl.when(pl.col("changed"))
+        .then(pl.col("t") + dv.between("e.turn.late", 1, 90))
+        .when(d.chance("e.turn.d", 0.2))
+        .then(pl.col("t") + d.between("e.turn.s", 1, 5))
         .otherwise(pl.col("t"))
     )
     # 0 and null read the same in the reference's key recipe; some rows carry 0 instead of null
@@ -1585,8 +1934,11 @@ def _entries(f: _Frame, ctx: _Context) -> pl.LazyFrame:
         _F("nameEmployee", pl.when(kind == 2).then(_js(_person(f, "employee", "e").full))),
         _F("entryType", _js(pl.when(d.chance("e.out", 0.15)).then(pl.lit("Check-out")).otherwise(pl.lit("Check-in")))),
         _F("device", _js(DEVICE.pick(d, "e.device"))),
-        _F("releasesByID", pl.when(d.chance("e.release", 0.02)).then(_jn(d.below("e.rel", _EMPLOYEES) + _EMPLOYEE_ID0)),
-           legacy),
+        _F(
+            "releasesByID",
+            pl.when(d.chance("e.release", 0.02)).then(_jn(d.below("e.rel", _EMPLOYEES) + _EMPLOYEE_ID0)),
+            legacy,
+        ),
         _F("idBranch", _jn(branch + 1)),
         _F("blockReason", pl.when(denied).then(_js(BLOCK_REASON.pick(dv, "e.block")))),
         _F("entryAction", _js(pl.when(denied).then(pl.lit("Denied")).otherwise(pl.lit("Allowed")))),
@@ -1606,15 +1958,19 @@ def _prospects(f: _Frame, ctx: _Context) -> pl.LazyFrame:
     # day before the run that re-sends them (their earlier runs saw them unconverted)
     early = f.let(d.chance("p.conv", 0.25))
     conversion = f.let(
-        pl.when(early).then(pl.col("t") + d.between("p.conv.d", 3600, 20 * 86_400))
-        .when(pl.col("changed") & d.chance("p.conv.late", 0.6)).then(pl.col("ver_end") - dv.below("p.conv.l", 86_400))
+        pl.when(early)
+        .then(pl.col("t") + d.between("p.conv.d", 3600, 20 * 86_400))
+        .when(pl.col("changed") & d.chance("p.conv.late", 0.6))
+        .then(pl.col("ver_end") - dv.below("p.conv.l", 86_400))
     )
     converted = f.let((conversion <= pl.col("ver_end")).fill_null(False))
-    responsible = _obj([
-        _F("name", _js(_person(f, "responsible.p", "i").full)),
-        _F("document", _cpf(d, "p.resp.cpf")),
-        _F("financialResponsible", _jb(d.chance("p.resp.fin", 0.8))),
-    ])
+    responsible = _obj(
+        [
+            _F("name", _js(_person(f, "responsible.p", "i").full)),
+            _F("document", _cpf(d, "p.resp.cpf")),
+            _F("financialResponsible", _jb(d.chance("p.resp.fin", 0.8))),
+        ]
+    )
     fields = [
         _F("idProspect", _jn(pl.col("i") + _PROSPECT_ID0)),
         _F("idBranch", _jn(branch + 1)),
@@ -1627,8 +1983,12 @@ def _prospects(f: _Frame, ctx: _Context) -> pl.LazyFrame:
         _F("gympassId", _null_if(d.chance("p.gympass", 0.95), _js(d.digits("p.gympass.n", 13)))),
         _F("registerDate", _ts(d, "p.reg", pl.col("t"))),
         _F("gender", _null_if(d.chance("p.gender.null", 0.3), _js(person.gender))),
-        _F("birthDate", _null_if(d.chance("p.birth.null", 0.4),
-                                 _day(pl.col("t") - d.between("p.age", 16 * 365, 65 * 365) * 86_400))),
+        _F(
+            "birthDate",
+            _null_if(
+                d.chance("p.birth.null", 0.4), _day(pl.col("t") - d.between("p.age", 16 * 365, 65 * 365) * 86_400)
+            ),
+        ),
         _F("signupType", _js(SIGNUP.pick(d, "p.signup"))),
         _F("mktChannel", _null_if(d.chance("p.channel.null", 0.2), _js(CHANNEL.pick(d, "p.channel")))),
         _F("conversionDate", _null_if(~converted, _ts(d, "p.conv.ts", conversion))),

@@ -91,9 +91,7 @@ def selected_sinks(config: pytest.Config) -> list[str]:
     sinks = [s.strip() for s in str(config.getoption("--sinks")).split(",") if s.strip()]
     unknown = sorted(set(sinks) - set(SINKS))
     if unknown or not sinks:
-        raise pytest.UsageError(
-            f"--sinks: unknown or empty {unknown or sinks}; choose from {'/'.join(SINKS)}"
-        )
+        raise pytest.UsageError(f"--sinks: unknown or empty {unknown or sinks}; choose from {'/'.join(SINKS)}")
     if in_ci() and "postgres" not in sinks:
         raise pytest.UsageError("--sinks must include postgres under CI=true (the production target)")
     return list(dict.fromkeys(sinks))

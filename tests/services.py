@@ -3,9 +3,9 @@
 Plain Python with no pytest import, so the same helpers serve the fixtures in
 ``tests/conftest.py`` and anyone debugging by hand::
 
-    >>> from tests.services import PostgresServer, Azurite
-    >>> pg = PostgresServer.start(); print(pg.url); pg.stop()
-    >>> az = Azurite.start(); print(az.connection_string); az.stop()
+    from tests.services import PostgresServer, Azurite
+    pg = PostgresServer.start(); print(pg.url); pg.stop()
+    az = Azurite.start(); print(az.connection_string); az.stop()
 
 Both servers live in a fresh temporary directory that ``stop()`` removes. Every wait
 has a timeout, and every failure raises :class:`ServiceError` naming what failed,
@@ -243,9 +243,7 @@ class PostgresServer(PostgresAdmin):
         except subprocess.TimeoutExpired as exc:
             raise _failure(f"{what} did not finish within {timeout:.0f} s", self.log_file) from exc
         if proc.returncode != 0:
-            raise _failure(
-                f"{what} failed with exit code {proc.returncode}", self.log_file, proc.stdout + proc.stderr
-            )
+            raise _failure(f"{what} failed with exit code {proc.returncode}", self.log_file, proc.stdout + proc.stderr)
 
     def _initdb(self, timeout: float) -> None:
         """Create the cluster: superuser ``postgres``, UTF-8, no fsync.
@@ -416,9 +414,7 @@ class Azurite:
         ]
         with log.open("wb") as out:
             # cwd, not --location (which Azurite refuses beside --inMemoryPersistence), keeps strays in base
-            process = subprocess.Popen(
-                args, cwd=base, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
-            )
+            process = subprocess.Popen(args, cwd=base, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         server = cls(process, base, port, version)
         try:
             server._wait_ready(timeout)

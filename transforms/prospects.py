@@ -125,6 +125,4 @@ def transform(records: pl.LazyFrame, ctx: TransformContext) -> dict[str, pl.Lazy
     return {PROSPECTS.qualified: prospects}
 
 
-ENTITY = Entity(
-    name="prospects", record=RECORD, key=KEY, keys=keys, core=(PROSPECTS,), transform=transform, order=40
-)
+ENTITY = Entity(name="prospects", record=RECORD, key=KEY, keys=keys, core=(PROSPECTS,), transform=transform, order=40)

@@ -361,7 +361,9 @@ class SqlSink:
             self._ensure_indexes(shadow_table(table))
         self.commit()
         for table in entity.core:
-            self.execute(f"DROP TABLE IF EXISTS {qt(table)}", f"dropping the old {table.qualified} (views on it block this)")
+            self.execute(
+                f"DROP TABLE IF EXISTS {qt(table)}", f"dropping the old {table.qualified} (views on it block this)"
+            )
         schemas = sorted({t.schema for t in entity.core})
         for schema in schemas:
             for kind, name in self._shadow_relations(schema):
@@ -380,7 +382,9 @@ class SqlSink:
             ).to_pylist()
         ]
         if self.dialect.index_names_sql:
-            found += [("INDEX", r["name"]) for r in self.query(self.dialect.index_names_sql.format(schema=schema)).to_pylist()]
+            found += [
+                ("INDEX", r["name"]) for r in self.query(self.dialect.index_names_sql.format(schema=schema)).to_pylist()
+            ]
         return [(kind, name) for kind, name in found if SHADOW in name]
 
     def _ensure_partitions(self, table: Table, frame: pl.DataFrame) -> None:
@@ -473,7 +477,9 @@ class SqlSink:
                 self._ensure_partitions(table, frame)
                 self.ingest("_ef_core", _arrow(frame.select(table.column_names)))
                 self._upsert(table, "_ef_core", join_chg)
-                counts[declared.qualified] = Counts(inserted=new, updated=changed - new, unchanged=frame.height - changed)
+                counts[declared.qualified] = Counts(
+                    inserted=new, updated=changed - new, unchanged=frame.height - changed
+                )
         return counts
 
     def write_core(

@@ -44,9 +44,7 @@ def test_content_encoding_gzip_blob_is_refused_with_the_fix(az_env: LakeLocation
     container, blob = path.removeprefix("az://").split("/", 1)
     client = BlobServiceClient.from_connection_string(az_env.storage_options["connection_string"])
     data = gzip.compress("\n".join(json.dumps(entry(s, s)) for s in range(5)).encode())
-    client.get_blob_client(container, blob).upload_blob(
-        data, content_settings=ContentSettings(content_encoding="gzip")
-    )
+    client.get_blob_client(container, blob).upload_blob(data, content_settings=ContentSettings(content_encoding="gzip"))
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("EVO_FRAMES_")}}
     r = subprocess.run([sys.executable, "-m", "evo_frames", "run", "-e", "entries", "--lake", az_env.url,
                         "--target", target_url], capture_output=True, text=True, env=env, timeout=120)  # fmt: skip

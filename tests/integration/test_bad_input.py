@@ -121,7 +121,7 @@ def test_max_bad_ratio_exits_3_after_loading(tmp_path: Path, target_url: str) ->
 
 
 def test_reject_holding_nul_bytes_is_stored(tmp_path: Path, target_url: str) -> None:
-    write_bronze(str(tmp_path), "entries", R1, [line(entry(1, 1)), b"{\"a\": \"\x00\xff\"}"])
+    write_bronze(str(tmp_path), "entries", R1, [line(entry(1, 1)), b'{"a": "\x00\xff"}'])
     s = load(tmp_path, target_url)
     assert (s.rows_loaded, s.rejects) == (1, 1)
     raw = rows(target_url, "SELECT raw FROM evo_meta.rejects")[0]["raw"]

@@ -59,12 +59,16 @@ def count(target: str, table: str) -> int:
 
 def test_members_children_follow_the_latest_parent(tmp_path: Path, target_url: str) -> None:
     lake = str(tmp_path)
-    write_bronze(lake, "members", R1, [member(1), member(2), member(3, memberships=None)], name="2023-02_part-00001.jsonl.gz")
+    write_bronze(
+        lake, "members", R1, [member(1), member(2), member(3, memberships=None)], name="2023-02_part-00001.jsonl.gz"
+    )
     s = load(lake, target_url, "members")
     assert s.rows_loaded == 3
     assert (count(target_url, "core.evo_members"), count(target_url, "core.evo_member_memberships"),
             count(target_url, "core.evo_member_contacts")) == (3, 6, 9)  # fmt: skip
-    got = rows(target_url, "SELECT email, cellphone, full_name, access_blocked FROM core.evo_members WHERE member_id = 1")
+    got = rows(
+        target_url, "SELECT email, cellphone, full_name, access_blocked FROM core.evo_members WHERE member_id = 1"
+    )
     assert got == [{"email": "ana@example.com", "cellphone": "(11) 98765-4321", "full_name": "Ana Souza",
                     "access_blocked": False}]  # fmt: skip
 

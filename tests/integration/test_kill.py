@@ -46,7 +46,9 @@ def snapshot(target: str) -> dict[str, object]:
 
 
 @pytest.mark.slow
-def test_kill_anywhere_then_rerun_equals_clean_run(tmp_path: Path, target_url: str, request: pytest.FixtureRequest) -> None:
+def test_kill_anywhere_then_rerun_equals_clean_run(
+    tmp_path: Path, target_url: str, request: pytest.FixtureRequest
+) -> None:
     lake = tmp_path / "lake"
     make_lake(lake)
     if target_url.startswith("duckdb"):
@@ -61,7 +63,9 @@ def test_kill_anywhere_then_rerun_equals_clean_run(tmp_path: Path, target_url: s
 
     kills = 0
     for delay in (1.5, 2.5, 3.0, 3.5, 4.5):
-        proc = subprocess.Popen(command(lake, target_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            command(lake, target_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+        )
         time.sleep(delay)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)

@@ -26,7 +26,9 @@ def entry(second: int, member: int, name: str = "Ana", **extra: object) -> dict[
 
 
 def core_names(target: str) -> dict[int, str]:
-    return {r["member_id"]: r["member_name"] for r in rows(target, "SELECT member_id, member_name FROM core.evo_entries")}
+    return {
+        r["member_id"]: r["member_name"] for r in rows(target, "SELECT member_id, member_name FROM core.evo_entries")
+    }
 
 
 def test_rerun_loads_nothing_twice(tmp_path: Path, target_url: str) -> None:

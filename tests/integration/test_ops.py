@@ -42,5 +42,8 @@ def test_status_optimize_transform(tmp_path: Path, target_url: str) -> None:
     assert full.returncode == 0, full.stderr
     assert json.loads(full.stdout)["tables"]["core.evo_entries"]["inserted"] == 20
     assert rows(target_url, "SELECT entry_id, member_name FROM core.evo_entries ORDER BY 1") == before
-    leftovers = rows(target_url, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'core' AND table_name LIKE '%shadow%'")
+    leftovers = rows(
+        target_url,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'core' AND table_name LIKE '%shadow%'",
+    )
     assert leftovers == []

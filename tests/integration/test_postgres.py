@@ -49,8 +49,10 @@ def test_connection_failures_are_one_clear_line(pg_url: str, tmp_path: Path) -> 
 def test_init_is_idempotent_and_upgrades_old_layout(pg_url: str, tmp_path: Path) -> None:
     with sink_for(pg_url) as sink:
         sink.execute("CREATE SCHEMA core")
-        sink.execute("CREATE TABLE core.evo_entries (entry_id BIGINT, entry_date TIMESTAMPTZ, "
-                     "member_id BIGINT, PRIMARY KEY (entry_id, entry_date))")
+        sink.execute(
+            "CREATE TABLE core.evo_entries (entry_id BIGINT, entry_date TIMESTAMPTZ, "
+            "member_id BIGINT, PRIMARY KEY (entry_id, entry_date))"
+        )
         sink.execute("INSERT INTO core.evo_entries VALUES (1, now(), 5)")
         sink.commit()
     r = cli("init", "--target", pg_url, cwd=tmp_path)
@@ -66,12 +68,21 @@ def test_partitions_are_created_on_demand(pg_url: str, tmp_path: Path) -> None:
     write_bronze(str(tmp_path), "entries", R1, odd)
     s = load(tmp_path, pg_url)
     assert s.rows_loaded == 3
-    parts = rows(pg_url, "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                         "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'evo_entries' ORDER BY 1")
+    parts = rows(
+        pg_url,
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'evo_entries' ORDER BY 1",
+    )
     # 1999-12-31 23:30 in São Paulo is 2000-01-01 01:30 UTC: the partition follows the stored instant
     assert [p["relname"] for p in parts] == ["evo_entries_p2000_01", "evo_entries_p2025_11", "evo_entries_p2031_02"]
-    assert scalar(pg_url, "SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent "
-                          "WHERE p.relname IN ('entries_raw', 'evo_entries') AND p.relkind = 'p'") == 6
+    assert (
+        scalar(
+            pg_url,
+            "SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent "
+            "WHERE p.relname IN ('entries_raw', 'evo_entries') AND p.relkind = 'p'",
+        )
+        == 6
+    )
     assert not rows(pg_url, "SELECT 1 FROM pg_partitioned_table pt JOIN pg_class c ON c.oid = pt.partdefid")
 
 
@@ -80,8 +91,11 @@ def _tuple_stats(pg_url: str) -> dict[str, tuple[int, int]]:
         sink.execute("SELECT pg_stat_force_next_flush()")
         sink.commit()
     time.sleep(0.6)  # the statistics collector publishes with a short delay
-    got = rows(pg_url, "SELECT schemaname || '.' || relname AS t, n_tup_upd, n_dead_tup FROM pg_stat_user_tables "
-                       "WHERE schemaname IN ('stg_evo', 'core')")
+    got = rows(
+        pg_url,
+        "SELECT schemaname || '.' || relname AS t, n_tup_upd, n_dead_tup FROM pg_stat_user_tables "
+        "WHERE schemaname IN ('stg_evo', 'core')",
+    )
     return {r["t"]: (r["n_tup_upd"], r["n_dead_tup"]) for r in got}
 
 

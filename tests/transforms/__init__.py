@@ -17,9 +17,7 @@ import polars as pl
 from evo_frames.spec import Entity, Table, TransformContext
 
 RUN_ID = "20260111T031522Z"
-SOURCE_FILE = (
-    "bronze/evo/entity=x/ingestion_date=2026-01-11/run_id=20260111T031522Z/2025-02_part-00001.jsonl.gz"
-)
+SOURCE_FILE = "bronze/evo/entity=x/ingestion_date=2026-01-11/run_id=20260111T031522Z/2025-02_part-00001.jsonl.gz"
 CTX = TransformContext()  # America/Sao_Paulo
 
 Record = Mapping[str, Any] | str

@@ -74,8 +74,10 @@ def test_entry_date_in_source_time_zone() -> None:
         dt.datetime(2025, 11, 3, 9, 41, 17, tzinfo=dt.UTC),
         dt.datetime(2025, 11, 3, 9, 41, 17, 500000, tzinfo=dt.UTC),
     ]
-    other = ENTITY.keys(keyed([{"date": "2025-11-03T06:41:17"}]).drop("entry_id", "entry_date", "_key_error").lazy(),
-                        TransformContext(source_timezone="UTC")).collect()
+    other = ENTITY.keys(
+        keyed([{"date": "2025-11-03T06:41:17"}]).drop("entry_id", "entry_date", "_key_error").lazy(),
+        TransformContext(source_timezone="UTC"),
+    ).collect()
     assert other["entry_date"][0] == dt.datetime(2025, 11, 3, 6, 41, 17, tzinfo=dt.UTC)
 
 

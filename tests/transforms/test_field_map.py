@@ -69,13 +69,11 @@ ALLOWED: dict[str, dict[Path, frozenset[str]]] = {
             " allowLesMills allowsCancellationByApp"
         ),
         ("memberships", "freezes"): _keys(
-            "idFreeze idEmployee daysFreeze startSuspend endSuspend unlockDate reason"
-            " flUseMembershipFreezeDays"
+            "idFreeze idEmployee daysFreeze startSuspend endSuspend unlockDate reason flUseMembershipFreezeDays"
         ),
         ("memberships", "sessions"): _keys("idSession expirationDate flBonusSession"),
         ("responsibles",): _keys(
-            "idResponsible idMember idMemberResponsible name cpf email phone observation acessFiti"
-            " financialResponsible"
+            "idResponsible idMember idMemberResponsible name cpf email phone observation acessFiti financialResponsible"
         ),
     },
     "sales": {
@@ -110,8 +108,7 @@ ALLOWED: dict[str, dict[Path, frozenset[str]]] = {
             "invoiceNumber issuedAmount status sendDate canceledDate urlPdf idInvoiceType invoiceType"
         ),
         ("receivables", "creditDetails"): _keys(
-            "idCredit idCancelationCredit idBranchOrigin ammount branchDocument idSaleOrigin"
-            " idReceivableOrigin"
+            "idCredit idCancelationCredit idBranchOrigin ammount branchDocument idSaleOrigin idReceivableOrigin"
         ),
     },
     "entries": {
@@ -182,9 +179,7 @@ def test_record_reads_only_reference_keys(name: str) -> None:
     assert name in ALLOWED, f"entity {name!r} has no reference key list here: add it to ALLOWED"
     allowed = ALLOWED[name]
     unknown = [
-        ".".join(path)
-        for path, _ in _fields(ENTITIES[name].record)
-        if path[-1] not in allowed.get(path[:-1], ())
+        ".".join(path) for path, _ in _fields(ENTITIES[name].record) if path[-1] not in allowed.get(path[:-1], ())
     ]
     assert not unknown, f"{name}: RECORD reads keys the reference does not define: {unknown}"
 
@@ -233,6 +228,4 @@ def test_every_record_leaf_is_used(name: str) -> None:
         without = _outputs(entity, {**anchors, leaf: None}) if leaf in anchors else baseline
         if all(_outputs(entity, {**anchors, leaf: probe}) == without for probe in PROBES):
             unused.append(".".join(leaf))
-    assert not unused, (
-        f"{name}: RECORD leaves no CORE column depends on (use them or list them in RAW_ONLY): {unused}"
-    )
+    assert not unused, f"{name}: RECORD leaves no CORE column depends on (use them or list them in RAW_ONLY): {unused}"

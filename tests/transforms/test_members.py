@@ -294,9 +294,7 @@ def test_bad_values_become_null() -> None:
 
 
 def test_flags_parse_true_false_and_default_false() -> None:
-    records = [
-        {"idMember": i, "penalized": v} for i, v in enumerate([True, "TRUE", 1, "0", False, None, ""], 1)
-    ]
+    records = [{"idMember": i, "penalized": v} for i, v in enumerate([True, "TRUE", 1, "0", False, None, ""], 1)]
     assert column(load(ENTITY, records)["evo_members"], "penalized") == [True] * 3 + [False] * 4
 
 
@@ -407,9 +405,7 @@ def test_contact_keys_are_stable_and_unique() -> None:
     assert column(first, "phone_id") == [77, None, None, None]
     assert column(first, "ddi") == [None, None, "1", None]
     # the key depends on what the contact says, not on where it sits in the list
-    moved = load(ENTITY, [{"idMember": 5, "contacts": list(reversed(rec["contacts"]))}])[
-        "evo_member_contacts"
-    ]
+    moved = load(ENTITY, [{"idMember": 5, "contacts": list(reversed(rec["contacts"]))}])["evo_member_contacts"]
     assert sorted(column(moved, "contact_key")) == sorted(keys)
 
 
@@ -483,9 +479,7 @@ def test_membership_fallbacks_and_json_columns() -> None:
                     },
                     None,
                 ],
-                "sessions": [
-                    {"idSession": "x", "expirationDate": "2025-04-01T00:00:00", "flBonusSession": False}
-                ],
+                "sessions": [{"idSession": "x", "expirationDate": "2025-04-01T00:00:00", "flBonusSession": False}],
             },
             {
                 "idMemberMembership": 11,

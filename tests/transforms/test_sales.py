@@ -279,9 +279,7 @@ def test_blank_and_bad_values_become_null() -> None:
                 "flSwimming": "",
             }
         ],
-        "receivables": [
-            {"idReceivable": 1, "dueDate": "", "ammount": "NaN?", "totalInstallments": 2.5, "nsu": " "}
-        ],
+        "receivables": [{"idReceivable": 1, "dueDate": "", "ammount": "NaN?", "totalInstallments": 2.5, "nsu": " "}],
     }
     out = load(ENTITY, [rec])
     sale = row(out["evo_sales"])
@@ -325,9 +323,7 @@ def test_time_zone_and_money_rounding() -> None:
         "idSale": 1,
         "saleDate": "2025-02-14T10:25:00",
         "saleDateServer": "2025-02-14T13:25:03Z",
-        "receivables": [
-            {"idReceivable": 1, "ammount": 79.999, "ammountPaid": "0.004", "dueDate": "2025-02-14"}
-        ],
+        "receivables": [{"idReceivable": 1, "ammount": 79.999, "ammountPaid": "0.004", "dueDate": "2025-02-14"}],
         "saleItens": [{"idSaleItem": 1, "discount": -10.126, "tax": "1.5e1"}],
     }
     out = load(ENTITY, [rec])

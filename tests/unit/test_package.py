@@ -37,9 +37,7 @@ def test_transforms_do_no_io_collect_or_row_loops() -> None:
     banned = {"collect", "collect_all", "map_elements", "iter_rows", "rows", "to_list", "read_ndjson", "scan_ndjson"}
     for path in (ROOT / "transforms").glob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        calls = {
-            n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-        }
+        calls = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
         assert not calls & banned, f"{path.name} calls {sorted(calls & banned)}"
         assert "open(" not in path.read_text(encoding="utf-8"), f"{path.name} opens files"
 
