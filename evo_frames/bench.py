@@ -9,6 +9,8 @@ stage's alone:
 - ``first load``: ``run`` of run 1 into an empty target, STG and CORE in one pass;
 - ``reload``: ``run`` of run 2 (mostly unchanged records);
 - ``transform``: ``transform --full-refresh`` (STG → CORE);
+- ``one file`` (``--one-file``): run 1 again, concatenated into a single multi-member gzip
+  file, into another empty target: peak memory must not grow with the file;
 - ``psql \\copy`` (PostgreSQL only): the reference, the distinct records of run 1 as pre-decoded
   CSV into one table with a primary key and a JSONB column.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import gzip
 import json
 import os
 import secrets
@@ -111,10 +114,10 @@ def _cli(*args: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def _bench_target(target: str, workdir: Path) -> Iterator[str]:
+def _bench_target(target: str, workdir: Path, label: str = "bench") -> Iterator[str]:
     """A fresh database for the bench: a new PostgreSQL database (dropped after) or a DuckDB file."""
     if target.startswith("duckdb:"):
-        yield f"duckdb:///{workdir / 'bench.duckdb'}"
+        yield f"duckdb://{workdir / label}.duckdb"
         return
     name = f"evo_frames_bench_{secrets.token_hex(4)}"
     with open_sink(target, memory_limit="1GB", connect_timeout=10, statement_timeout=600) as admin, admin.autocommit():
@@ -192,7 +195,23 @@ def _stage_from_run(name: str, args: list[str]) -> Stage:
     return Stage(name, int(report["lines_read"]), seconds, rss)
 
 
-def bench_entity(entity: str, records: int, target: str, workdir: Path, seed: int = 0) -> EntityBench:
+def _one_file_lake(lake: str, entity: str, run_id: str, workdir: Path) -> str:
+    """A lake holding the run's parts concatenated into one multi-member gzip file."""
+    parts = [f for f in list_files(lake, entity)[0] if f.run_id == run_id]
+    one = workdir / "one-file-lake"
+    target = Path(parts[0].path.replace(lake, str(one), 1)).with_name("part-00001.jsonl.gz")
+    target.parent.mkdir(parents=True)
+    with target.open("wb") as out:
+        for i, part in enumerate(parts):
+            if i:  # parts end without a newline: a one-byte gzip member keeps lines apart
+                out.write(gzip.compress(b"\n", mtime=0))
+            out.write(Path(part.path).read_bytes())
+    return str(one)
+
+
+def bench_entity(
+    entity: str, records: int, target: str, workdir: Path, seed: int = 0, one_file: bool = False
+) -> EntityBench:
     """Measure every stage for one entity; see the module docstring."""
     lake = str(workdir / "lake")
     made = generate(lake, entity, records, seed=seed, runs=2, resend_share=1.0)
@@ -222,10 +241,17 @@ def bench_entity(entity: str, records: int, target: str, workdir: Path, seed: in
             ref = _reference_copy(url, entity, lake, run1, workdir)
             result.stages.append(ref)
             result.ratios["first load / psql \\copy"] = round(first.records_per_s / ref.records_per_s, 2)
+    if one_file:
+        single = _one_file_lake(lake, entity, run1, workdir)
+        with _bench_target(target, workdir, "one-file") as url:
+            args = _cli("run", "--entity", entity, "--lake", single, "--target", url, "--json")
+            result.stages.append(_stage_from_run("first load, run 1 as one file", args))
     return result
 
 
-def bench(target: str, records: int, entities: tuple[str, ...], seed: int = 0) -> dict[str, Any]:
+def bench(
+    target: str, records: int, entities: tuple[str, ...], seed: int = 0, one_file: bool = False
+) -> dict[str, Any]:
     """Run :func:`bench_entity` for each entity in a temporary folder removed afterwards."""
     shown = describe(target) if target.startswith("postgres") else target
     out: dict[str, Any] = {"target": shown, "records": records, "cpus": os.cpu_count(), "entities": []}
@@ -233,7 +259,7 @@ def bench(target: str, records: int, entities: tuple[str, ...], seed: int = 0) -
         for entity in entities:
             workdir = Path(tmp) / entity
             workdir.mkdir()
-            r = bench_entity(entity, records, target, workdir, seed)
+            r = bench_entity(entity, records, target, workdir, seed, one_file)
             out["entities"].append(
                 {
                     "entity": r.entity,

@@ -334,6 +334,9 @@ def bench(
     entity: Annotated[
         list[str] | None, typer.Option("--entity", "-e", help="Entity to measure; repeatable [entries, members].")
     ] = None,
+    one_file: Annotated[
+        bool, typer.Option("--one-file", help="Also load run 1 as one big file, to show memory stays flat.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure records/s and peak memory per stage on generated bronze.
@@ -347,7 +350,7 @@ def bench(
     names = tuple(entity or ("entries", "members"))
     for name in names:
         _one_entity(name)
-    report = run_bench(target or "duckdb:bench.duckdb", records, names)
+    report = run_bench(target or "duckdb:bench.duckdb", records, names, one_file=one_file)
     _emit(report, as_json, format_report(report))
 
 

@@ -1,0 +1,46 @@
+"""`evo-frames bench` runs end to end and reports every stage (figures are printed, never asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def bench(*args: str) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVO_FRAMES_")}
+    r = subprocess.run([sys.executable, "-m", "evo_frames", "bench", "-n", "300", "--json", *args],
+                       capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def stages(report: dict[str, object]) -> dict[str, dict[str, float]]:
+    (entity,) = report["entities"]  # type: ignore[misc]
+    return {s["name"]: s for s in entity["stages"]}
+
+
+def test_bench_duckdb_with_one_file() -> None:
+    got = stages(bench("-e", "entries", "--one-file"))
+    assert set(got) == {
+        "decode (1 core, no database)", "first load (STG + CORE)", "reload, mostly unchanged",
+        "transform --full-refresh", "first load, run 1 as one file",
+    }  # fmt: skip
+    assert all(s["records"] > 0 and s["seconds"] > 0 and s["peak_rss_mb"] > 0 for s in got.values())
+    assert got["first load, run 1 as one file"]["records"] == got["first load (STG + CORE)"]["records"]
+
+
+@pytest.mark.postgres
+def test_bench_postgres_has_the_copy_reference_and_cleans_up(pg_server: object) -> None:
+    admin = pg_server.url  # type: ignore[attr-defined]
+    report = bench("-e", "members", "--target", admin)
+    got = stages(report)
+    assert got["psql \\copy (reference)"]["records"] == 300
+    assert "first load / psql \\copy" in report["entities"][0]["ratios"]  # type: ignore[index]
+    from tests.helpers import rows
+
+    left = rows(admin, "SELECT datname FROM pg_database WHERE datname LIKE 'evo_frames_bench_%'")
+    assert left == []
