@@ -436,7 +436,7 @@ class SqlSink:
         counts[stg_t.qualified] = Counts(inserted=new, updated=changed - new, unchanged=stg.height - changed)
         if changed:
             join_chg = " AND ".join(f"c.{q(k)} = s.{q(k)}" for k in keys)
-            self._upsert(stg_t, "_ef_stg", join_chg)
+            self._upsert(stg_t, "_ef_stg", join_chg, new=new, changed=changed)
         counts.update(self._write_core(entity, entity.core, core, changed=changed, new=new))
         return counts
 
@@ -476,7 +476,7 @@ class SqlSink:
             else:
                 self._ensure_partitions(table, frame)
                 self.ingest("_ef_core", _arrow(frame.select(table.column_names)))
-                self._upsert(table, "_ef_core", join_chg)
+                self._upsert(table, "_ef_core", join_chg, new=new, changed=changed)
                 counts[declared.qualified] = Counts(
                     inserted=new, updated=changed - new, unchanged=frame.height - changed
                 )
@@ -511,16 +511,29 @@ class SqlSink:
         changed, new = self._changed_counts()
         return self._write_core(entity, tables, core, changed=changed, new=new)
 
-    def _upsert(self, table: Table, stage: str, join_chg: str) -> int:
-        cols = [*table.column_names, *MANAGED]
+    def _upsert(self, table: Table, stage: str, join_chg: str, *, new: int | None = None, changed: int = 0) -> int:
+        """Write the staged rows of the keys in ``_ef_changed`` into ``table``.
+
+        With ``new``/``changed`` counts (the table's own key is the entity key), rows of new keys
+        go in by plain INSERT, which skips the speculative insertion ON CONFLICT costs, and only
+        the changed ones take the upsert. Without them every row is upserted.
+        """
+        cols = ", ".join(q(c) for c in (*table.column_names, *MANAGED))
+        select = f"SELECT {self._select_casts(table)}, now(), now() FROM {stage} s JOIN _ef_changed c ON {join_chg}"
         updates = [c for c in table.column_names if c not in table.primary_key] + ["_updated_at"]
         set_sql = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in updates)
-        return self.execute(
-            f"INSERT INTO {qt(table)} ({', '.join(q(c) for c in cols)}) "
-            f"SELECT {self._select_casts(table)}, now(), now() FROM {stage} s JOIN _ef_changed c ON {join_chg} "
-            f"ON CONFLICT ({', '.join(q(k) for k in table.primary_key)}) DO UPDATE SET {set_sql}",
-            f"upserting {table.qualified}",
-        )
+        conflict = f"ON CONFLICT ({', '.join(q(k) for k in table.primary_key)}) DO UPDATE SET {set_sql}"
+        what = f"upserting {table.qualified}"
+        if new is None:
+            return self.execute(f"INSERT INTO {qt(table)} ({cols}) {select} {conflict}", what)
+        written = 0
+        if new:
+            written += self.execute(
+                f"INSERT INTO {qt(table)} ({cols}) {select} WHERE c._is_new", f"inserting {table.qualified}"
+            )
+        if changed > new:
+            written += self.execute(f"INSERT INTO {qt(table)} ({cols}) {select} WHERE NOT c._is_new {conflict}", what)
+        return written
 
     def _replace_children(self, table: Table, frame: pl.DataFrame, keys: Sequence[str]) -> Counts:
         match = " AND ".join(f"c.{q(k)} = x.{q(p)}" for k, p in zip(keys, table.parent_key, strict=True))
