@@ -125,14 +125,17 @@ def _root(
 
 
 def _format_summary(s: Any) -> str:
-    lines = [
-        f"{s.entity} -> {s.target}",
-        f"  files: {s.files_found} found, {s.files_skipped} already loaded, {s.files_loaded} loaded"
-        + (f", {len(s.files_partial)} partial (truncated gzip)" if s.files_partial else ""),
-        f"  lines: {s.lines_read} read, {s.rows_loaded} loaded, {s.duplicates} duplicates, {s.rejects} rejected",
-    ]
-    if s.files_loaded == 0 and s.lines_read == 0:
-        lines.append("  nothing new: every file is already loaded, no row changed")
+    lines = [f"{s.entity} -> {s.target}"]
+    if s.source == "stg":
+        lines.append(f"  rows: {s.lines_read} read from STG, {s.rows_loaded} transformed")
+    else:
+        lines += [
+            f"  files: {s.files_found} found, {s.files_skipped} already loaded, {s.files_loaded} loaded"
+            + (f", {len(s.files_partial)} partial (truncated gzip)" if s.files_partial else ""),
+            f"  lines: {s.lines_read} read, {s.rows_loaded} loaded, {s.duplicates} duplicates, {s.rejects} rejected",
+        ]
+        if s.files_loaded == 0:
+            lines.append("  nothing new: every file is already loaded, no row changed")
     for table, c in s.tables.items():
         extra = f", {c.deleted} deleted" if c.deleted else ""
         lines.append(f"  {table}: {c.inserted} inserted, {c.updated} updated, {c.unchanged} unchanged{extra}")
@@ -173,7 +176,11 @@ def run(
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Load bronze files not yet loaded into STG and CORE (exit 3 if rejects exceed --max-bad-ratio)."""
+    """Load new bronze files into STG and CORE.
+
+    Files already in evo_meta.files (same path, size and etag) are skipped. Exits 3 when the
+    share of rejected lines exceeds --max-bad-ratio, after loading everything else.
+    """
     from .api import run as run_load
 
     if run_id and all_runs:
@@ -214,7 +221,7 @@ def transform(
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Re-derive CORE from STG without reading the lake.
+    """Rebuild CORE from STG, without the lake.
 
     Incremental by default: only records whose CORE row is missing or older than STG.
     """
@@ -230,7 +237,10 @@ def transform(
 
 @app.command()
 def init(target: TargetOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Create or upgrade schemas, tables and indexes (idempotent, never drops anything)."""
+    """Create or upgrade schemas, tables and indexes.
+
+    Idempotent and non-destructive: an older layout gains its missing columns.
+    """
     from .registry import discover
 
     settings = _settings(config, target=target)
@@ -253,7 +263,10 @@ def synth(
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write realistic sample bronze (deterministic) for one or all entities."""
+    """Write realistic sample bronze into the lake.
+
+    Deterministic: the same options give the same bytes. Existing runs are never overwritten.
+    """
     from .api import synth as run_synth
 
     settings = _settings(config, lake=lake)
@@ -285,7 +298,11 @@ def status(
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Progress per entity: files in the lake vs loaded, rows per table, rejects, last runs."""
+    """Show load progress, rows, rejects and sizes.
+
+    Per entity: files in the lake vs loaded, rows per table, rejects, the last load, and on
+    PostgreSQL table sizes and dead rows.
+    """
     from .ops import status as get_status
 
     settings = _settings(config, target=target, lake=lake)
@@ -310,7 +327,7 @@ def optimize(
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Maintenance of the STG and CORE tables: statistics, dead rows, indexes."""
+    """Maintain the tables: statistics, dead rows, indexes."""
     from .ops import optimize as run_optimize
 
     actions = [a for a, on in (("analyze", analyze), ("vacuum", vacuum), ("reindex", reindex)) if on] or ["analyze"]
@@ -339,7 +356,7 @@ def bench(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Measure records/s and peak memory per stage on generated bronze.
+    """Measure records/s and peak memory per stage.
 
     Stages: decode on one core, first load, reload of mostly unchanged records, transform
     --full-refresh, and on PostgreSQL the psql \\copy reference with the ratios.

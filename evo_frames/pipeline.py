@@ -75,6 +75,8 @@ class Summary:
     entity: str
     target: str
     load_id: str
+    #: ``lake`` for ``run``; ``stg`` for ``transform``, which reads STG rows instead of files
+    source: str = "lake"
     files_found: int = 0
     files_skipped: int = 0
     files_loaded: int = 0
@@ -101,6 +103,7 @@ class Summary:
             "entity": self.entity,
             "target": self.target,
             "load_id": self.load_id,
+            "source": self.source,
             "files": {
                 "found": self.files_found,
                 "skipped_already_loaded": self.files_skipped,
@@ -555,7 +558,7 @@ def transform_entity(sink: SqlSink, entity: Entity, settings: Settings, *, load_
     ``full_refresh``: rebuild every CORE table of the entity into a shadow table, index it once,
     and swap it in atomically, so readers never see an empty table.
     """
-    summary = Summary(entity=entity.name, target=sink.display, load_id=load_id)
+    summary = Summary(entity=entity.name, target=sink.display, load_id=load_id, source="stg")
     started = time.perf_counter()
     sink.ensure_tables([entity])
     ctx = TransformContext(source_timezone=settings.source_timezone)
