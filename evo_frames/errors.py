@@ -5,6 +5,7 @@
     EvoFramesError                 every error of ours; the CLI prints its message, exit 1
     ├── ConfigError                bad configuration or usage (exit 2)
     ├── SourceError                the lake: listing, reading, layout
+    │   └── TransientSourceError   a network or storage hiccup: retry (also inherits Transient)
     ├── TransformError             a transform module or its declarations
     └── SinkError                  the target database
         └── TransientSinkError     worth retrying after reconnecting (also inherits Transient)
@@ -48,6 +49,10 @@ class Transient:
 
 class TransientSinkError(SinkError, Transient):
     """A failover, lost connection, deadlock or serialization failure: retry the whole batch."""
+
+
+class TransientSourceError(SourceError, Transient):
+    """Reading the lake failed for a reason that may pass (timeout, reset connection, 5xx)."""
 
 
 class MissingDependencyError(EvoFramesError):

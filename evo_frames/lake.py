@@ -12,15 +12,16 @@ extractor are expected and ignored.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import fsspec
 
-from .errors import ConfigError, SourceError
+from .errors import ConfigError, SourceError, TransientSourceError
 
 _SEGMENT = re.compile(
     r"entity=(?P<entity>[a-z_]+)/ingestion_date=(?P<date>\d{4}-\d{2}-\d{2})/run_id=(?P<run>\d{8}T\d{6}Z)/"
@@ -156,6 +157,31 @@ def select_files(
             continue
         chosen.append(f)
     return chosen, skipped
+
+
+#: errors of the storage clients that a retry may get past
+_TRANSIENT_NAMES = frozenset(
+    {"ServiceRequestError", "ServiceResponseError", "ClientConnectionError", "ServerDisconnectedError",
+     "ClientPayloadError", "ServerTimeoutError"}
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def reading(path: str) -> Iterator[None]:
+    """Turn network and storage hiccups while reading ``path`` into :class:`TransientSourceError`.
+
+    Connection resets, timeouts and the Azure/aiohttp transport errors are retried with the
+    batch; anything else (a missing file, bad credentials) is permanent.
+    """
+    try:
+        yield
+    except Exception as e:
+        transient = isinstance(e, ConnectionError | TimeoutError) or any(
+            t.__name__ in _TRANSIENT_NAMES for t in type(e).__mro__
+        )
+        if transient:
+            raise TransientSourceError(f"reading {path} failed: {e}; retrying") from e
+        raise
 
 
 def open_file(path: str, storage_options: Mapping[str, Any] | None = None) -> Any:

@@ -142,7 +142,7 @@ def read_file(
     stats = FileStats()
 
     def pieces() -> Iterator[Piece]:
-        with lakes.open_file(file.path, options) as fh:
+        with lakes.reading(file.path), lakes.open_file(file.path, options) as fh:
             for lines, read_rejects in iter_lines(fh, stats=stats, chunk_lines=chunk_rows):
                 records, decode_rejects = decode(lines, entity.record)
                 lineage = records.with_columns(

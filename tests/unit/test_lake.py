@@ -78,3 +78,20 @@ def test_select_skips_loaded_and_reloads_changed(tmp_path: Path) -> None:
     assert select_files(files, loaded=loaded, run_id=old.run_id) == ([], 1)
     assert select_files(files, loaded={}, since=dt.date(2026, 1, 15))[0] == [new]
     assert select_files(files, loaded=loaded, reload=True)[0] == [old, new]
+
+
+def test_storage_hiccups_are_transient_and_missing_files_are_not() -> None:
+    from evo_frames.errors import SourceError, TransientSourceError
+    from evo_frames.lake import reading
+    from evo_frames.retry import is_transient
+
+    class ServiceResponseError(Exception):  # the name azure-core gives its transport failures
+        pass
+
+    for error in (ConnectionResetError("reset by peer"), TimeoutError("read timed out"), ServiceResponseError("503")):
+        with pytest.raises(TransientSourceError) as caught, reading("az://c/x.jsonl.gz"):
+            raise error
+        assert is_transient(caught.value) and "az://c/x.jsonl.gz" in str(caught.value)
+    with pytest.raises(FileNotFoundError), reading("az://c/x.jsonl.gz"):
+        raise FileNotFoundError("gone")
+    assert not is_transient(SourceError("layout"))
