@@ -27,6 +27,7 @@ import gzip
 import json
 import os
 import secrets
+import signal
 import shutil
 import subprocess
 import sys
@@ -253,6 +254,8 @@ def bench(
     target: str, records: int, entities: tuple[str, ...], seed: int = 0, one_file: bool = False
 ) -> dict[str, Any]:
     """Run :func:`bench_entity` for each entity in a temporary folder removed afterwards."""
+    # a terminated bench still drops its database and temporary files (finally blocks run)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     shown = describe(target) if target.startswith("postgres") else target
     out: dict[str, Any] = {"target": shown, "records": records, "cpus": os.cpu_count(), "entities": []}
     with tempfile.TemporaryDirectory(prefix="evo-frames-bench-") as tmp:
