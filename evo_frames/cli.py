@@ -274,13 +274,13 @@ def synth(
     where = f"{redact(settings.lake)}/{settings.lake_prefix}"
     _emit(
         [
-            {"entity": name, "runs": list(r.run_ids), "files": len(r.files), "records": r.records,
+            {"entity": name, "runs": list(r.run_ids), "files": _parts(r.files), "records": r.records,
              "distinct": r.distinct, "seconds": round(r.seconds, 2)} if r else {"entity": name, "skipped": True}
             for name, r in results.items()
         ],
         as_json,
         "\n".join(
-            f"{name}: {len(r.files)} files, {r.records} lines ({r.distinct} distinct) in {len(r.run_ids)} runs "
+            f"{name}: {_parts(r.files)} part files, {r.records} lines ({r.distinct} distinct) in {len(r.run_ids)} runs "
             f"under {where}, {r.seconds:.1f}s"
             if r
             else f"{name}: sample runs already under {where}/entity={name}; nothing written "
@@ -288,6 +288,10 @@ def synth(
             for name, r in results.items()
         ),
     )  # fmt: skip
+
+
+def _parts(files: tuple[str, ...]) -> int:
+    return sum(f.endswith(".jsonl.gz") for f in files)
 
 
 @app.command()
