@@ -27,8 +27,8 @@ import gzip
 import json
 import os
 import secrets
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
