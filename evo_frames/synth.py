@@ -161,6 +161,7 @@ def generate(
     storage_options: dict[str, str] | None = None,
     gzip_level: int = 6,
     start: datetime.datetime | None = None,
+    change_share: float = CHANGE_SHARE,
 ) -> SynthResult:
     """Write realistic bronze for one entity into a lake, deterministically.
 
@@ -171,6 +172,7 @@ def generate(
         seed: Seed of every value; the same arguments give byte-identical files.
         runs: Runs to write (at least 1), each later one a day or more after the previous.
         resend_share: Share of earlier records each later run sends again (0 to 1).
+        change_share: Share of the re-sent records whose content changed (0 to 1).
         prefix: Folder of the bronze tree inside the lake.
         storage_options: Options for ``fsspec.core.url_to_fs`` (e.g. an Azure connection string).
         gzip_level: gzip compression level, 0 to 9 (the reference extractor uses 9).
@@ -189,9 +191,11 @@ def generate(
     """
     began = time.perf_counter()
     _check_args(entity, records, runs, resend_share, gzip_level)
+    if not 0.0 <= change_share <= 1.0:
+        raise ValueError(f"change_share = {change_share!r} is out of range; use a share from 0 to 1")
     fs, root = fsspec.core.url_to_fs(lake, **(storage_options or {}))
     rng = _Rng(seed)
-    plan = _Plan.build(entity, records, runs, resend_share, _as_utc(start or DEFAULT_START), rng)
+    plan = _Plan.build(entity, records, runs, resend_share, _as_utc(start or DEFAULT_START), rng, change_share)
     ctx = _Context(
         _population(entity, records, _MEMBERS_PER_RECORD), _population(entity, records, _PROSPECTS_PER_RECORD)
     )
@@ -382,15 +386,23 @@ class _Grid:
 class _Plan:
     """Runs, the time line of record index -> local timestamp, and the window grid of an entity."""
 
-    def __init__(self, rng: _Rng, runs: list[_Run], segments: list[_Segment], grid: _Grid) -> None:
+    def __init__(self, rng: _Rng, runs: list[_Run], segments: list[_Segment], grid: _Grid, change_share: float) -> None:
         self.rng = rng
         self.runs = runs
         self.segments = segments
         self.grid = grid
+        self.change_share = change_share
 
     @classmethod
     def build(
-        cls, entity: str, records: int, runs: int, resend_share: float, start: datetime.datetime, rng: _Rng
+        cls,
+        entity: str,
+        records: int,
+        runs: int,
+        resend_share: float,
+        start: datetime.datetime,
+        rng: _Rng,
+        change_share: float = CHANGE_SHARE,
     ) -> _Plan:
         """Lay out the runs: the first holds `records`, each later one re-sends and adds."""
         end = _local_seconds(start)
@@ -418,7 +430,7 @@ class _Plan:
             grid = _Grid(_seconds_day(t0), 0)
         else:
             grid = _Grid(_HISTORY[entity], 1 if entity == "sales" else 3)
-        return cls(rng, plan_runs, segments, grid)
+        return cls(rng, plan_runs, segments, grid, change_share)
 
     def time_of(self, i: int) -> int:
         """Local epoch seconds of record `i`; the scalar twin of the `t` column of :meth:`base`."""
@@ -464,7 +476,7 @@ class _Plan:
         for r in self.runs[1 : run.number]:
             born = pl.when(i >= r.new).then(r.number).otherwise(born)
         for r in self.runs[1 : run.number]:
-            changed = (i >= r.lo) & (i < r.new) & self.rng.chance(f"record.change.{r.number}", CHANGE_SHARE, i)
+            changed = (i >= r.lo) & (i < r.new) & self.rng.chance(f"record.change.{r.number}", self.change_share, i)
             ver = pl.when(changed).then(r.number).otherwise(ver)
         ver_end: pl.Expr = pl.lit(self.runs[0].end, dtype=pl.Int64)
         for r in self.runs[1 : run.number]:

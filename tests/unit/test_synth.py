@@ -647,3 +647,21 @@ def test_bad_arguments_are_named(tmp_path: Path, kwargs: dict[str, Any], message
     with pytest.raises(ValueError, match=message):
         synth.generate(**args)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(("share", "low", "high"), [(0.0, 0.0, 0.0), (0.05, 0.01, 0.12), (1.0, 0.5, 1.0)])
+def test_change_share_sets_how_many_resent_records_differ(
+    tmp_path: Path, share: float, low: float, high: float
+) -> None:
+    # a change that already happened (a converted prospect) cannot happen again: 1.0 is an upper bound
+    result = synth.generate(str(tmp_path), "prospects", 600, runs=2, resend_share=1.0, change_share=share)
+    lines: dict[str, dict[int, str]] = {run: {} for run in result.run_ids}
+    for path in result.files:
+        if path.endswith(".jsonl.gz"):
+            run = re.search(r"run_id=(\w+)", path)[1]  # type: ignore[index]
+            for line in gzip.decompress(Path(path).read_bytes()).decode().split("\n"):
+                lines[run][json.loads(line)["idProspect"]] = line
+    first, second = (lines[r] for r in result.run_ids)
+    resent = [k for k in second if k in first]
+    differ = sum(first[k] != second[k] for k in resent) / len(resent)
+    assert len(resent) == 600 and low <= differ <= high
