@@ -1,7 +1,8 @@
 """``evo-frames bench``: measured records/s and peak memory of each stage, on generated bronze.
 
 For each entity it generates bronze with :mod:`evo_frames.synth` (run 1: ``records`` distinct
-records; run 2: re-sends them all, :data:`RELOAD_CHANGED` of them changed, plus 5 % new ones), then runs every stage as its own ``evo-frames`` process so that each peak RSS is that
+records; run 2: re-sends them all, :data:`RELOAD_CHANGED` of them changed, plus 5 % new ones),
+then runs every stage as its own ``evo-frames`` process so that each peak RSS is that
 stage's alone:
 
 - ``decode``: gunzip + JSON decode + keys + transforms of run 1 on one core, no database;
@@ -46,7 +47,6 @@ from .sinks import open_sink
 from .sinks.postgres import describe
 from .spec import TransformContext
 from .synth import generate
-
 
 #: share of the records run 2 re-sends with changed content: "mostly unchanged"
 RELOAD_CHANGED = 0.05
