@@ -33,7 +33,7 @@ import polars_hash as plh
 from . import lake as lakes
 from .config import Settings, storage_options
 from .errors import EvoFramesError, TransformError
-from .reader import REJECT_SCHEMA, FileStats, decode, iter_lines
+from .reader import CHUNK_BYTES, REJECT_SCHEMA, FileStats, decode, iter_lines
 from .retry import with_retries
 from .sinks import Counts, SqlSink
 from .sinks.sql import FILES
@@ -42,7 +42,7 @@ from .spec import CONTENT_HASH, Entity, TransformContext
 log = logging.getLogger("evo_frames")
 
 #: compressed bytes of bronze decoded ahead of the load (beyond ``workers`` files)
-PREFETCH_BYTES = 16 << 20
+PREFETCH_BYTES = 4 << 20
 
 #: order of "latest wins": later run, then later file, then later line
 ORDER = ("run_id", "_source_file", "_source_line")
@@ -57,6 +57,10 @@ class Piece:
     casts: dict[str, int]
     rejects: pl.DataFrame
     duplicates: int
+
+    @property
+    def raw_bytes(self) -> int:
+        return int(self.records["raw"].str.len_bytes().sum())
 
 
 @dataclass
@@ -185,14 +189,22 @@ def transform_records(
 
 
 class _Feed:
-    """One file decoded in a background thread into a small bounded queue."""
+    """One file decoded in a background thread into a small bounded queue.
+
+    ``slots`` bounds how many feeds decode at the same moment: a feed holds a slot only while it
+    builds a piece, never while it waits for the consumer, so waiting feeds cost only their
+    queued pieces and the decoding ones cannot block each other.
+    """
 
     _DONE = object()
 
-    def __init__(self, produce: Callable[[], tuple[Iterator[Piece], FileStats]]) -> None:
+    def __init__(
+        self, produce: Callable[[], tuple[Iterator[Piece], FileStats]], slots: threading.Semaphore
+    ) -> None:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
         self._cancel = threading.Event()
         self._produce = produce
+        self._slots = slots
         self.stats: FileStats | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -209,9 +221,11 @@ class _Feed:
     def _run(self) -> None:
         try:
             pieces, self.stats = self._produce()
-            for piece in pieces:
-                if not self._put(piece):
-                    return
+            while True:
+                with self._slots:
+                    piece = next(pieces, None)
+                if piece is None or not self._put(piece):
+                    break
             self._put(self._DONE)
         except BaseException as e:  # handed to the consumer, which raises it in its own thread
             self._put(e)
@@ -318,7 +332,8 @@ class Loader:
 
     def load(self, files: Sequence[lakes.BronzeFile]) -> None:
         size = self.settings.batch_size
-        prefetch = _Prefetcher(files, lambda f: _Feed(lambda: self._read(f)), self.settings.workers)
+        slots = threading.Semaphore(self.settings.workers)
+        prefetch = _Prefetcher(files, lambda f: _Feed(lambda: self._read(f), slots), self.settings.workers)
         try:
             for start in range(0, len(files), size):
                 batch = list(files[start : start + size])
@@ -357,7 +372,7 @@ class Loader:
             outcomes: list[FileOutcome] = []
             rejects: list[pl.DataFrame] = []
             pending: list[Piece] = []
-            pending_rows = 0
+            pending_rows = pending_bytes = 0
             table_counts: dict[str, Counts] = defaultdict(Counts)
             casts: dict[str, int] = defaultdict(int)
             dups: dict[str, int] = defaultdict(int)
@@ -370,9 +385,10 @@ class Loader:
                     if piece.records.height:
                         pending.append(piece)
                         pending_rows += piece.records.height
-                    if pending_rows >= self.settings.chunk_rows:
+                        pending_bytes += piece.raw_bytes
+                    if pending_rows >= self.settings.chunk_rows or pending_bytes >= CHUNK_BYTES:
                         self._flush(pending, table_counts, casts, dups)
-                        pending, pending_rows = [], 0
+                        pending, pending_rows, pending_bytes = [], 0, 0
                 stats = holder.stats if isinstance(holder, _Feed) else holder
                 outcomes.insert(outcome_index, FileOutcome(file=file, stats=stats))
             if pending:

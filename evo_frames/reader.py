@@ -70,6 +70,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = [
+    "CHUNK_BYTES",
     "MAX_LINE_BYTES",
     "MAX_REJECT_RAW",
     "REJECT_SCHEMA",
@@ -79,6 +80,7 @@ __all__ = [
 ]
 
 MAX_REJECT_RAW = 65536  # bytes of a rejected line kept in evo_meta.rejects; raw_length keeps the full length
+CHUNK_BYTES = 32 << 20  # text per chunk at most, whatever chunk_lines says (large nested records)
 MAX_LINE_BYTES = 256 << 20  # a longer line is rejected and skipped instead of being buffered whole
 
 REJECT_SCHEMA = {
@@ -143,6 +145,7 @@ def iter_lines(
     chunk_lines: int = 100_000,
     read_bytes: int = 4 << 20,
     max_line_bytes: int = MAX_LINE_BYTES,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
     """Stream the lines of a gzipped or plain UTF-8 JSON-lines file.
 
@@ -150,6 +153,7 @@ def iter_lines(
         fileobj: binary file object positioned at the start of the file; only ``read(n)`` is used.
         stats: counters updated while reading (final once the iterator is exhausted).
         chunk_lines: most lines per yielded frame.
+        chunk_bytes: most text per yielded frame (a frame may exceed it by one read block).
         read_bytes: bytes read from ``fileobj`` per call; at most twice that is inflated at a time.
         max_line_bytes: a line longer than this is rejected and skipped rather than buffered.
 
@@ -165,7 +169,7 @@ def iter_lines(
     """
     if chunk_lines < 1 or read_bytes < 1 or max_line_bytes < 1:
         raise ValueError("chunk_lines, read_bytes and max_line_bytes must be positive")
-    chunker = _Chunker(chunk_lines, max_line_bytes, stats)
+    chunker = _Chunker(chunk_lines, max_line_bytes, stats, chunk_bytes)
     carry: list[bytes] = []  # pieces of the current line, which has no newline yet
     carry_len = 0
     next_line = 1  # physical number of the line that starts the carry
@@ -320,12 +324,14 @@ def _locate_error(saved: Any, data: bytes) -> tuple[bytes, int]:
 class _Chunker:
     """Turns blocks of complete lines into frames and regroups them into chunks of ``chunk_lines``."""
 
-    def __init__(self, chunk_lines: int, max_line_bytes: int, stats: FileStats) -> None:
+    def __init__(self, chunk_lines: int, max_line_bytes: int, stats: FileStats, chunk_bytes: int) -> None:
         self.chunk_lines = chunk_lines
+        self.chunk_bytes = chunk_bytes
         self.max_line_bytes = max_line_bytes
         self.stats = stats
         self.frames: list[pl.DataFrame] = []
         self.rows = 0
+        self.bytes = 0
         self.rejects: list[pl.DataFrame] = []
         self.reject_rows = 0
 
@@ -342,6 +348,7 @@ class _Chunker:
         if lines.height:
             self.frames.append(lines)
             self.rows += lines.height
+            self.bytes += len(block)
         if rejects.height:
             self.rejects.append(rejects)
             self.reject_rows += rejects.height
@@ -354,7 +361,16 @@ class _Chunker:
         self.reject_rows += 1
 
     def full(self) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
-        """Yield the full chunks queued so far (rejects alone too, once there are chunk_lines of them)."""
+        """Yield the full chunks queued so far (rejects alone too, once there are chunk_lines of them).
+
+        A chunk is full at ``chunk_lines`` lines, or earlier at ``chunk_bytes`` of text: large
+        nested records then come in fewer lines per chunk, so memory stays bounded either way.
+        """
+        if self.rows and self.bytes >= self.chunk_bytes and self.rows < self.chunk_lines:
+            lines = pl.concat(self.frames) if len(self.frames) > 1 else self.frames[0]
+            self.frames, self.rows, self.bytes = [], 0, 0
+            yield lines, self._take_rejects()
+            return
         if self.rows < self.chunk_lines:
             if self.reject_rows >= self.chunk_lines:
                 # a file of mostly bad lines must not pile its rejects up in memory
@@ -363,6 +379,7 @@ class _Chunker:
         lines = pl.concat(self.frames) if len(self.frames) > 1 else self.frames[0]
         n_full = lines.height // self.chunk_lines * self.chunk_lines
         rest = lines.slice(n_full)
+        self.bytes = self.bytes * rest.height // max(lines.height, 1)
         self.frames, self.rows = ([rest] if rest.height else []), rest.height
         for start in range(0, n_full, self.chunk_lines):
             yield lines.slice(start, self.chunk_lines), self._take_rejects()
@@ -372,7 +389,7 @@ class _Chunker:
         yield from self.full()
         if self.rows or self.rejects:
             lines = pl.concat(self.frames) if self.frames else _empty_lines()
-            self.frames, self.rows = [], 0
+            self.frames, self.rows, self.bytes = [], 0, 0
             yield lines, self._take_rejects()
 
     def _take_rejects(self) -> pl.DataFrame:

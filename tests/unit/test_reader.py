@@ -569,3 +569,17 @@ def test_file_counts_reconcile(tmp_path: Path) -> None:
     assert decode_rejects.get_column("line").to_list() == [3, 4, 6, 7]
     assert stats.lines_read == records.height + read_rejects.height + decode_rejects.height == 9
     assert stats.blank_lines == 2
+
+
+def test_chunks_are_bounded_by_bytes_as_well_as_lines(tmp_path: Path) -> None:
+    record = '{"idMember": 1, "note": "' + "x" * 1000 + '"}'
+    path = write(tmp_path, "\n".join([record] * 500).encode())
+    stats = FileStats()
+    with path.open("rb") as fh:
+        sizes = [
+            lines.height
+            for lines, _ in iter_lines(fh, stats=stats, chunk_lines=10_000, read_bytes=16 << 10, chunk_bytes=64 << 10)
+        ]
+    assert sum(sizes) == 500 and stats.lines_read == 500
+    # 64 KiB of ~1 KB lines, plus at most one 16 KiB read block past the limit
+    assert len(sizes) > 5 and max(sizes) <= (64 + 16 + 16) * 1024 // len(record)
