@@ -198,9 +198,7 @@ class _Feed:
 
     _DONE = object()
 
-    def __init__(
-        self, produce: Callable[[], tuple[Iterator[Piece], FileStats]], slots: threading.Semaphore
-    ) -> None:
+    def __init__(self, produce: Callable[[], tuple[Iterator[Piece], FileStats]], slots: threading.Semaphore) -> None:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
         self._cancel = threading.Event()
         self._produce = produce
