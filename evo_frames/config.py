@@ -54,7 +54,7 @@ class Settings:
     lake: str = "data/lake"
     lake_prefix: str = "bronze/evo"
     target: str = field(default="duckdb:data/evo.duckdb", repr=False)
-    duckdb_memory_limit: str = "2GB"
+    duckdb_memory_limit: str = "1GB"
     connect_timeout: int = 10
     statement_timeout: int = 3600
     batch_size: int = 10

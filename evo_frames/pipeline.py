@@ -580,7 +580,7 @@ def transform_entity(sink: SqlSink, entity: Entity, settings: Settings, *, load_
         sink.begin_refresh(entity)
     counts: dict[str, Counts] = defaultdict(Counts)
     casts: dict[str, int] = defaultdict(int)
-    for stg in sink.read_stg(entity, settings.chunk_rows):
+    for stg in sink.read_stg(entity, settings.chunk_rows, CHUNK_BYTES):
         lines = stg.select(
             pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_line"), pl.col("raw_data").alias("raw")
         )

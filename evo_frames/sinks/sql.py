@@ -595,8 +595,9 @@ class SqlSink:
         )
         self.commit()
 
-    def read_stg(self, entity: Entity, batch_rows: int) -> Iterator[pl.DataFrame]:
-        """Stream the STG rows of ``entity`` (raw_data as text) in batches of about ``batch_rows``.
+    def read_stg(self, entity: Entity, batch_rows: int, batch_bytes: int) -> Iterator[pl.DataFrame]:
+        """Stream the STG rows of ``entity`` (raw_data as text) in batches of about ``batch_rows``
+        rows or ``batch_bytes`` of JSON text, whichever comes first.
 
         Reads through a second connection to the same database, so the caller can write on the
         sink's own connection while the stream is open.
@@ -611,15 +612,16 @@ class SqlSink:
                     cur.execute(stmt)
                 cur.execute(f"SELECT {cols} FROM {qt(entity.stg)}")
                 pending: list[pl.DataFrame] = []
-                size = 0
+                rows = text = 0
                 for batch in cur.fetch_record_batch():
                     frame = pl.from_arrow(batch)
                     assert isinstance(frame, pl.DataFrame)
                     pending.append(frame)
-                    size += frame.height
-                    if size >= batch_rows:
+                    rows += frame.height
+                    text += int(frame["raw_data"].str.len_bytes().sum())
+                    if rows >= batch_rows or text >= batch_bytes:
                         yield pl.concat(pending)
-                        pending, size = [], 0
+                        pending, rows, text = [], 0, 0
                 if pending:
                     yield pl.concat(pending)
         except SinkError:
