@@ -33,6 +33,7 @@ import polars_hash as plh
 from . import lake as lakes
 from .config import Settings, storage_options
 from .errors import EvoFramesError, TransformError
+from .expr import LATEST_ORDER
 from .reader import CHUNK_BYTES, REJECT_SCHEMA, FileStats, decode, iter_lines
 from .retry import with_retries
 from .sinks import Counts, SqlSink
@@ -43,9 +44,6 @@ log = logging.getLogger("evo_frames")
 
 #: compressed bytes of bronze decoded ahead of the load (beyond ``workers`` files)
 PREFETCH_BYTES = 4 << 20
-
-#: order of "latest wins": later run, then later file, then later line
-ORDER = ("run_id", "_source_file", "_source_line")
 
 
 @dataclass
@@ -585,7 +583,7 @@ def transform_entity(sink: SqlSink, entity: Entity, settings: Settings, *, load_
             pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_line"), pl.col("raw_data").alias("raw")
         )
         decoded, _ = decode(lines, entity.record)
-        lineage = stg.select(*ORDER, "ingestion_date").with_row_index("_row")
+        lineage = stg.select(*LATEST_ORDER, "ingestion_date").with_row_index("_row")
         records = (
             decoded.rename({"_source_line": "_row"})
             .with_columns(pl.col("_row").cast(pl.UInt32))
