@@ -383,6 +383,13 @@ def report_text(report: dict[str, Any]) -> str:
             + (f" ({e['files_partial']} partial)" if e.get("files_partial") else "")
             + f", {e['rejects']} rejects, last load {e['last_load'] or 'never'}"
         )
+        run = e.get("last_run")
+        if run:
+            lines.append(
+                f"  last run ({run['status']}, {run['started_at']}): {run['files']} files, {run['lines_read']} lines, "
+                f"{run['inserted']} inserted, {run['updated']} updated, {run['unchanged']} unchanged, "
+                f"{run.get('lines_per_s', 0):,} lines/s"
+            )
         for table, t in e["tables"].items():
             size = f", {t['bytes'] / 2**20:.1f} MiB" if t.get("bytes") is not None else ""
             dead = f", {t['dead_rows']} dead rows" if t.get("dead_rows") else ""

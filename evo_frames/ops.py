@@ -9,11 +9,11 @@ from . import lake as lakes
 from .config import Settings, storage_options
 from .registry import discover
 from .sinks import SqlSink
-from .sinks.sql import FILES, REJECTS, qt
+from .sinks.sql import FILES, REJECTS, RUNS, qt
 
 
 def status(sink: SqlSink, settings: Settings, entity: str | None = None) -> dict[str, Any]:
-    """Files in the lake vs loaded, rows per table, rejects and sizes, per entity."""
+    """Files in the lake vs loaded, the last run's rate, rows per table, rejects and sizes, per entity."""
     entities = discover()
     chosen = [entities[entity]] if entity else list(entities.values())
     sink.ensure_tables(chosen)
@@ -27,6 +27,15 @@ def status(sink: SqlSink, settings: Settings, entity: str | None = None) -> dict
             f"CAST(max(_loaded_at) AS TEXT) AS last FROM {qt(FILES)} WHERE entity = '{ent.name}'"
         ).to_pylist()[0]
         rejects = sink.scalar(f"SELECT count(*) FROM {qt(REJECTS)} WHERE entity = '{ent.name}'")
+        runs = sink.query(
+            f"SELECT status, files, lines_read, inserted, updated, unchanged, rejects, "
+            f"CAST(seconds AS DOUBLE PRECISION) AS seconds, CAST(started_at AS TEXT) AS started_at "
+            f"FROM {qt(RUNS)} WHERE entity = '{ent.name}' AND command = 'run' AND files > 0 "
+            f"ORDER BY started_at DESC LIMIT 1"
+        ).to_pylist()
+        last_run = runs[0] if runs else None
+        if last_run and last_run["seconds"]:
+            last_run["lines_per_s"] = round(last_run["lines_read"] / last_run["seconds"])
         tables: dict[str, Any] = {}
         for table in ent.tables:
             info: dict[str, Any] = {"rows": int(sink.scalar(f"SELECT count(*) FROM {qt(table)}") or 0)}
@@ -42,6 +51,7 @@ def status(sink: SqlSink, settings: Settings, entity: str | None = None) -> dict
             "layout_problems": problems,
             "rejects": int(rejects or 0),
             "last_load": files["last"],
+            "last_run": last_run,
             "tables": tables,
         }
     return report
