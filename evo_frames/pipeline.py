@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -269,10 +269,51 @@ class _Prefetcher:
             self._next += 1
         return self._feeds.pop(index)
 
+    def discard(self, indexes: Iterable[int]) -> None:
+        """Cancel the feeds of ``indexes`` that were started and not taken."""
+        for i in indexes:
+            feed = self._feeds.pop(i, None)
+            if feed is not None:
+                feed.cancel()
+
     def close(self) -> None:
-        for f in self._feeds.values():
-            f.cancel()
-        self._feeds.clear()
+        self.discard(list(self._feeds))
+
+
+class _Source:
+    """One file of a batch: its pieces, then its stats (final once the pieces are exhausted)."""
+
+    file: lakes.BronzeFile
+    stats: FileStats
+
+    def pieces(self) -> Iterator[Piece]:  # pragma: no cover - each kind implements it
+        raise NotImplementedError
+
+
+class _Prefetched(_Source):
+    """A file decoded ahead by the prefetcher; its feed is taken only when the load reaches it."""
+
+    def __init__(self, file: lakes.BronzeFile, prefetch: _Prefetcher, index: int) -> None:
+        self.file, self._prefetch, self._index = file, prefetch, index
+
+    def pieces(self) -> Iterator[Piece]:
+        feed = self._prefetch.feed(self._index)
+        yield from feed.pieces()
+        assert feed.stats is not None
+        self.stats = feed.stats
+
+
+class _Direct(_Source):
+    """A file read in the calling thread (replays after a transient error)."""
+
+    def __init__(
+        self, file: lakes.BronzeFile, read: Callable[[lakes.BronzeFile], tuple[Iterator[Piece], FileStats]]
+    ) -> None:
+        self.file = file
+        self._pieces, self.stats = read(file)
+
+    def pieces(self) -> Iterator[Piece]:
+        return self._pieces
 
 
 def check_output(entity: Entity, frames: dict[str, pl.LazyFrame], records: pl.DataFrame) -> dict[str, pl.DataFrame]:
@@ -332,34 +373,29 @@ class Loader:
         prefetch = _Prefetcher(files, lambda f: _Feed(lambda: self._read(f), slots), self.settings.workers)
         try:
             for start in range(0, len(files), size):
-                batch = list(files[start : start + size])
-                feeds = [prefetch.feed(i) for i in range(start, start + len(batch))]
-                first = True
+                batch = range(start, min(start + size, len(files)))
+                tries = iter(range(self.settings.retries))
 
-                def attempt(batch: list[lakes.BronzeFile] = batch, feeds: list[_Feed] = feeds) -> None:
-                    nonlocal first
-                    if first:
-                        first = False
-                        sources = [(f, feed.pieces, feed) for f, feed in zip(batch, feeds, strict=True)]
-                    else:  # a replay re-reads the files in this thread
-                        for feed in feeds:
-                            feed.cancel()
-                        sources = []
-                        for f in batch:
-                            it, stats = self._read(f)
-                            sources.append((f, lambda it=it: it, stats))
+                def attempt(batch: range = batch, tries: Iterator[int] = tries) -> None:
+                    if next(tries) == 0:
+                        # the first try takes the files decoded ahead, each when the load reaches it
+                        sources: list[_Source] = [_Prefetched(files[i], prefetch, i) for i in batch]
+                    else:
+                        # a replay re-reads the batch in this thread; what was decoded ahead is dropped
+                        prefetch.discard(batch)
+                        sources = [_Direct(files[i], self._read) for i in batch]
                     self._load_batch(sources)
 
                 with_retries(
                     attempt,
                     attempts=self.settings.retries,
                     on_retry=lambda e: self.sink.reconnect(),
-                    what=f"loading {len(batch)} {self.entity.name} file(s) from {batch[0].path}",
+                    what=f"loading {len(batch)} {self.entity.name} file(s) from {files[start].path}",
                 )
         finally:
             prefetch.close()
 
-    def _load_batch(self, sources: list[tuple[lakes.BronzeFile, Callable[[], Iterator[Piece]], Any]]) -> None:
+    def _load_batch(self, sources: list[_Source]) -> None:
         sink = self.sink
         started = time.perf_counter()
         try:
@@ -372,9 +408,9 @@ class Loader:
             table_counts: dict[str, Counts] = defaultdict(Counts)
             casts: dict[str, int] = defaultdict(int)
             dups: dict[str, int] = defaultdict(int)
-            for file, pieces, holder in sources:
-                outcome_index = len(outcomes)
-                for piece in pieces():
+            for source in sources:
+                file = source.file
+                for piece in source.pieces():
                     dups[file.path] += piece.duplicates
                     if piece.rejects.height:
                         rejects.append(piece.rejects.with_columns(pl.lit(file.path).alias("_source_file")))
@@ -385,8 +421,7 @@ class Loader:
                     if pending_rows >= self.settings.chunk_rows or pending_bytes >= CHUNK_BYTES:
                         self._flush(pending, table_counts, casts, dups)
                         pending, pending_rows, pending_bytes = [], 0, 0
-                stats = holder.stats if isinstance(holder, _Feed) else holder
-                outcomes.insert(outcome_index, FileOutcome(file=file, stats=stats))
+                outcomes.append(FileOutcome(file=file, stats=source.stats))
             if pending:
                 self._flush(pending, table_counts, casts, dups)
             all_rejects = pl.concat(rejects) if rejects else _empty_rejects().with_columns(_source_file=pl.lit(""))
