@@ -59,10 +59,14 @@ def test_kill_anywhere_then_rerun_equals_clean_run(
         clean_target = server.create_database(name)
         request.addfinalizer(lambda: server.drop_database(name))
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVO_FRAMES_")}
+    started = time.monotonic()
     subprocess.run(command(lake, clean_target), check=True, capture_output=True, env=env, timeout=300)
+    clean_seconds = time.monotonic() - started
 
+    # kill at fractions of a clean run's duration, so the moments fall inside the load on any machine
     kills = 0
-    for delay in (1.5, 2.5, 3.0, 3.5, 4.5):
+    for share in (0.3, 0.45, 0.6, 0.75, 0.9):
+        delay = share * clean_seconds
         proc = subprocess.Popen(
             command(lake, target_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
         )
