@@ -55,10 +55,6 @@ class TransientSourceError(SourceError, Transient):
     """Reading the lake failed for a reason that may pass (timeout, reset connection, 5xx)."""
 
 
-class MissingDependencyError(EvoFramesError):
-    """An optional package is not installed; the message gives the pip command."""
-
-
 _PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]+:)[^@\s]*@")
 
 

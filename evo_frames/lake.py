@@ -41,10 +41,6 @@ class BronzeFile:
     size: int
     etag: str
 
-    @property
-    def name(self) -> str:
-        return self.path.rsplit("/", 1)[-1]
-
 
 def parse_path(path: str) -> tuple[str, dt.date, str] | None:
     """``(entity, ingestion_date, run_id)`` of a layout path, or None if it does not follow it.

@@ -65,9 +65,6 @@ class Piece:
 class FileOutcome:
     file: lakes.BronzeFile
     stats: FileStats
-    good: int = 0
-    duplicates: int = 0
-    rejects: int = 0
 
 
 @dataclass
@@ -489,8 +486,6 @@ class Loader:
         for o in outcomes:
             n_rejects = int(reject_counts.get(o.file.path, 0))
             n_dups = dups.get(o.file.path, 0)
-            o.rejects, o.duplicates = n_rejects, n_dups
-            o.good = o.stats.lines_read - n_rejects - n_dups
             rows.append(
                 {
                     "path": o.file.path,
@@ -501,7 +496,7 @@ class Loader:
                     "etag": o.file.etag,
                     "lines_read": o.stats.lines_read,
                     "blank_lines": o.stats.blank_lines,
-                    "rows_loaded": o.good,
+                    "rows_loaded": o.stats.lines_read - n_rejects - n_dups,
                     "duplicates": n_dups,
                     "rejects": n_rejects,
                     "partial": o.stats.partial,

@@ -33,9 +33,6 @@ POLARS_TYPES: Mapping[str, pl.DataType] = {
 #: STG column holding a hash of the raw line, computed by the engine
 CONTENT_HASH = "_content_hash"
 
-#: lineage columns every STG and CORE row carries; ``_loaded_at``/``_updated_at`` are set by the sink
-LINEAGE_COLUMNS = ("_source_file", "_source_line", "run_id", "ingestion_date")
-
 
 @dataclass(frozen=True)
 class Column:

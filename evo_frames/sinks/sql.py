@@ -412,6 +412,9 @@ class SqlSink:
         if self.dialect.lock_sql:
             self.execute(self.dialect.lock_sql.format(f"'evo_frames:{entity.name}'"), f"locking {entity.name}")
 
+    def _key_cast(self, entity: Entity) -> str:
+        return ", ".join(f"CAST(s.{q(c.name)} AS {self.dialect.types[c.type]}) AS {q(c.name)}" for c in entity.key)
+
     def _select_casts(self, table: Table, alias: str = "s") -> str:
         return ", ".join(f"CAST({alias}.{q(c.name)} AS {self.dialect.types[c.type]})" for c in table.columns)
 
@@ -422,7 +425,7 @@ class SqlSink:
         keys = entity.key_names
         self._ensure_partitions(stg_t, stg)
         self.ingest("_ef_stg", _arrow(stg.select(stg_t.column_names)))
-        key_cast = ", ".join(f"CAST(s.{q(c.name)} AS {self.dialect.types[c.type]}) AS {q(c.name)}" for c in entity.key)
+        key_cast = self._key_cast(entity)
         stored = self._lookup(stg_t, keys, [CONTENT_HASH, "run_id", "_source_file", "_source_line"])
         newer = "(s.run_id, s._source_file, s._source_line) > (t.run_id, t._source_file, t._source_line)"
         self.execute("DROP TABLE IF EXISTS _ef_changed")
@@ -492,7 +495,7 @@ class SqlSink:
         """
         key_cols = entity.key
         self.ingest("_ef_keys", _arrow(keys.select([c.name for c in key_cols])))
-        key_cast = ", ".join(f"CAST(s.{q(c.name)} AS {self.dialect.types[c.type]}) AS {q(c.name)}" for c in key_cols)
+        key_cast = self._key_cast(entity)
         self.execute("DROP TABLE IF EXISTS _ef_changed")
         if shadow:
             tables = [shadow_table(t) for t in entity.core]

@@ -30,6 +30,9 @@ PATH = re.compile(
 )
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3}|\.\d{7})?")
 
+# the address fields members and prospects share (reference §1, §4)
+ADDRESS = ("address", "number", "complement", "neighborhood", "city", "state", "country", "zipCode")
+
 # every key the reference (API v1 swagger and the v2 keys the loaders read) knows, per object
 _ID_NAME = {"id", "name"}
 KEYS: dict[str, set[str]] = {
@@ -56,14 +59,7 @@ KEYS: dict[str, set[str]] = {
         "maritalStatus",
         "gender",
         "birthDate",
-        "address",
-        "number",
-        "complement",
-        "neighborhood",
-        "city",
-        "state",
-        "country",
-        "zipCode",
+        *ADDRESS,
         "addressNumber",
         "accessCardNumber",
         "status",
@@ -303,14 +299,7 @@ KEYS: dict[str, set[str]] = {
         "signupType",
         "mktChannel",
         "currentStep",
-        "address",
-        "number",
-        "complement",
-        "neighborhood",
-        "city",
-        "state",
-        "country",
-        "zipCode",
+        *ADDRESS,
         "responsible",
     },
     "responsible": {"name", "document", "financialResponsible"},
