@@ -62,7 +62,7 @@ class Stage:
     peak_rss_mb: float | None = None
 
     @property
-    def records_per_s(self) -> float:
+    def records_per_second(self) -> float:
         return self.records / self.seconds if self.seconds else 0.0
 
 
@@ -240,11 +240,11 @@ def bench_entity(
         )
         transform = Stage("transform --full-refresh", int(json.loads(out)["lines_read"]), seconds, rss)
         result.stages += [first, reload, transform]
-        result.ratios["reload / first load"] = round(reload.records_per_s / first.records_per_s, 2)
+        result.ratios["reload / first load"] = round(reload.records_per_second / first.records_per_second, 2)
         if url.startswith("postgresql"):
             ref = _reference_copy(url, entity, lake, run1, workdir)
             result.stages.append(ref)
-            result.ratios["first load / psql \\copy"] = round(first.records_per_s / ref.records_per_s, 2)
+            result.ratios["first load / psql \\copy"] = round(first.records_per_second / ref.records_per_second, 2)
     if one_file:
         single = _one_file_lake(lake, entity, run1, workdir)
         with _bench_target(target, workdir, "one-file") as url:
@@ -271,7 +271,7 @@ def bench(
                     "entity": r.entity,
                     "records": r.records,
                     "bronze_mb": r.bronze_mb,
-                    "stages": [{**asdict(s), "records_per_s": round(s.records_per_s)} for s in r.stages],
+                    "stages": [{**asdict(s), "records_per_second": round(s.records_per_second)} for s in r.stages],
                     "ratios": r.ratios,
                 }
             )
@@ -286,7 +286,7 @@ def format_report(report: dict[str, Any]) -> str:
         for s in e["stages"]:
             rss = f"{s['peak_rss_mb']:.0f}" if s["peak_rss_mb"] is not None else "-"
             lines.append(
-                f"  {s['name']:34} {s['records']:>10} {s['seconds']:>9.2f} {s['records_per_s']:>11,} {rss:>12}"
+                f"  {s['name']:34} {s['records']:>10} {s['seconds']:>9.2f} {s['records_per_second']:>11,} {rss:>12}"
             )
         for name, ratio in e["ratios"].items():
             lines.append(f"  ratio {name}: {ratio}")

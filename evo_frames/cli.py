@@ -146,7 +146,7 @@ def _format_summary(s: Any) -> str:
         )
     for problem in s.problems:
         lines.append(f"  problem: {problem}")
-    lines.append(f"  {s.seconds:.1f}s, {s.rows_per_second:,.0f} lines/s")
+    lines.append(f"  {s.seconds:.1f}s, {s.records_per_second:,.0f} records/s")
     return "\n".join(lines)
 
 
@@ -388,7 +388,7 @@ def report_text(report: dict[str, Any]) -> str:
             lines.append(
                 f"  last run ({run['status']}, {run['started_at']}): {run['files']} files, {run['lines_read']} lines, "
                 f"{run['inserted']} inserted, {run['updated']} updated, {run['unchanged']} unchanged, "
-                f"{run.get('lines_per_s', 0):,} lines/s"
+                f"{run.get('records_per_second', 0):,} records/s"
             )
         for table, t in e["tables"].items():
             size = f", {t['bytes'] / 2**20:.1f} MiB" if t.get("bytes") is not None else ""

@@ -9,7 +9,7 @@ from . import lake as lakes
 from .config import Settings, storage_options
 from .registry import discover
 from .sinks import SqlSink
-from .sinks.sql import FILES, REJECTS, RUNS, qt
+from .sinks.sql import FILES, LOADS, REJECTS, qt
 
 
 def status(sink: SqlSink, settings: Settings, entity: str | None = None) -> dict[str, Any]:
@@ -30,12 +30,12 @@ def status(sink: SqlSink, settings: Settings, entity: str | None = None) -> dict
         runs = sink.query(
             f"SELECT status, files, lines_read, inserted, updated, unchanged, rejects, "
             f"CAST(seconds AS DOUBLE PRECISION) AS seconds, CAST(started_at AS TEXT) AS started_at "
-            f"FROM {qt(RUNS)} WHERE entity = '{ent.name}' AND command = 'run' AND files > 0 "
+            f"FROM {qt(LOADS)} WHERE entity = '{ent.name}' AND command = 'run' AND files > 0 "
             f"ORDER BY started_at DESC LIMIT 1"
         ).to_pylist()
         last_run = runs[0] if runs else None
         if last_run and last_run["seconds"]:
-            last_run["lines_per_s"] = round(last_run["lines_read"] / last_run["seconds"])
+            last_run["records_per_second"] = round(last_run["lines_read"] / last_run["seconds"])
         tables: dict[str, Any] = {}
         for table in ent.tables:
             info: dict[str, Any] = {"rows": int(sink.scalar(f"SELECT count(*) FROM {qt(table)}") or 0)}

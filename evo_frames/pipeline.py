@@ -69,7 +69,7 @@ class FileOutcome:
 
 @dataclass
 class Summary:
-    """What one ``run`` of one entity did; printed at the end and stored in ``evo_meta.runs``."""
+    """What one ``run`` of one entity did; printed at the end and stored in ``evo_meta.loads``."""
 
     entity: str
     target: str
@@ -94,7 +94,7 @@ class Summary:
         return self.rejects / self.lines_read if self.lines_read else 0.0
 
     @property
-    def rows_per_second(self) -> float:
+    def records_per_second(self) -> float:
         return self.lines_read / self.seconds if self.seconds else 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,7 +118,7 @@ class Summary:
             "cast_failures": self.cast_failures,
             "problems": self.problems,
             "seconds": round(self.seconds, 3),
-            "rows_per_second": round(self.rows_per_second, 1),
+            "records_per_second": round(self.records_per_second, 1),
         }
 
 
@@ -410,7 +410,7 @@ class Loader:
                 for piece in source.pieces():
                     dups[file.path] += piece.duplicates
                     if piece.rejects.height:
-                        rejects.append(piece.rejects.with_columns(pl.lit(file.path).alias("_source_file")))
+                        rejects.append(piece.rejects.with_columns(pl.lit(file.path).alias("path")))
                     if piece.records.height:
                         pending.append(piece)
                         pending_rows += piece.records.height
@@ -421,7 +421,7 @@ class Loader:
                 outcomes.append(FileOutcome(file=file, stats=source.stats))
             if pending:
                 self._flush(pending, table_counts, casts, dups)
-            all_rejects = pl.concat(rejects) if rejects else _empty_rejects().with_columns(_source_file=pl.lit(""))
+            all_rejects = pl.concat(rejects) if rejects else _empty_rejects().with_columns(path=pl.lit(""))
             files_frame = self._manifest(outcomes, all_rejects, dups)
             sink.record_files(
                 files_frame,
@@ -481,7 +481,7 @@ class Loader:
             table_counts[table].add(counts)
 
     def _manifest(self, outcomes: list[FileOutcome], rejects: pl.DataFrame, dups: dict[str, int]) -> pl.DataFrame:
-        reject_counts = dict(rejects.group_by("_source_file").len().iter_rows()) if rejects.height else {}
+        reject_counts = dict(rejects.group_by("path").len().iter_rows()) if rejects.height else {}
         rows = []
         for o in outcomes:
             n_rejects = int(reject_counts.get(o.file.path, 0))
@@ -557,7 +557,7 @@ def run_entity(
         "status": "running",
         "started_at": dt.datetime.now(dt.UTC),
     }
-    sink.record_run(run_row)
+    sink.record_load(run_row)
     error: BaseException | None = None
     deferred = sink.defer_indexes(entity.tables) if selected else []
     try:
@@ -587,7 +587,7 @@ def run_entity(
             error=str(error)[:2000] if isinstance(error, EvoFramesError) else (repr(error)[:2000] if error else None),
         )
         try:
-            sink.record_run(run_row)
+            sink.record_load(run_row)
         except EvoFramesError:  # the run's own error is the one to report
             log.debug("could not record the run's end", exc_info=True)
     return summary

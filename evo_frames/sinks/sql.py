@@ -61,7 +61,7 @@ REJECTS = Table(
     META_SCHEMA,
     "rejects",
     (
-        Column("_source_file", "text", nullable=False),
+        Column("path", "text", nullable=False),
         Column("line", "bigint", nullable=False),
         Column("entity", "text", nullable=False),
         Column("stage", "text", nullable=False),
@@ -70,12 +70,12 @@ REJECTS = Table(
         Column("raw_length", "bigint"),
         Column("load_id", "text", nullable=False),
     ),
-    primary_key=("_source_file", "line"),
+    primary_key=("path", "line"),
 )
 
-RUNS = Table(
+LOADS = Table(
     META_SCHEMA,
-    "runs",
+    "loads",
     (
         Column("load_id", "text", nullable=False),
         Column("entity", "text", nullable=False),
@@ -83,6 +83,8 @@ RUNS = Table(
         Column("status", "text", nullable=False),
         Column("started_at", "timestamptz", nullable=False),
         Column("finished_at", "timestamptz"),
+        Column("host", "text"),
+        Column("pid", "bigint"),
         Column("files", "bigint"),
         Column("lines_read", "bigint"),
         Column("inserted", "bigint"),
@@ -95,7 +97,26 @@ RUNS = Table(
     primary_key=("load_id", "entity"),
 )
 
-META_TABLES = (FILES, REJECTS, RUNS)
+CAST_FAILURES = Table(
+    META_SCHEMA,
+    "cast_failures",
+    (
+        Column("load_id", "text", nullable=False),
+        Column("entity", "text", nullable=False),
+        Column("path", "text", nullable=False),
+        Column("table_name", "text", nullable=False),
+        Column("column_name", "text", nullable=False),
+        Column("failures", "bigint", nullable=False),
+    ),
+    primary_key=("load_id", "path", "table_name", "column_name"),
+)
+
+META_TABLES = (FILES, REJECTS, LOADS, CAST_FAILURES)
+
+#: earlier names in evo_meta, renamed in place (data kept) by ``ensure_tables``: table renames
+#: ``(schema, old) -> new`` and column renames ``(schema, table, old) -> new``
+RENAMED_TABLES = {(META_SCHEMA, "runs"): "loads"}
+RENAMED_COLUMNS = {(META_SCHEMA, "rejects", "_source_file"): "path"}
 
 #: columns the sink manages on every table, after the declared ones
 MANAGED = ("_loaded_at", "_updated_at")
@@ -277,9 +298,12 @@ class SqlSink:
         return sql, cols
 
     def existing_columns(self, table: Table) -> set[str]:
+        return self._columns(table.schema, table.name)
+
+    def _columns(self, schema: str, name: str) -> set[str]:
         rows = self.query(
             "SELECT column_name FROM information_schema.columns "
-            f"WHERE table_schema = '{table.schema}' AND table_name = '{table.name}'"
+            f"WHERE table_schema = '{schema}' AND table_name = '{name}'"
         )
         return set(rows.column("column_name").to_pylist())
 
@@ -293,10 +317,28 @@ class SqlSink:
         tables = [*META_TABLES, *(t for entity in entities for t in entity.tables)]
         for schema in sorted({t.schema for t in tables}):
             self.execute(f"CREATE SCHEMA IF NOT EXISTS {q(schema)}")
+        changes += self._rename_legacy()
         for table in tables:
             changes += self._ensure_table(table)
             self._ensure_indexes(table)
         self.commit()
+        return changes
+
+    def _rename_legacy(self) -> list[str]:
+        """Rename tables and columns of an older layout (:data:`RENAMED_TABLES`, :data:`RENAMED_COLUMNS`)."""
+        changes = []
+        for (schema, old), new in RENAMED_TABLES.items():
+            if self._columns(schema, old) and not self._columns(schema, new):
+                self.execute(f"ALTER TABLE {q(schema)}.{q(old)} RENAME TO {q(new)}", f"renaming {schema}.{old}")
+                changes.append(f"renamed {schema}.{old} to {schema}.{new}")
+        for (schema, table, old), new in RENAMED_COLUMNS.items():
+            have = self._columns(schema, table)
+            if old in have and new not in have:
+                self.execute(
+                    f"ALTER TABLE {q(schema)}.{q(table)} RENAME COLUMN {q(old)} TO {q(new)}",
+                    f"renaming column {schema}.{table}.{old}",
+                )
+                changes.append(f"renamed column {schema}.{table}.{old} to {new}")
         return changes
 
     def _ensure_table(self, table: Table) -> list[str]:
@@ -564,7 +606,7 @@ class SqlSink:
         """Write manifest rows (replacing older ones of the same paths) and their rejects."""
         self.ingest("_ef_files", _arrow(files.select(FILES.column_names)))
         self.execute(
-            f"DELETE FROM {qt(REJECTS)} x WHERE EXISTS (SELECT 1 FROM _ef_files f WHERE f.path = x._source_file)",
+            f"DELETE FROM {qt(REJECTS)} x WHERE EXISTS (SELECT 1 FROM _ef_files f WHERE f.path = x.path)",
             "clearing earlier rejects of reloaded files",
         )
         self.execute(
@@ -585,16 +627,16 @@ class SqlSink:
                 "writing rejects",
             )
 
-    def record_run(self, run: dict[str, Any]) -> None:
-        """Insert or update one ``evo_meta.runs`` row and commit it."""
-        frame = pl.DataFrame([run], schema=RUNS.polars_schema())
-        self.ingest("_ef_run", _arrow(frame))
-        updates = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in RUNS.column_names if c not in RUNS.primary_key)
+    def record_load(self, load: dict[str, Any]) -> None:
+        """Insert or update one ``evo_meta.loads`` row and commit it."""
+        frame = pl.DataFrame([load], schema=LOADS.polars_schema())
+        self.ingest("_ef_load", _arrow(frame))
+        updates = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in LOADS.column_names if c not in LOADS.primary_key)
         self.execute(
-            f"INSERT INTO {qt(RUNS)} ({', '.join(q(c) for c in RUNS.column_names)}) "
-            f"SELECT {self._select_casts(RUNS)} FROM _ef_run s "
-            f"ON CONFLICT ({', '.join(q(k) for k in RUNS.primary_key)}) DO UPDATE SET {updates}",
-            "recording the run",
+            f"INSERT INTO {qt(LOADS)} ({', '.join(q(c) for c in LOADS.column_names)}) "
+            f"SELECT {self._select_casts(LOADS)} FROM _ef_load s "
+            f"ON CONFLICT ({', '.join(q(k) for k in LOADS.primary_key)}) DO UPDATE SET {updates}",
+            "recording the load",
         )
         self.commit()
 
