@@ -69,7 +69,7 @@ class FileOutcome:
 
 @dataclass
 class Summary:
-    """What one ``run`` of one entity did; printed at the end and stored in ``evo_meta.loads``."""
+    """What one ``run`` of one entity did; printed at the end and stored in ``evo_meta.runs``."""
 
     entity: str
     target: str

@@ -75,7 +75,7 @@ REJECTS = Table(
 
 LOADS = Table(
     META_SCHEMA,
-    "loads",
+    "runs",
     (
         Column("load_id", "text", nullable=False),
         Column("entity", "text", nullable=False),
@@ -113,9 +113,8 @@ CAST_FAILURES = Table(
 
 META_TABLES = (FILES, REJECTS, LOADS, CAST_FAILURES)
 
-#: earlier names in evo_meta, renamed in place (data kept) by ``ensure_tables``: table renames
-#: ``(schema, old) -> new`` and column renames ``(schema, table, old) -> new``
-RENAMED_TABLES = {(META_SCHEMA, "runs"): "loads"}
+#: earlier column names in evo_meta, renamed in place (data kept) by ``ensure_tables``:
+#: ``(schema, table, old) -> new``
 RENAMED_COLUMNS = {(META_SCHEMA, "rejects", "_source_file"): "path"}
 
 #: columns the sink manages on every table, after the declared ones
@@ -325,12 +324,8 @@ class SqlSink:
         return changes
 
     def _rename_legacy(self) -> list[str]:
-        """Rename tables and columns of an older layout (:data:`RENAMED_TABLES`, :data:`RENAMED_COLUMNS`)."""
+        """Rename columns of an older layout (:data:`RENAMED_COLUMNS`)."""
         changes = []
-        for (schema, old), new in RENAMED_TABLES.items():
-            if self._columns(schema, old) and not self._columns(schema, new):
-                self.execute(f"ALTER TABLE {q(schema)}.{q(old)} RENAME TO {q(new)}", f"renaming {schema}.{old}")
-                changes.append(f"renamed {schema}.{old} to {schema}.{new}")
         for (schema, table, old), new in RENAMED_COLUMNS.items():
             have = self._columns(schema, table)
             if old in have and new not in have:
@@ -628,7 +623,7 @@ class SqlSink:
             )
 
     def record_load(self, load: dict[str, Any]) -> None:
-        """Insert or update one ``evo_meta.loads`` row and commit it."""
+        """Insert or update one ``evo_meta.runs`` row and commit it."""
         frame = pl.DataFrame([load], schema=LOADS.polars_schema())
         self.ingest("_ef_load", _arrow(frame))
         updates = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in LOADS.column_names if c not in LOADS.primary_key)

@@ -8,7 +8,7 @@ from tests.helpers import rows, sink_for, write_bronze
 from tests.integration.test_load_semantics import R1, entry
 from tests.integration.test_ops import cli
 
-#: evo_meta as the version before "one vocabulary" created it (runs table, rejects._source_file)
+#: evo_meta as the version before "one vocabulary" created it (rejects._source_file, runs without host/pid)
 OLD_LAYOUT = (
     "CREATE SCHEMA evo_meta",
     "CREATE TABLE evo_meta.files (path TEXT NOT NULL, entity TEXT NOT NULL, run_id TEXT NOT NULL, "
@@ -41,12 +41,12 @@ def test_init_migrates_the_old_layout(tmp_path: Path, target_url: str) -> None:
 
     up = cli("init", "--target", target_url)
     assert up.returncode == 0, up.stderr
-    assert "renamed evo_meta.runs to evo_meta.loads" in up.stdout
+    assert "added column evo_meta.runs.host" in up.stdout
     assert "renamed column evo_meta.rejects._source_file to path" in up.stdout
     assert rows(target_url, "SELECT path, line, load_id FROM evo_meta.rejects") == [
         {"path": "old.jsonl.gz", "line": 3, "load_id": "L0"}
     ]
-    assert rows(target_url, "SELECT load_id, status, files, host FROM evo_meta.loads") == [
+    assert rows(target_url, "SELECT load_id, status, files, host FROM evo_meta.runs") == [
         {"load_id": "L0", "status": "succeeded", "files": 1, "host": None}
     ]
     assert cli("init", "--target", target_url).stdout.strip().endswith("schema up to date")
@@ -57,4 +57,4 @@ def test_init_migrates_the_old_layout(tmp_path: Path, target_url: str) -> None:
     assert rows(target_url, "SELECT count(*) AS n FROM evo_meta.rejects WHERE path LIKE '%part-00001.jsonl.gz'") == [
         {"n": 1}
     ]
-    assert len(rows(target_url, "SELECT load_id FROM evo_meta.loads")) == 2
+    assert len(rows(target_url, "SELECT load_id FROM evo_meta.runs")) == 2
