@@ -24,13 +24,20 @@ from .sinks import SqlSink, open_sink
 from .synth import ENTITIES, SynthResult, generate
 
 
-def connect(settings: Settings) -> SqlSink:
-    """The sink of ``settings.target`` (connects on first use)."""
+def connect(settings: Settings, *, read_only: bool = False) -> SqlSink:
+    """The sink of ``settings.target`` (connects on first use).
+
+    ``read_only=True`` is for reading: it never runs DDL or DML and never creates a file or folder
+    (DuckDB opens the file read-only; PostgreSQL sessions are read-only, so a SELECT-only role
+    suffices). :meth:`~evo_frames.sinks.SqlSink.layout_problems` says whether the target was
+    initialised.
+    """
     return open_sink(
         settings.target,
         memory_limit=settings.duckdb_memory_limit,
         connect_timeout=settings.connect_timeout,
         statement_timeout=settings.statement_timeout,
+        read_only=read_only,
     )
 
 
@@ -81,9 +88,10 @@ def transform(
 
 
 def query(sql: str, *, settings: Settings | None = None, config: str | None = None, **overrides: Any) -> pl.DataFrame:
-    """Run one SQL query on the target and return a Polars DataFrame."""
+    """Run one read-only SQL query on the target and return a Polars DataFrame."""
     resolved = _resolve(settings, config, overrides)
-    with connect(resolved) as sink:
+    with connect(resolved, read_only=True) as sink:
+        sink.layout_problems()  # a target never initialised says so
         frame = pl.from_arrow(sink.query(sql))
     assert isinstance(frame, pl.DataFrame)
     return frame

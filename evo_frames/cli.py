@@ -90,10 +90,10 @@ def _settings(config: str | None, **flags: Any) -> Settings:
     return settings
 
 
-def _sink(settings: Settings) -> Any:
+def _sink(settings: Settings, read_only: bool = False) -> Any:
     from .api import connect
 
-    return connect(settings)
+    return connect(settings, read_only=read_only)
 
 
 def _emit(data: Any, as_json: bool, text: str) -> None:
@@ -126,8 +126,12 @@ def _root(
 
 def _format_summary(s: Any) -> str:
     lines = [f"{s.entity} -> {s.target}"]
+    if s.error:
+        lines.append(f"  {s.status}: {s.error}")
     if s.source == "stg":
-        lines.append(f"  rows: {s.lines_read} read from STG, {s.rows_loaded} transformed")
+        lines.append(
+            f"  rows: {s.lines_read} read from STG, {s.rows_written} written to CORE, {s.rows_unchanged} unchanged"
+        )
     else:
         lines += [
             f"  files: {s.files_found} found, {s.files_skipped} already loaded, {s.files_loaded} loaded"
@@ -228,6 +232,8 @@ def transform(
     from .api import transform as run_transform
 
     summaries = run_transform(entity, full_refresh=full_refresh, settings=_settings(config, target=target))
+    if all(s.error for s in summaries):
+        raise EvoFramesError("; ".join(s.error or "" for s in summaries))
     _emit(
         [s.to_dict() for s in summaries] if len(summaries) > 1 else summaries[0].to_dict(),
         as_json,
@@ -299,19 +305,22 @@ def status(
     entity: OneEntityOpt = None,
     target: TargetOpt = None,
     lake: LakeOpt = None,
+    loads: Annotated[int, typer.Option("--loads", help="Also list the latest N loads.", min=0)] = 0,
+    rejects: Annotated[int, typer.Option("--rejects", help="Also list the latest N rejected lines.", min=0)] = 0,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show load progress, rows, rejects and sizes.
+    """Show load progress, history, rows, rejects and sizes; never writes.
 
-    Per entity: files in the lake vs loaded, rows per table, rejects, the last load, and on
+    Per entity: files in the lake vs loaded, the last load whatever its outcome (with its error
+    and the values it stored as NULL) and the last successful one, rows per table, rejects, and on
     PostgreSQL table sizes and dead rows.
     """
     from .ops import status as get_status
 
     settings = _settings(config, target=target, lake=lake)
-    with _sink(settings) as sink:
-        report = get_status(sink, settings, entity)
+    with _sink(settings, read_only=True) as sink:
+        report = get_status(sink, settings, entity, loads=loads, rejects=rejects)
     _emit(report, as_json, report_text(report))
 
 
@@ -375,25 +384,52 @@ def bench(
     _emit(report, as_json, format_report(report))
 
 
+def _load_line(load: dict[str, Any]) -> str:
+    return (
+        f"{load['command']} {load['load_id']} {load['status']} at {load['started_at']}: {load['files']} files, "
+        f"{load['lines_read']} lines, {load['inserted']} inserted, {load['updated']} updated, "
+        f"{load['unchanged']} unchanged, {load['rejects']} rejects, {load['records_per_second']:,} records/s"
+    )
+
+
 def report_text(report: dict[str, Any]) -> str:
     lines = [f"target {report['target']}"]
     for name, e in report["entities"].items():
         lines.append(
             f"{name}: {e['files_loaded']} of {e['files_in_lake']} lake files loaded"
             + (f" ({e['files_partial']} partial)" if e.get("files_partial") else "")
-            + f", {e['rejects']} rejects, last load {e['last_load'] or 'never'}"
+            + f", {e['rejects']} rejects"
         )
-        run = e.get("last_run")
-        if run:
-            lines.append(
-                f"  last run ({run['status']}, {run['started_at']}): {run['files']} files, {run['lines_read']} lines, "
-                f"{run['inserted']} inserted, {run['updated']} updated, {run['unchanged']} unchanged, "
-                f"{run.get('records_per_second', 0):,} records/s"
-            )
+        last, success = e["last_attempt"], e["last_success"]
+        if last is None:
+            lines.append("  never loaded: evo-frames run loads it")
+        else:
+            lines.append(f"  last load: {_load_line(last)}")
+            if last["error"]:
+                lines.append(f"    error: {last['error']}")
+            if last["cast_failures"]:
+                lines.append(
+                    "    values stored as NULL (could not be typed): "
+                    + ", ".join(f"{k}={v}" for k, v in last["cast_failures"].items())
+                )
+        if success and success != last:
+            lines.append(f"  last successful load: {_load_line(success)}")
         for table, t in e["tables"].items():
+            if t["rows"] is None:
+                lines.append(f"  {table}: not created yet")
+                continue
             size = f", {t['bytes'] / 2**20:.1f} MiB" if t.get("bytes") is not None else ""
             dead = f", {t['dead_rows']} dead rows" if t.get("dead_rows") else ""
             lines.append(f"  {table}: {t['rows']} rows{size}{dead}")
+    if "loads" in report:
+        lines.append(f"latest {len(report['loads'])} loads:")
+        for load in report["loads"]:
+            lines.append(f"  {load['entity']} {_load_line(load)}" + (f"; {load['error']}" if load["error"] else ""))
+    if "rejects" in report:
+        lines.append(f"latest {len(report['rejects'])} rejected lines:")
+        for r in report["rejects"]:
+            raw = (r["raw"] or "")[:80]
+            lines.append(f"  {r['path']}:{r['line']} ({r['stage']}) {r['reason']}: {raw!r}")
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""Operations on a target: progress and sizes (``status``)."""
+"""Operations on a target: progress, history and sizes (``status``, read-only), maintenance (``optimize``)."""
 
 from __future__ import annotations
 
@@ -7,37 +7,76 @@ from typing import Any
 
 from . import lake as lakes
 from .config import Settings, storage_options
+from .errors import SinkError, redact
 from .registry import discover
 from .sinks import SqlSink
-from .sinks.sql import FILES, LOADS, REJECTS, qt
+from .sinks.sql import CAST_FAILURES, FILES, LOADS, REJECTS, interrupted_error, qt
+
+_LOAD_COLUMNS = (
+    "load_id, entity, command, status, CAST(started_at AS TEXT) AS started_at, "
+    "CAST(finished_at AS TEXT) AS finished_at, host, pid, files, lines_read, inserted, updated, unchanged, "
+    "rejects, CAST(seconds AS DOUBLE PRECISION) AS seconds, error"
+)
 
 
-def status(sink: SqlSink, settings: Settings, entity: str | None = None) -> dict[str, Any]:
-    """Files in the lake vs loaded, the last run's rate, rows per table, rejects and sizes, per entity."""
+def _loads(sink: SqlSink, where: str, limit: int, dead: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Rows of evo_meta.loads, latest first, with a rate; dead ``running`` ones shown as interrupted."""
+    out = sink.query(
+        f"SELECT {_LOAD_COLUMNS} FROM {qt(LOADS)} WHERE {where} ORDER BY started_at DESC, entity LIMIT {int(limit)}"
+    ).to_pylist()
+    for row in out:
+        if (row["load_id"], row["entity"]) in dead:
+            row.update(status="interrupted", error=interrupted_error(row))
+        row["records_per_second"] = round(row["lines_read"] / row["seconds"]) if row["seconds"] else 0
+    return out
+
+
+def _casts(sink: SqlSink, load: dict[str, Any] | None) -> dict[str, int]:
+    if load is None:
+        return {}
+    rows = sink.query(
+        f"SELECT table_name, column_name, sum(failures) AS n FROM {qt(CAST_FAILURES)} "
+        f"WHERE load_id = '{load['load_id']}' AND entity = '{load['entity']}' "
+        "GROUP BY table_name, column_name ORDER BY table_name, column_name"
+    ).to_pylist()
+    return {f"{r['table_name']}.{r['column_name']}": int(r["n"]) for r in rows}
+
+
+def status(
+    sink: SqlSink, settings: Settings, entity: str | None = None, *, loads: int = 0, rejects: int = 0
+) -> dict[str, Any]:
+    """Per entity: files in the lake vs loaded, the latest load (whatever its outcome, with its
+    error and the values it could not type) and the latest successful one, rows per table,
+    rejects and sizes; with ``loads``/``rejects``, the latest that many loads and rejected lines.
+
+    Only reads: works on a read-only sink and for a role that may only SELECT.
+    """
     entities = discover()
     chosen = [entities[entity]] if entity else list(entities.values())
-    sink.ensure_tables(chosen)
-    report: dict[str, Any] = {"target": sink.display, "lake": settings.lake, "entities": {}}
+    problems = sink.layout_problems()
+    if problems:
+        raise SinkError(f"{sink.display}: {problems[0]}")
+    dead = {(r["load_id"], r["entity"]) for r in sink.dead_loads(entity)}
+    report: dict[str, Any] = {"target": sink.display, "lake": redact(settings.lake), "entities": {}}
     for ent in chosen:
-        in_lake, problems = lakes.list_files(
+        in_lake, layout = lakes.list_files(
             settings.lake, ent.name, prefix=settings.lake_prefix, storage_options=storage_options(settings.lake)
         )
         files = sink.query(
-            f"SELECT count(*) AS n, sum(CASE WHEN partial THEN 1 ELSE 0 END) AS partial, "
-            f"CAST(max(_loaded_at) AS TEXT) AS last FROM {qt(FILES)} WHERE entity = '{ent.name}'"
+            f"SELECT count(*) AS n, sum(CASE WHEN partial THEN 1 ELSE 0 END) AS partial "
+            f"FROM {qt(FILES)} WHERE entity = '{ent.name}'"
         ).to_pylist()[0]
-        rejects = sink.scalar(f"SELECT count(*) FROM {qt(REJECTS)} WHERE entity = '{ent.name}'")
-        runs = sink.query(
-            f"SELECT status, files, lines_read, inserted, updated, unchanged, rejects, "
-            f"CAST(seconds AS DOUBLE PRECISION) AS seconds, CAST(started_at AS TEXT) AS started_at "
-            f"FROM {qt(LOADS)} WHERE entity = '{ent.name}' AND command = 'run' AND files > 0 "
-            f"ORDER BY started_at DESC LIMIT 1"
-        ).to_pylist()
-        last_run = runs[0] if runs else None
-        if last_run and last_run["seconds"]:
-            last_run["records_per_second"] = round(last_run["lines_read"] / last_run["seconds"])
+        n_rejects = sink.scalar(f"SELECT count(*) FROM {qt(REJECTS)} WHERE entity = '{ent.name}'")
+        latest = _loads(sink, f"entity = '{ent.name}'", 1, dead)
+        success = _loads(sink, f"entity = '{ent.name}' AND status IN ('succeeded', 'partial') AND files > 0", 1, dead)
+        last_attempt = latest[0] if latest else None
+        if last_attempt:
+            last_attempt["cast_failures"] = _casts(sink, last_attempt)
         tables: dict[str, Any] = {}
         for table in ent.tables:
+            if not sink.existing_columns(table):
+                tables[table.qualified] = {"rows": None}  # created by the entity's first run
+                continue
             info: dict[str, Any] = {"rows": int(sink.scalar(f"SELECT count(*) FROM {qt(table)}") or 0)}
             if sink.dialect.table_stats_sql:
                 stats = sink.query(sink.dialect.table_stats_sql.format(schema=table.schema, table=table.name))
@@ -48,12 +87,21 @@ def status(sink: SqlSink, settings: Settings, entity: str | None = None) -> dict
             "files_in_lake": len(in_lake),
             "files_loaded": int(files["n"] or 0),
             "files_partial": int(files["partial"] or 0),
-            "layout_problems": problems,
-            "rejects": int(rejects or 0),
-            "last_load": files["last"],
-            "last_run": last_run,
+            "layout_problems": layout,
+            "rejects": int(n_rejects or 0),
+            "last_attempt": last_attempt,
+            "last_success": success[0] if success else None,
             "tables": tables,
         }
+    where = f"entity = '{entity}'" if entity else "true"
+    if loads:
+        report["loads"] = _loads(sink, where, loads, dead)
+    if rejects:
+        report["rejects"] = sink.query(
+            f"SELECT path, line, entity, stage, reason, raw, raw_length, load_id, "
+            f"CAST(_loaded_at AS TEXT) AS recorded_at FROM {qt(REJECTS)} WHERE {where} "
+            f"ORDER BY _loaded_at DESC, path, line LIMIT {int(rejects)}"
+        ).to_pylist()
     return report
 
 

@@ -16,10 +16,13 @@ the files that did not commit.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import os
 import queue
 import secrets
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -32,12 +35,12 @@ import polars_hash as plh
 
 from . import lake as lakes
 from .config import Settings, storage_options
-from .errors import EvoFramesError, TransformError
+from .errors import EvoFramesError, TransformError, redact
 from .expr import LATEST_ORDER
 from .reader import CHUNK_BYTES, REJECT_SCHEMA, FileStats, decode, iter_lines
 from .retry import with_retries
 from .sinks import Counts, SqlSink
-from .sinks.sql import FILES
+from .sinks.sql import FILES, qt
 from .spec import CONTENT_HASH, Entity, TransformContext
 
 log = logging.getLogger("evo_frames")
@@ -88,10 +91,27 @@ class Summary:
     cast_failures: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: the outcome recorded in ``evo_meta.loads``: succeeded, partial, failed or interrupted
+    status: str = "succeeded"
+    #: why the load failed (redacted), or None
+    error: str | None = None
 
     @property
     def bad_ratio(self) -> float:
         return self.rejects / self.lines_read if self.lines_read else 0.0
+
+    @property
+    def counted(self) -> Counts:
+        """The counts of the table the load writes first: STG for ``run``, the CORE parent for ``transform``."""
+        return next(iter(self.tables.values()), Counts())
+
+    @property
+    def rows_written(self) -> int:
+        return self.counted.inserted + self.counted.updated
+
+    @property
+    def rows_unchanged(self) -> int:
+        return self.counted.unchanged
 
     @property
     def records_per_second(self) -> float:
@@ -103,6 +123,8 @@ class Summary:
             "target": self.target,
             "load_id": self.load_id,
             "source": self.source,
+            "status": self.status,
+            "error": self.error,
             "files": {
                 "found": self.files_found,
                 "skipped_already_loaded": self.files_skipped,
@@ -111,6 +133,8 @@ class Summary:
             },
             "lines_read": self.lines_read,
             "rows_loaded": self.rows_loaded,
+            "rows_written": self.rows_written,
+            "rows_unchanged": self.rows_unchanged,
             "duplicates": self.duplicates,
             "rejects": self.rejects,
             "bad_ratio": round(self.bad_ratio, 6),
@@ -526,6 +550,62 @@ class Loader:
             s.cast_failures[col] = s.cast_failures.get(col, 0) + n
 
 
+@contextlib.contextmanager
+def _recorded(sink: SqlSink, entity: Entity, summary: Summary, command: str, settings: Settings) -> Iterator[None]:
+    """Keep the load on record in ``evo_meta.loads``: ``running`` from the start (with this host
+    and pid, its session holding the load's lock), then its outcome and counts whatever happens.
+
+    Loads of the entity left ``running`` by a process that is gone are marked ``interrupted`` first.
+    """
+    sink.mark_interrupted(entity.name)
+    row: dict[str, Any] = {
+        "load_id": summary.load_id,
+        "entity": entity.name,
+        "command": command,
+        "status": "running",
+        "started_at": dt.datetime.now(dt.UTC),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+    started = time.perf_counter()
+    with sink.holding_load(summary.load_id, entity.name):
+        sink.record_load(row)
+        error: BaseException | None = None
+        try:
+            yield
+        except BaseException as e:
+            error = e
+            raise
+        finally:
+            summary.seconds = time.perf_counter() - started
+            if error is not None:
+                summary.status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+                text = str(error) if isinstance(error, EvoFramesError) else f"{type(error).__name__}: {error}"
+                summary.error = redact(text)[:2000]
+            elif summary.error:
+                summary.status = "failed"
+            elif summary.bad_ratio > settings.max_bad_ratio:
+                summary.status = "partial"
+            counted = summary.counted
+            row.update(
+                status=summary.status,
+                finished_at=dt.datetime.now(dt.UTC),
+                files=summary.files_loaded,
+                lines_read=summary.lines_read,
+                inserted=counted.inserted,
+                updated=counted.updated,
+                unchanged=counted.unchanged,
+                rejects=summary.rejects,
+                seconds=round(summary.seconds, 2),
+                error=summary.error,
+            )
+            try:
+                sink.rollback()
+                sink.record_load(row)
+            except EvoFramesError:  # the load's own error is the one to report
+                log.warning("could not record the end of load %s of %s", summary.load_id, entity.name, exc_info=True)
+
+
 def run_entity(
     sink: SqlSink,
     entity: Entity,
@@ -537,59 +617,37 @@ def run_entity(
     reload: bool = False,
     command: str = "run",
 ) -> Summary:
-    """Load the selected bronze files of one entity; see the module docstring."""
+    """Load the selected bronze files of one entity; see the module docstring.
+
+    The load is recorded in ``evo_meta.loads`` whatever its outcome; a lake without files of the
+    entity makes it ``failed`` (``summary.error`` says where it looked).
+    """
     summary = Summary(entity=entity.name, target=sink.display, load_id=load_id)
-    started = time.perf_counter()
     sink.ensure_tables([entity])
-    files, summary.problems = lakes.list_files(
-        settings.lake, entity.name, prefix=settings.lake_prefix, storage_options=storage_options(settings.lake)
-    )
-    summary.files_found = len(files)
-    selected, summary.files_skipped = lakes.select_files(
-        files, loaded=sink.loaded_files(entity.name), run_id=run_id, since=since, reload=reload
-    )
-    for problem in summary.problems:
-        log.warning("%s", problem)
-    run_row: dict[str, Any] = {
-        "load_id": load_id,
-        "entity": entity.name,
-        "command": command,
-        "status": "running",
-        "started_at": dt.datetime.now(dt.UTC),
-    }
-    sink.record_load(run_row)
-    error: BaseException | None = None
-    deferred = sink.defer_indexes(entity.tables) if selected else []
-    try:
-        Loader(sink, entity, settings, summary).load(selected)
-    except BaseException as e:
-        error = e
-        raise
-    finally:
-        try:
-            sink.rollback()
-            sink.build_indexes(deferred)
-        except EvoFramesError:  # reported by the run's own error; the next run's ensure_tables retries
-            log.warning("could not build the deferred indexes of %s", entity.name, exc_info=True)
-        summary.seconds = time.perf_counter() - started
-        totals = Counts()
-        stg = summary.tables.get(entity.stg.qualified, totals)
-        run_row.update(
-            status="failed" if error else "succeeded",
-            finished_at=dt.datetime.now(dt.UTC),
-            files=summary.files_loaded,
-            lines_read=summary.lines_read,
-            inserted=stg.inserted,
-            updated=stg.updated,
-            unchanged=stg.unchanged,
-            rejects=summary.rejects,
-            seconds=round(summary.seconds, 2),
-            error=str(error)[:2000] if isinstance(error, EvoFramesError) else (repr(error)[:2000] if error else None),
+    with _recorded(sink, entity, summary, command, settings):
+        files, summary.problems = lakes.list_files(
+            settings.lake, entity.name, prefix=settings.lake_prefix, storage_options=storage_options(settings.lake)
         )
+        summary.files_found = len(files)
+        if not files:
+            summary.error = (
+                f"no bronze files for {entity.name} under {redact(settings.lake)}/{settings.lake_prefix}/"
+                f"entity={entity.name}"
+            )
+        selected, summary.files_skipped = lakes.select_files(
+            files, loaded=sink.loaded_files(entity.name), run_id=run_id, since=since, reload=reload
+        )
+        for problem in summary.problems:
+            log.warning("%s", problem)
+        deferred = sink.defer_indexes(entity.tables) if selected else []
         try:
-            sink.record_load(run_row)
-        except EvoFramesError:  # the run's own error is the one to report
-            log.debug("could not record the run's end", exc_info=True)
+            Loader(sink, entity, settings, summary).load(selected)
+        finally:
+            try:
+                sink.rollback()
+                sink.build_indexes(deferred)
+            except EvoFramesError:  # reported by the run's own error; the next run's ensure_tables retries
+                log.warning("could not build the deferred indexes of %s", entity.name, exc_info=True)
     return summary
 
 
@@ -598,15 +656,26 @@ def transform_entity(sink: SqlSink, entity: Entity, settings: Settings, *, load_
 
     Incremental: only keys whose CORE parent row is missing or older than the STG row. With
     ``full_refresh``: rebuild every CORE table of the entity into a shadow table, index it once,
-    and swap it in atomically, so readers never see an empty table.
+    and swap it in atomically, so readers never see an empty table. Recorded in ``evo_meta.loads``
+    like a run; an empty STG table makes it ``failed``, naming ``evo-frames run``.
     """
     summary = Summary(entity=entity.name, target=sink.display, load_id=load_id, source="stg")
-    started = time.perf_counter()
     sink.ensure_tables([entity])
+    with _recorded(sink, entity, summary, "transform", settings):
+        if not sink.query(f"SELECT 1 FROM {qt(entity.stg)} LIMIT 1").num_rows:
+            summary.error = (
+                f"{entity.stg.qualified} is empty: nothing to transform; load bronze first with "
+                f"evo-frames run -e {entity.name}"
+            )
+            return summary
+        _transform(sink, entity, settings, summary, full_refresh)
+    return summary
+
+
+def _transform(sink: SqlSink, entity: Entity, settings: Settings, summary: Summary, full_refresh: bool) -> None:
     ctx = TransformContext(source_timezone=settings.source_timezone)
     if full_refresh:
         sink.begin_refresh(entity)
-    counts: dict[str, Counts] = defaultdict(Counts)
     casts: dict[str, int] = defaultdict(int)
     for stg in sink.read_stg(entity, settings.chunk_rows, CHUNK_BYTES):
         lines = stg.select(
@@ -624,13 +693,10 @@ def transform_entity(sink: SqlSink, entity: Entity, settings: Settings, *, load_
         core = check_output(entity, entity.transform(keyed.lazy(), ctx), keyed)
         count_cast_failures(entity, keyed, core[entity.core[0].qualified], casts)
         for table, c in sink.write_core(entity, keyed, core, shadow=full_refresh).items():
-            counts[table].add(c)
+            summary.tables.setdefault(table, Counts()).add(c)
         sink.commit()
         summary.lines_read += stg.height
         summary.rows_loaded += keyed.height
     if full_refresh:
         sink.finish_refresh(entity)
-    summary.tables = dict(counts)
     summary.cast_failures = dict(casts)
-    summary.seconds = time.perf_counter() - started
-    return summary

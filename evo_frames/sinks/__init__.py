@@ -14,16 +14,21 @@ from .sql import Counts, SqlSink
 __all__ = ["Counts", "SqlSink", "open_sink"]
 
 
-def open_sink(url: str, *, memory_limit: str, connect_timeout: int, statement_timeout: int) -> SqlSink:
-    """The sink for a target URL (no connection is made until first use)."""
+def open_sink(
+    url: str, *, memory_limit: str, connect_timeout: int, statement_timeout: int, read_only: bool = False
+) -> SqlSink:
+    """The sink for a target URL (no connection is made until first use).
+
+    ``read_only``: never write, never create a file (a missing DuckDB file is an error).
+    """
     if url.startswith("duckdb:"):
         from .duckdb import DuckDBSink
 
-        return DuckDBSink(url, memory_limit)
+        return DuckDBSink(url, memory_limit, read_only)
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresSink
 
-        return PostgresSink(url, connect_timeout, statement_timeout)
+        return PostgresSink(url, connect_timeout, statement_timeout, read_only)
     raise ConfigError(
         f"unknown target {redact(url)!r}; use duckdb:///abs/file.duckdb, duckdb:rel/file.duckdb "
         "or postgresql://user:pass@host:port/db"

@@ -21,7 +21,12 @@ class Dialect:
         partitions: range-partition tables that declare ``partition_by`` (monthly, on demand).
         max_identifier: longest identifier the target accepts.
         session_sql: statements run on every new connection.
+        read_only_sql: statements run on every new connection of a read-only sink (DuckDB opens
+            the file read-only instead).
         lock_sql: statement that serialises loads of one entity in a transaction (``{}`` = key).
+        load_lock_sql: statement a load's own session runs to hold a lock for as long as it lives
+            (``{}`` = key), or None where only one process can write at a time (DuckDB's file lock).
+        load_held_sql: query counting (``n``) the sessions holding that lock (``{}`` = key).
         table_stats_sql: query of one table's ``bytes`` and ``dead_rows`` (``{schema}``,
             ``{table}``), or None where the target has no such statistics.
         index_names_sql: query of the index names (``name``) of a ``{schema}``, where indexes are
@@ -37,7 +42,10 @@ class Dialect:
     partitions: bool
     max_identifier: int
     session_sql: tuple[str, ...]
+    read_only_sql: tuple[str, ...]
     lock_sql: str | None
+    load_lock_sql: str | None
+    load_held_sql: str | None
     secondary_indexes: bool
     table_stats_sql: str | None
     index_names_sql: str | None
@@ -61,7 +69,13 @@ POSTGRESQL = Dialect(
     max_identifier=63,
     # jit compiles every short ETL statement anew and costs more than it saves here
     session_sql=("SET TIME ZONE 'UTC'", "SET jit = off"),
+    read_only_sql=("SET default_transaction_read_only = on",),
     lock_sql="SELECT pg_advisory_xact_lock(hashtext({}))",
+    load_lock_sql="SELECT pg_advisory_lock(hashtext('evo_frames:load'), hashtext({}))",
+    load_held_sql=(
+        "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 "
+        "AND classid = hashtext('evo_frames:load')::oid AND objid = hashtext({})::oid"
+    ),
     secondary_indexes=True,
     # partitioned tables: sum over their partitions
     table_stats_sql=(
@@ -91,7 +105,10 @@ DUCKDB = Dialect(
         "SET autoinstall_known_extensions = false",
         "SET autoload_known_extensions = false",
     ),
+    read_only_sql=(),
     lock_sql=None,
+    load_lock_sql=None,
+    load_held_sql=None,
     secondary_indexes=False,
     table_stats_sql=None,
     index_names_sql=None,

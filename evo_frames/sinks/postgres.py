@@ -60,8 +60,8 @@ class PostgresSink(SqlSink):
 
     dialect = POSTGRESQL
 
-    def __init__(self, url: str, connect_timeout: int, statement_timeout: int) -> None:
-        super().__init__(url, describe(url))
+    def __init__(self, url: str, connect_timeout: int, statement_timeout: int, read_only: bool = False) -> None:
+        super().__init__(url, describe(url), read_only)
         self.connect_timeout = connect_timeout
         self._uri = with_timeouts(url, connect_timeout, statement_timeout)
 

@@ -20,6 +20,8 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import os
+import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -155,6 +157,16 @@ class Counts:
         self.deleted += other.deleted
 
 
+def _literal(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def interrupted_error(load: dict[str, Any]) -> str:
+    """What an interrupted load's row says about it."""
+    return f"the process (host {load['host']}, pid {load['pid']}) ended without recording an outcome"
+
+
 def _arrow(frame: pl.DataFrame) -> pa.Table:
     # large types are what the drivers accept from Polars without surprises (stack-notes §3)
     return frame.to_arrow()
@@ -168,9 +180,11 @@ class SqlSink:
 
     dialect: Dialect
 
-    def __init__(self, url: str, display: str) -> None:
+    def __init__(self, url: str, display: str, read_only: bool = False) -> None:
         self.url = url
         self.display = display
+        #: never writes: DDL and DML fail (``status``, ``query``, exploration)
+        self.read_only = read_only
         self._conn: Any = None
         self._partitions: set[tuple[str, str]] = set()
 
@@ -190,7 +204,7 @@ class SqlSink:
         if self._conn is None:
             self._conn = self._connect()
             with self._conn.cursor() as cur:
-                for stmt in self.dialect.session_sql:
+                for stmt in (*self.dialect.session_sql, *(self.dialect.read_only_sql if self.read_only else ())):
                     cur.execute(stmt)
             self._conn.commit()
         return self._conn
@@ -305,6 +319,24 @@ class SqlSink:
             f"WHERE table_schema = '{schema}' AND table_name = '{name}'"
         )
         return set(rows.column("column_name").to_pylist())
+
+    def layout_problems(self) -> list[str]:
+        """What keeps this target from being read as an evo-frames target, without changing it.
+
+        Raises:
+            SinkError: the target was never initialised (no evo_meta tables), naming ``init``/``run``.
+        """
+        missing = {t.qualified: set(t.column_names) - self._columns(t.schema, t.name) for t in META_TABLES}
+        if all(len(cols) == len(t.columns) for t, cols in zip(META_TABLES, missing.values(), strict=True)):
+            raise SinkError(
+                f"{self.display} is not initialised (no evo_meta tables); create the tables with "
+                f"evo-frames init --target <this target>, or load with evo-frames run"
+            )
+        return [
+            f"{name} lacks {', '.join(sorted(cols))}; upgrade the target with evo-frames init"
+            for name, cols in missing.items()
+            if cols
+        ]
 
     def ensure_tables(self, entities: Iterable[Entity]) -> list[str]:
         """Create or upgrade schemas, tables and indexes; idempotent and non-destructive.
@@ -591,10 +623,9 @@ class SqlSink:
     # bookkeeping ----------------------------------------------------------------------------
 
     def loaded_files(self, entity: str) -> dict[str, tuple[int, str]]:
-        """``path -> (size, etag)`` of the files of ``entity`` already loaded."""
-        rows = self.query(
-            f"SELECT path, size, etag FROM {qt(FILES)} WHERE entity = '{entity}' AND NOT partial"
-        ).to_pylist()
+        """``path -> (size, etag)`` of the files of ``entity`` already loaded, partial ones included:
+        a partial file is read again only once its size or etag changes."""
+        rows = self.query(f"SELECT path, size, etag FROM {qt(FILES)} WHERE entity = '{entity}'").to_pylist()
         return {r["path"]: (int(r["size"]), r["etag"]) for r in rows}
 
     def record_files(self, files: pl.DataFrame, rejects: pl.DataFrame) -> None:
@@ -621,6 +652,54 @@ class SqlSink:
                 f"ON CONFLICT ({', '.join(q(k) for k in REJECTS.primary_key)}) DO NOTHING",
                 "writing rejects",
             )
+
+    @contextlib.contextmanager
+    def holding_load(self, load_id: str, entity: str) -> Iterator[None]:
+        """Hold the lock that tells other processes the load is alive, on a session of its own
+        (reconnects of the load's connection do not drop it)."""
+        if not self.dialect.load_lock_sql:
+            yield
+            return
+        holder = self.conn.adbc_clone()
+        try:
+            with holder.cursor() as cur:
+                cur.execute(self.dialect.load_lock_sql.format(_literal(f"{load_id}/{entity}")))
+            holder.commit()
+            yield
+        finally:
+            try:
+                holder.close()
+            except Exception:  # a broken session has released its locks already
+                log.debug("closing the load's lock session failed", exc_info=True)
+
+    def dead_loads(self, entity: str | None = None) -> list[dict[str, Any]]:
+        """Loads recorded as ``running`` whose process is gone: on PostgreSQL no session holds
+        their lock; on DuckDB, which lets one process write at a time, any other process's."""
+        where = f" AND entity = {_literal(entity)}" if entity else ""
+        running = self.query(
+            f"SELECT load_id, entity, host, pid FROM {qt(LOADS)} WHERE status = 'running'{where}"
+        ).to_pylist()
+        dead = []
+        for r in running:
+            key = _literal(f"{r['load_id']}/{r['entity']}")
+            if self.dialect.load_held_sql:
+                alive = bool(self.scalar(self.dialect.load_held_sql.format(key)))
+            else:
+                alive = r["pid"] == os.getpid() and r["host"] == socket.gethostname()
+            if not alive:
+                dead.append(r)
+        return dead
+
+    def mark_interrupted(self, entity: str) -> None:
+        """Record the dead loads of ``entity`` (see :meth:`dead_loads`) as ``interrupted``, and commit."""
+        for r in self.dead_loads(entity):
+            self.execute(
+                f"UPDATE {qt(LOADS)} SET status = 'interrupted', error = {_literal(interrupted_error(r))} "
+                f"WHERE load_id = {_literal(r['load_id'])} AND entity = {_literal(r['entity'])} "
+                "AND status = 'running'",
+                "recording an interrupted load",
+            )
+        self.commit()
 
     def record_load(self, load: dict[str, Any]) -> None:
         """Insert or update one ``evo_meta.runs`` row and commit it."""

@@ -27,7 +27,7 @@ def test_status_optimize_transform(tmp_path: Path, target_url: str) -> None:
     report = json.loads(st.stdout)["entities"]["entries"]
     assert (report["files_in_lake"], report["files_loaded"], report["rejects"]) == (1, 1, 1)
     assert report["tables"]["core.evo_entries"]["rows"] == 20
-    last = report["last_run"]
+    last = report["last_attempt"]
     assert (last["status"], last["files"], last["lines_read"], last["inserted"]) == ("succeeded", 1, 21, 20)
     if target_url.startswith("postgresql"):
         assert report["tables"]["core.evo_entries"]["bytes"] > 0
