@@ -83,6 +83,8 @@ def test_truncated_gzip_loads_complete_lines_and_reloads_when_repaired(tmp_path:
     files = rows(target_url, "SELECT partial, error FROM evo_meta.files")
     assert files[0]["partial"] is True and "truncated" in files[0]["error"]
     reconcile(target_url)
+    unchanged = load(tmp_path, target_url)  # the same truncated copy is not read again
+    assert (unchanged.files_skipped, unchanged.files_loaded, unchanged.files_partial) == (1, 0, [])
     write_bronze(str(tmp_path), "entries", R1, [], raw=full)  # the repaired copy
     again = load(tmp_path, target_url)
     assert again.files_loaded == 1 and again.rejects == 0

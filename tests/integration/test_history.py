@@ -1,0 +1,124 @@
+"""Every load is on record in evo_meta.loads, whatever its outcome, and status shows the latest."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from evo_frames import pipeline
+from evo_frames.errors import SinkError
+from tests.helpers import load, rows, write_bronze
+from tests.integration.test_load_semantics import R1, entry
+from tests.integration.test_ops import cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+LOADS = "SELECT command, status, files, lines_read, inserted, rejects, host, pid, error FROM evo_meta.loads"
+
+
+def status(lake: Path, target: str, *extra: str) -> dict:
+    st = cli("status", "-e", "entries", "--lake", str(lake), "--target", target, "--json", *extra)
+    assert st.returncode == 0, st.stderr
+    return json.loads(st.stdout)
+
+
+def test_each_outcome_is_recorded(tmp_path: Path, target_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = cli("run", "-e", "entries", "--lake", str(tmp_path / "nothing"), "--target", target_url)
+    assert empty.returncode == 1 and "no bronze files" in empty.stderr
+    [failed] = rows(target_url, LOADS)
+    assert (failed["status"], failed["files"]) == ("failed", 0) and "no bronze files" in failed["error"]
+
+    write_bronze(str(tmp_path), "entries", R1, [entry(1, 1), entry(2, 2), "{bad"])
+    partial = cli("run", "-e", "entries", "--lake", str(tmp_path), "--target", target_url, "--max-bad-ratio", "0.1")
+    assert partial.returncode == 3
+    got = rows(target_url, LOADS + " WHERE status <> 'failed'")
+    assert [(r["status"], r["files"], r["lines_read"], r["inserted"], r["rejects"], r["pid"] > 0) for r in got] == [
+        ("partial", 1, 3, 2, 1, True)
+    ]
+
+    nothing = cli(
+        "run", "-e", "entries", "--lake", str(tmp_path), "--target", target_url, "--run-id", "20990101T000000Z"
+    )
+    assert len(rows(target_url, "SELECT load_id FROM evo_meta.loads")) == 3, nothing.stderr
+
+    def broken(self: pipeline.Loader, files: object) -> None:
+        raise SinkError("lost postgresql://etl:s3cret@db:5432/x while loading")
+
+    write_bronze(str(tmp_path), "entries", R1, [entry(3, 3)], name="2025-11-03_part-00002.jsonl.gz")
+    monkeypatch.setattr(pipeline.Loader, "load", broken)
+    with pytest.raises(SinkError):
+        load(tmp_path, target_url)
+    report = status(tmp_path, target_url, "--loads", "10", "--rejects", "5")["entities"]["entries"]
+    last, success = report["last_attempt"], report["last_success"]
+    assert last["status"] == "failed" and "s3cret" not in last["error"] and "etl:***@db" in last["error"]
+    assert (success["status"], success["files"]) == ("partial", 1)
+
+    tr = cli("transform", "-e", "entries", "--target", target_url, "--json")
+    assert tr.returncode == 0, tr.stderr
+    assert (json.loads(tr.stdout)["rows_written"], json.loads(tr.stdout)["rows_unchanged"]) == (0, 2)
+    assert rows(target_url, LOADS + " WHERE command = 'transform'")[0]["status"] == "succeeded"
+    full = status(tmp_path, target_url, "--loads", "10", "--rejects", "5")
+    assert [r["status"] for r in full["loads"]] == ["succeeded", "failed", "succeeded", "partial", "failed"]
+    assert [(r["line"], r["stage"]) for r in full["rejects"]] == [(3, "decode")]
+
+
+def test_transform_before_any_run_says_so(target_url: str) -> None:
+    tr = cli("transform", "-e", "entries", "--target", target_url)
+    assert tr.returncode == 1 and "evo-frames run -e entries" in tr.stderr
+    assert rows(target_url, "SELECT command, status FROM evo_meta.loads") == [
+        {"command": "transform", "status": "failed"}
+    ]
+
+
+HANG = """
+import sys, time
+from evo_frames import pipeline
+from tests.helpers import load
+def hang(self, files):
+    print("loading", flush=True)
+    time.sleep(120)
+pipeline.Loader.load = hang
+load(sys.argv[1], sys.argv[2])
+"""
+
+
+def _wait_for_line(proc: subprocess.Popen[str], seconds: float) -> None:
+    """Wait (bounded) until the child prints its first line."""
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(proc.stdout.readline() if proc.stdout else ""), daemon=True)
+    reader.start()
+    reader.join(seconds)
+    assert got == ["loading\n"], f"the child did not start loading: {got}"
+
+
+def test_a_killed_load_shows_as_interrupted(tmp_path: Path, target_url: str) -> None:
+    write_bronze(str(tmp_path), "entries", R1, [entry(1, 1)])
+    child = subprocess.Popen(
+        [sys.executable, "-c", HANG, str(tmp_path), target_url], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_for_line(child, 60)
+        live = cli("status", "-e", "entries", "--lake", str(tmp_path), "--target", target_url, "--json")
+        if target_url.startswith("duckdb"):  # the writer holds the file: one line naming it
+            assert live.returncode == 1 and f"locked by another process (pid {child.pid})" in live.stderr
+        else:
+            assert json.loads(live.stdout)["entities"]["entries"]["last_attempt"]["status"] == "running"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(30)
+    last = status(tmp_path, target_url)["entities"]["entries"]["last_attempt"]
+    assert last["status"] == "interrupted" and f"pid {child.pid}" in last["error"]
+    assert rows(target_url, "SELECT status FROM evo_meta.loads") == [{"status": "running"}]  # status only reads
+    again = load(tmp_path, target_url)
+    assert again.files_loaded == 1
+    assert sorted(r["status"] for r in rows(target_url, "SELECT status FROM evo_meta.loads")) == [
+        "interrupted",
+        "succeeded",
+    ]
