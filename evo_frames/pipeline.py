@@ -45,6 +45,9 @@ from .spec import CONTENT_HASH, Entity, TransformContext
 
 log = logging.getLogger("evo_frames")
 
+#: values that could not be typed, per ``(path, table, column)``
+CastCounts = dict[tuple[str, str, str], int]
+
 #: compressed bytes of bronze decoded ahead of the load (beyond ``workers`` files)
 PREFETCH_BYTES = 4 << 20
 
@@ -55,7 +58,7 @@ class Piece:
 
     records: pl.DataFrame
     core: dict[str, pl.DataFrame]
-    casts: dict[str, int]
+    casts: CastCounts
     rejects: pl.DataFrame
     duplicates: int
 
@@ -199,10 +202,10 @@ def read_file(
 
 def transform_records(
     entity: Entity, records: pl.DataFrame, ctx: TransformContext
-) -> tuple[dict[str, pl.DataFrame], dict[str, int]]:
-    """The checked CORE frames of deduplicated records, and the cast failures per column."""
+) -> tuple[dict[str, pl.DataFrame], CastCounts]:
+    """The checked CORE frames of deduplicated records, and the values that could not be typed."""
     core = check_output(entity, entity.transform(records.lazy(), ctx), records)
-    casts: dict[str, int] = defaultdict(int)
+    casts: CastCounts = defaultdict(int)
     count_cast_failures(entity, records, core[entity.core[0].qualified], casts)
     return core, dict(casts)
 
@@ -363,15 +366,22 @@ def check_output(entity: Entity, frames: dict[str, pl.LazyFrame], records: pl.Da
     return out
 
 
-def count_cast_failures(entity: Entity, records: pl.DataFrame, parent: pl.DataFrame, casts: dict[str, int]) -> None:
-    """Add, per parent column, the records whose non-empty source value became NULL."""
+def count_cast_failures(entity: Entity, records: pl.DataFrame, parent: pl.DataFrame, casts: CastCounts) -> None:
+    """Add, per file and parent column with a ``source``, the records whose source held a value
+    (a non-empty scalar, an object or an array) that ended up NULL."""
+    table = entity.core[0].qualified
     for col in entity.core[0].columns:
         if col.source is None or col.source not in records.columns:
             continue
-        given = records[col.source].cast(pl.String).str.strip_chars().fill_null("") != ""
-        n = int((given & parent[col.name].is_null()).sum())
-        if n:
-            casts[col.name] += n
+        lost = records.filter(parent[col.name].is_null())
+        if not lost.height:
+            continue
+        key = '$["' + col.source.replace("\\", "\\\\").replace('"', '\\"') + '"]'
+        given = pl.col(col.source).cast(pl.String).str.strip_chars().fill_null("") != ""
+        # objects and arrays at a scalar field were decoded as null: the raw line still holds them
+        kept_raw = pl.col("raw").str.json_path_match(key).str.strip_chars().fill_null("") != ""
+        for path, n in lost.filter(given | kept_raw).group_by("_source_file").len().iter_rows():
+            casts[(path, table, col.name)] += n
 
 
 class Loader:
@@ -427,7 +437,7 @@ class Loader:
             pending: list[Piece] = []
             pending_rows = pending_bytes = 0
             table_counts: dict[str, Counts] = defaultdict(Counts)
-            casts: dict[str, int] = defaultdict(int)
+            casts: CastCounts = defaultdict(int)
             dups: dict[str, int] = defaultdict(int)
             for source in sources:
                 file = source.file
@@ -456,6 +466,7 @@ class Loader:
                     pl.lit(self.summary.load_id).alias("load_id"),
                 ),
             )
+            sink.record_cast_failures(self.summary.load_id, self.entity.name, casts)
             sink.commit()
         except BaseException:
             sink.rollback()
@@ -473,7 +484,7 @@ class Loader:
         self,
         pending: list[Piece],
         table_counts: dict[str, Counts],
-        casts: dict[str, int],
+        casts: CastCounts,
         dups: dict[str, int],
     ) -> None:
         """Write one chunk of pieces (in latest-wins order); add to the batch's counters."""
@@ -535,7 +546,7 @@ class Loader:
         outcomes: list[FileOutcome],
         files_frame: pl.DataFrame,
         table_counts: dict[str, Counts],
-        casts: dict[str, int],
+        casts: CastCounts,
     ) -> None:
         s = self.summary
         s.files_loaded += len(outcomes)
@@ -546,8 +557,7 @@ class Loader:
         s.rejects += int(files_frame["rejects"].sum())
         for table, counts in table_counts.items():
             s.tables.setdefault(table, Counts()).add(counts)
-        for col, n in casts.items():
-            s.cast_failures[col] = s.cast_failures.get(col, 0) + n
+        add_cast_failures(s, casts)
 
 
 @contextlib.contextmanager
@@ -604,6 +614,13 @@ def _recorded(sink: SqlSink, entity: Entity, summary: Summary, command: str, set
                 sink.record_load(row)
             except EvoFramesError:  # the load's own error is the one to report
                 log.warning("could not record the end of load %s of %s", summary.load_id, entity.name, exc_info=True)
+
+
+def add_cast_failures(summary: Summary, casts: CastCounts) -> None:
+    """Add per-file cast failure counts to the summary's per-column totals (``table.column``)."""
+    for (_, table, column), n in casts.items():
+        name = f"{table}.{column}"
+        summary.cast_failures[name] = summary.cast_failures.get(name, 0) + n
 
 
 def run_entity(
@@ -676,7 +693,6 @@ def _transform(sink: SqlSink, entity: Entity, settings: Settings, summary: Summa
     ctx = TransformContext(source_timezone=settings.source_timezone)
     if full_refresh:
         sink.begin_refresh(entity)
-    casts: dict[str, int] = defaultdict(int)
     for stg in sink.read_stg(entity, settings.chunk_rows, CHUNK_BYTES):
         lines = stg.select(
             pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_line"), pl.col("raw_data").alias("raw")
@@ -691,12 +707,14 @@ def _transform(sink: SqlSink, entity: Entity, settings: Settings, summary: Summa
         )
         keyed = entity.keys(records.lazy(), ctx).collect().filter(pl.col("_key_error").is_null())
         core = check_output(entity, entity.transform(keyed.lazy(), ctx), keyed)
+        casts: CastCounts = defaultdict(int)
         count_cast_failures(entity, keyed, core[entity.core[0].qualified], casts)
         for table, c in sink.write_core(entity, keyed, core, shadow=full_refresh).items():
             summary.tables.setdefault(table, Counts()).add(c)
+        sink.record_cast_failures(summary.load_id, entity.name, casts)
         sink.commit()
+        add_cast_failures(summary, casts)
         summary.lines_read += stg.height
         summary.rows_loaded += keyed.height
     if full_refresh:
         sink.finish_refresh(entity)
-    summary.cast_failures = dict(casts)

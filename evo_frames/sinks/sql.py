@@ -653,6 +653,27 @@ class SqlSink:
                 "writing rejects",
             )
 
+    def record_cast_failures(self, load_id: str, entity: str, casts: dict[tuple[str, str, str], int]) -> None:
+        """Add to the load's counts of values that could not be typed, per (path, table, column),
+        inside the open transaction."""
+        if not casts:
+            return
+        frame = pl.DataFrame(
+            [
+                {"load_id": load_id, "entity": entity, "path": p, "table_name": t, "column_name": c, "failures": n}
+                for (p, t, c), n in casts.items()
+            ],
+            schema=CAST_FAILURES.polars_schema(),
+        )
+        self.ingest("_ef_casts", _arrow(frame))
+        cols = ", ".join(q(c) for c in CAST_FAILURES.column_names)
+        key = ", ".join(q(k) for k in CAST_FAILURES.primary_key)
+        self.execute(
+            f"INSERT INTO {qt(CAST_FAILURES)} ({cols}) SELECT {self._select_casts(CAST_FAILURES)} FROM _ef_casts s "
+            f"ON CONFLICT ({key}) DO UPDATE SET failures = {qt(CAST_FAILURES)}.failures + EXCLUDED.failures",
+            "recording values that could not be typed",
+        )
+
     @contextlib.contextmanager
     def holding_load(self, load_id: str, entity: str) -> Iterator[None]:
         """Hold the lock that tells other processes the load is alive, on a session of its own

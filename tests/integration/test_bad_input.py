@@ -67,7 +67,8 @@ def test_every_bad_line_kind_in_one_file(tmp_path: Path, target_url: str) -> Non
     loaded = rows(target_url, "SELECT member_id, member_name, branch_id FROM core.evo_entries ORDER BY member_id")
     assert [r["member_id"] for r in loaded] == [1, 2, 9, 13]
     assert loaded[1]["member_name"] == "second copy"  # the later line wins
-    assert loaded[3]["branch_id"] is None and s.cast_failures == {}  # the drifted value becomes NULL
+    assert loaded[3]["branch_id"] is None  # the drifted value becomes NULL, and is counted
+    assert s.cast_failures == {"core.evo_entries.branch_id": 1}
     assert len(loaded[2]["member_name"]) == 5 << 20
     assert rows(target_url, "SELECT _source_line FROM stg_evo.entries_raw ORDER BY _source_line")[0] == {
         "_source_line": 1

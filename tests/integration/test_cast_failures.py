@@ -1,0 +1,51 @@
+"""Every value present but not typeable (wrong scalar, object, array) is counted, stored per load
+and file in evo_meta.cast_failures, and shown by status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.helpers import load, rows, write_bronze
+from tests.integration.test_load_semantics import R1, entry
+from tests.integration.test_ops import cli
+
+CASTS = (
+    "SELECT entity, path, table_name, column_name, failures FROM evo_meta.cast_failures "
+    "WHERE load_id = '{}' ORDER BY column_name"
+)
+
+
+def test_every_nulled_value_is_counted_and_stored(tmp_path: Path, target_url: str) -> None:
+    path = write_bronze(
+        str(tmp_path),
+        "entries",
+        R1,
+        [
+            entry(1, 1, idBranch={"x": 1}),
+            entry(2, 2, idBranch="abc"),
+            entry(3, 3, idBranch=[1, 2]),
+            entry(4, 4, dateTurn="garbage"),
+            entry(5, 5, idBranch=None, dateTurn=""),  # null and empty are absent values, not failures
+        ],
+    )
+    s = load(tmp_path, target_url)
+    expected = {"core.evo_entries.branch_id": 3, "core.evo_entries.entry_date_turn": 1}
+    assert s.cast_failures == expected
+    stored = rows(target_url, CASTS.format(s.load_id))
+    assert [(r["path"], r["table_name"], r["column_name"], r["failures"]) for r in stored] == [
+        (path, "core.evo_entries", "branch_id", 3),
+        (path, "core.evo_entries", "entry_date_turn", 1),
+    ]
+    assert rows(target_url, "SELECT count(*) AS n FROM core.evo_entries WHERE branch_id IS NULL") == [{"n": 4}]
+
+    st = cli("status", "-e", "entries", "--lake", str(tmp_path), "--target", target_url, "--json")
+    assert json.loads(st.stdout)["entities"]["entries"]["last_attempt"]["cast_failures"] == expected
+    text = cli("status", "-e", "entries", "--lake", str(tmp_path), "--target", target_url).stdout
+    assert "values stored as NULL (could not be typed): core.evo_entries.branch_id=3" in text
+
+    tr = cli("transform", "-e", "entries", "--target", target_url, "--full-refresh", "--json")
+    assert tr.returncode == 0, tr.stderr
+    load_id = json.loads(tr.stdout)["load_id"]
+    assert json.loads(tr.stdout)["cast_failures"] == expected
+    assert [r["failures"] for r in rows(target_url, CASTS.format(load_id))] == [3, 1]
