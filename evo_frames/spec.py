@@ -45,12 +45,15 @@ class Column:
         source: the top-level bronze field the value is cast from, if any. The engine counts,
             per column, the records whose source held a non-empty value that the cast turned into
             NULL ("cast failures" in the run summary).
+        doc: one line of meaning for the data dictionary (``docs/tables.md``); a column with a
+            ``source`` and no ``doc`` means what that EVO field means.
     """
 
     name: str
     type: ColumnType
     nullable: bool = True
     source: str | None = None
+    doc: str = ""
 
     def __post_init__(self) -> None:
         if self.type not in COLUMN_TYPES:
@@ -82,6 +85,7 @@ class Table:
         partition_by: a ``timestamptz`` column to range-partition on (monthly, created on
             demand) where the sink supports partitioning.
         indexes: secondary indexes.
+        doc: what one row is, for the data dictionary.
     """
 
     schema: str
@@ -91,6 +95,7 @@ class Table:
     parent_key: tuple[str, ...] = ()
     partition_by: str | None = None
     indexes: tuple[Index, ...] = ()
+    doc: str = ""
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
@@ -159,13 +164,17 @@ class Entity:
     def __post_init__(self) -> None:
         stg_cols = (
             *self.key,
-            Column("raw_data", "json", nullable=False),
+            Column("raw_data", "json", nullable=False, doc="the bronze line as received (JSON)"),
             # xxhash64 of the raw line: unchanged re-sends are recognised without parsing JSON
-            Column(CONTENT_HASH, "bigint", nullable=False),
-            Column("_source_file", "text", nullable=False),
-            Column("_source_line", "bigint", nullable=False),
-            Column("run_id", "text", nullable=False),
-            Column("ingestion_date", "date"),
+            Column(
+                CONTENT_HASH, "bigint", nullable=False, doc="xxhash64 of the raw line; equal hash, unchanged record"
+            ),
+            Column("_source_file", "text", nullable=False, doc="path of the bronze file the record came from"),
+            Column("_source_line", "bigint", nullable=False, doc="its physical line number in that file, from 1"),
+            Column(
+                "run_id", "text", nullable=False, doc="the bronze run (extraction) of that file; CORE: _source_run_id"
+            ),
+            Column("ingestion_date", "date", doc="the ingestion_date=… folder of that file"),
         )
         partition = next((c.name for c in self.key if c.type == "timestamptz"), None)
         stg = Table(
@@ -175,6 +184,7 @@ class Entity:
             primary_key=tuple(c.name for c in self.key),
             partition_by=partition,
             indexes=(Index(f"idx_stg_{self.name}_run", ("run_id",)),),
+            doc=f"one row per {self.name} key: the latest bronze line of that key (run, file, line) and its origin",
         )
         object.__setattr__(self, "stg", stg)
         if not self.core or self.core[0].parent_key:

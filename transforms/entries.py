@@ -24,7 +24,10 @@ FIELDS = (
 
 RECORD = pl.Struct({f: pl.String for f in FIELDS})
 
-KEY = (Column("entry_id", "bigint", nullable=False), Column("entry_date", "timestamptz", nullable=False))
+KEY = (
+    Column("entry_id", "bigint", nullable=False, doc="md5-derived id of the entry (see the module docstring)"),
+    Column("entry_date", "timestamptz", nullable=False, doc="EVO `date`, read in the source time zone, stored in UTC"),
+)
 
 ENTRIES = Table(
     "core",
@@ -46,9 +49,14 @@ ENTRIES = Table(
         Column("block_reason", "text", source="blockReason"),
         Column("releases_by_id", "bigint", source="releasesByID"),
         Column("migration_id", "text", source="idMigration"),
-        Column("_source_run_id", "text"),
+        Column(
+            "_source_run_id",
+            "text",
+            doc="the bronze run (run_id) of the record this row was derived from (STG: run_id)",
+        ),
     ),
     primary_key=("entry_id", "entry_date"),
+    doc="one row per turnstile entry (check-in)",
     partition_by="entry_date",
     indexes=(
         Index("idx_core_entries_date", ("entry_date",)),

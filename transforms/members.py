@@ -91,7 +91,7 @@ RECORD = pl.Struct(
     }
 )  # fmt: skip
 
-KEY = (Column("member_id", "bigint", nullable=False),)
+KEY = (Column("member_id", "bigint", nullable=False, doc="EVO `idMember`"),)
 
 MEMBERS = Table(
     "core",
@@ -102,14 +102,14 @@ MEMBERS = Table(
         Column("branch_name", "text", source="branchName"),
         Column("first_name", "text", source="firstName"),
         Column("last_name", "text", source="lastName"),
-        Column("full_name", "text"),
+        Column("full_name", "text", doc="firstName and lastName joined by a space"),
         Column("register_name", "text", source="registerName"),
         Column("register_last_name", "text", source="registerLastName"),
         Column("use_preferred_name", "bool", source="usePreferredName"),
         Column("document", "text", source="document"),
         Column("document_id", "text", source="documentId"),
-        Column("email", "text"),
-        Column("cellphone", "text"),
+        Column("email", "text", doc="description of the contact of type 3/4 (else labelled mail); lowest idPhone wins"),
+        Column("cellphone", "text", doc="description of the contact of type 1/2; lowest idPhone wins"),
         Column("gender", "text", source="gender"),
         Column("birth_date", "date", source="birthDate"),
         Column("marital_status", "text", source="maritalStatus"),
@@ -124,8 +124,24 @@ MEMBERS = Table(
         Column("access_card_number", "text", source="accessCardNumber"),
         Column("access_blocked", "bool", source="accessBlocked"),
         Column("blocked_reason", "text", source="blockedReason"),
-        Column("status", "text", source="status"),
-        Column("membership_status", "text", source="membershipStatus"),
+        Column(
+            "status",
+            "text",
+            source="status",
+            doc=(
+                "the member's status in EVO, 'Active' or 'Inactive' (capitalised): Active while EVO "
+                "counts a membership in force (suspended and VIP included)"
+            ),
+        ),
+        Column(
+            "membership_status",
+            "text",
+            source="membershipStatus",
+            doc=(
+                "EVO's member-level membershipStatus, same vocabulary as status ('Active'/'Inactive'); "
+                "not the per-contract membership_status of core.evo_member_memberships"
+            ),
+        ),
         Column("penalized", "bool", source="penalized"),
         Column("total_fit_coins", "decimal", source="totalFitCoins"),
         Column("register_date", "timestamptz", source="registerDate"),
@@ -148,9 +164,14 @@ MEMBERS = Table(
         Column("employee_personal_id", "bigint", source="idEmployeePersonalTrainer"),
         Column("employee_personal_name", "text", source="nameEmployeePersonalTrainer"),
         Column("member_migration_id", "text", source="idMemberMigration"),
-        Column("_source_run_id", "text"),
+        Column(
+            "_source_run_id",
+            "text",
+            doc="the bronze run (run_id) of the record this row was derived from (STG: run_id)",
+        ),
     ),
     primary_key=("member_id",),
+    doc="one row per member",
     indexes=(
         Index("idx_core_members_branch", ("branch_id",)),
         Index("idx_core_members_status", ("status",)),
@@ -162,7 +183,7 @@ MEMBERSHIPS = Table(
     "evo_member_memberships",
     (
         Column("member_id", "bigint", nullable=False),
-        Column("member_membership_id", "bigint", nullable=False),
+        Column("member_membership_id", "bigint", nullable=False, doc="EVO `idMemberMembership`: this contract"),
         Column("membership_id", "bigint"),
         Column("membership_name", "text"),
         Column("membership_renewed_id", "bigint"),
@@ -173,7 +194,11 @@ MEMBERSHIPS = Table(
         Column("cancel_date", "timestamptz"),
         Column("cancel_date_on", "timestamptz"),
         Column("cancel_creation_date", "timestamptz"),
-        Column("membership_status", "text"),
+        Column(
+            "membership_status",
+            "text",
+            doc="this contract's state, lowercase as EVO sends it: 'active', 'canceled' or 'expired'",
+        ),
         Column("value_next_month", "decimal"),
         Column("original_value", "decimal"),
         Column("next_charge", "timestamptz"),
@@ -206,9 +231,14 @@ MEMBERSHIPS = Table(
         Column("contract_printing", "text"),
         Column("freezes", "json"),
         Column("sessions", "json"),
-        Column("_source_run_id", "text"),
+        Column(
+            "_source_run_id",
+            "text",
+            doc="the bronze run (run_id) of the record this row was derived from (STG: run_id)",
+        ),
     ),
     primary_key=("member_id", "member_membership_id"),
+    doc="one row per memberships[] element (a member's contract); columns are its fields, named in snake_case",
     parent_key=("member_id",),
 )
 
@@ -217,15 +247,20 @@ CONTACTS = Table(
     "evo_member_contacts",
     (
         Column("member_id", "bigint", nullable=False),
-        Column("contact_key", "text", nullable=False),
+        Column("contact_key", "text", nullable=False, doc="idPhone as text, else md5: of type and description"),
         Column("phone_id", "bigint"),
         Column("contact_type_id", "int"),
         Column("contact_type", "text"),
         Column("ddi", "text"),
         Column("description", "text"),
-        Column("_source_run_id", "text"),
+        Column(
+            "_source_run_id",
+            "text",
+            doc="the bronze run (run_id) of the record this row was derived from (STG: run_id)",
+        ),
     ),
     primary_key=("member_id", "contact_key"),
+    doc="one row per contacts[] element (phone, e-mail); columns are its fields, named in snake_case",
     parent_key=("member_id",),
 )
 

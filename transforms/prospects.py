@@ -32,7 +32,7 @@ RECORD = pl.Struct(
     }
 )  # fmt: skip
 
-KEY = (Column("prospect_id", "bigint", nullable=False),)
+KEY = (Column("prospect_id", "bigint", nullable=False, doc="EVO `idProspect`"),)
 
 PROSPECTS = Table(
     "core",
@@ -43,7 +43,7 @@ PROSPECTS = Table(
         Column("branch_name", "text", source="branchName"),
         Column("first_name", "text", source="firstName"),
         Column("last_name", "text", source="lastName"),
-        Column("full_name", "text"),
+        Column("full_name", "text", doc="firstName and lastName joined by a space"),
         Column("document", "text", source="document"),
         Column("email", "text", source="email"),
         Column("cellphone", "text", source="cellphone"),
@@ -63,14 +63,19 @@ PROSPECTS = Table(
         Column("gympass_id", "text", source="gympassId"),
         Column("conversion_date", "timestamptz", source="conversionDate"),
         Column("member_id", "bigint", source="idMember"),
-        Column("is_converted", "bool", nullable=False),
-        Column("responsible_name", "text"),
-        Column("responsible_document", "text"),
-        Column("responsible_is_financial", "bool"),
+        Column("is_converted", "bool", nullable=False, doc="member_id IS NOT NULL: the prospect became a member"),
+        Column("responsible_name", "text", doc="responsible.name"),
+        Column("responsible_document", "text", doc="responsible.document"),
+        Column("responsible_is_financial", "bool", doc="responsible.financialResponsible; false without a responsible"),
         Column("register_date", "timestamptz", source="registerDate"),
-        Column("_source_run_id", "text"),
+        Column(
+            "_source_run_id",
+            "text",
+            doc="the bronze run (run_id) of the record this row was derived from (STG: run_id)",
+        ),
     ),
     primary_key=("prospect_id",),
+    doc="one row per prospect (lead)",
 )
 
 

@@ -62,7 +62,7 @@ RECORD = pl.Struct(
     }
 )  # fmt: skip
 
-KEY = (Column("sale_id", "bigint", nullable=False),)
+KEY = (Column("sale_id", "bigint", nullable=False, doc="EVO `idSale`"),)
 
 SALES = Table(
     "core",
@@ -89,9 +89,14 @@ SALES = Table(
         Column("employee_removal_id", "bigint", source="idEmployeeRemoval"),
         Column("sale_migration_id", "text", source="idSaleMigration"),
         Column("cart_token", "text", source="idCartToken"),
-        Column("_source_run_id", "text"),
+        Column(
+            "_source_run_id",
+            "text",
+            doc="the bronze run (run_id) of the record this row was derived from (STG: run_id)",
+        ),
     ),
     primary_key=("sale_id",),
+    doc="one row per sale",
     indexes=(
         Index("idx_core_sales_member", ("member_id",)),
         Index("idx_core_sales_date", ("sale_date",)),
@@ -130,9 +135,14 @@ ITEMS = Table(
         Column("fl_swimming", "bool"),
         Column("fl_allow_locker", "bool"),
         Column("sale_item_migration_id", "text"),
-        Column("_source_run_id", "text"),
+        Column(
+            "_source_run_id",
+            "text",
+            doc="the bronze run (run_id) of the record this row was derived from (STG: run_id)",
+        ),
     ),
     primary_key=("sale_item_id",),
+    doc="one row per saleItens[] element (what was sold); columns are its fields, named in snake_case",
     parent_key=("sale_id",),
     indexes=(Index("idx_core_sale_items_sale", ("sale_id",)),),
 )
@@ -161,9 +171,17 @@ RECEIVABLES = Table(
         Column("nsu", "text"),
         Column("card_flag", "text"),
         Column("transaction_token", "text"),
-        Column("_source_run_id", "text"),
+        Column(
+            "_source_run_id",
+            "text",
+            doc="the bronze run (run_id) of the record this row was derived from (STG: run_id)",
+        ),
     ),
     primary_key=("receivable_id",),
+    doc=(
+        "one row per receivables[] element (an installment to receive); status_* and payment_type_* "
+        "from its {id, name} objects"
+    ),
     parent_key=("sale_id",),
     indexes=(
         Index("idx_core_receivables_sale", ("sale_id",)),
