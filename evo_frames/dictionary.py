@@ -32,7 +32,7 @@ are the fields of the list element named in the table's line, in snake_case.
 
 Lineage: STG's `run_id`, `_source_file` and `_source_line` say which bronze run, file (`path` in
 `evo_meta`) and line a record came from; CORE keeps the run as `_source_run_id`. A load's
-`load_id` (`evo_meta.loads`) is a different thing: one invocation of `evo-frames run` or
+`load_id` (`evo_meta.runs`) is a different thing: one invocation of `evo-frames run` or
 `transform`.
 
 ## The two member status columns

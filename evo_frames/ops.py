@@ -20,7 +20,7 @@ _LOAD_COLUMNS = (
 
 
 def _loads(sink: SqlSink, where: str, limit: int, dead: set[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Rows of evo_meta.loads, latest first, with a rate; dead ``running`` ones shown as interrupted."""
+    """Rows of evo_meta.runs, latest first, with a rate; dead ``running`` ones shown as interrupted."""
     out = sink.query(
         f"SELECT {_LOAD_COLUMNS} FROM {qt(LOADS)} WHERE {where} ORDER BY started_at DESC, entity LIMIT {int(limit)}"
     ).to_pylist()

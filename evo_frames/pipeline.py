@@ -94,7 +94,7 @@ class Summary:
     cast_failures: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    #: the outcome recorded in ``evo_meta.loads``: succeeded, partial, failed or interrupted
+    #: the outcome recorded in ``evo_meta.runs``: succeeded, partial, failed or interrupted
     status: str = "succeeded"
     #: why the load failed (redacted), or None
     error: str | None = None
@@ -562,7 +562,7 @@ class Loader:
 
 @contextlib.contextmanager
 def _recorded(sink: SqlSink, entity: Entity, summary: Summary, command: str, settings: Settings) -> Iterator[None]:
-    """Keep the load on record in ``evo_meta.loads``: ``running`` from the start (with this host
+    """Keep the load on record in ``evo_meta.runs``: ``running`` from the start (with this host
     and pid, its session holding the load's lock), then its outcome and counts whatever happens.
 
     Loads of the entity left ``running`` by a process that is gone are marked ``interrupted`` first.
@@ -636,7 +636,7 @@ def run_entity(
 ) -> Summary:
     """Load the selected bronze files of one entity; see the module docstring.
 
-    The load is recorded in ``evo_meta.loads`` whatever its outcome; a lake without files of the
+    The load is recorded in ``evo_meta.runs`` whatever its outcome; a lake without files of the
     entity makes it ``failed`` (``summary.error`` says where it looked).
     """
     summary = Summary(entity=entity.name, target=sink.display, load_id=load_id)
@@ -673,7 +673,7 @@ def transform_entity(sink: SqlSink, entity: Entity, settings: Settings, *, load_
 
     Incremental: only keys whose CORE parent row is missing or older than the STG row. With
     ``full_refresh``: rebuild every CORE table of the entity into a shadow table, index it once,
-    and swap it in atomically, so readers never see an empty table. Recorded in ``evo_meta.loads``
+    and swap it in atomically, so readers never see an empty table. Recorded in ``evo_meta.runs``
     like a run; an empty STG table makes it ``failed``, naming ``evo-frames run``.
     """
     summary = Summary(entity=entity.name, target=sink.display, load_id=load_id, source="stg")

@@ -1,4 +1,4 @@
-"""Every load is on record in evo_meta.loads, whatever its outcome, and status shows the latest."""
+"""Every load is on record in evo_meta.runs (one row per load_id and entity), whatever its outcome, and status shows the latest."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from tests.integration.test_ops import cli
 
 REPO = Path(__file__).resolve().parents[2]
 
-LOADS = "SELECT command, status, files, lines_read, inserted, rejects, host, pid, error FROM evo_meta.loads"
+LOADS = "SELECT command, status, files, lines_read, inserted, rejects, host, pid, error FROM evo_meta.runs"
 
 
 def status(lake: Path, target: str, *extra: str) -> dict:
@@ -46,7 +46,7 @@ def test_each_outcome_is_recorded(tmp_path: Path, target_url: str, monkeypatch: 
     nothing = cli(
         "run", "-e", "entries", "--lake", str(tmp_path), "--target", target_url, "--run-id", "20990101T000000Z"
     )
-    assert len(rows(target_url, "SELECT load_id FROM evo_meta.loads")) == 3, nothing.stderr
+    assert len(rows(target_url, "SELECT load_id FROM evo_meta.runs")) == 3, nothing.stderr
 
     def broken(self: pipeline.Loader, files: object) -> None:
         raise SinkError("lost postgresql://etl:s3cret@db:5432/x while loading")
@@ -72,7 +72,7 @@ def test_each_outcome_is_recorded(tmp_path: Path, target_url: str, monkeypatch: 
 def test_transform_before_any_run_says_so(target_url: str) -> None:
     tr = cli("transform", "-e", "entries", "--target", target_url)
     assert tr.returncode == 1 and "evo-frames run -e entries" in tr.stderr
-    assert rows(target_url, "SELECT command, status FROM evo_meta.loads") == [
+    assert rows(target_url, "SELECT command, status FROM evo_meta.runs") == [
         {"command": "transform", "status": "failed"}
     ]
 
@@ -115,10 +115,10 @@ def test_a_killed_load_shows_as_interrupted(tmp_path: Path, target_url: str) -> 
         child.wait(30)
     last = status(tmp_path, target_url)["entities"]["entries"]["last_attempt"]
     assert last["status"] == "interrupted" and f"pid {child.pid}" in last["error"]
-    assert rows(target_url, "SELECT status FROM evo_meta.loads") == [{"status": "running"}]  # status only reads
+    assert rows(target_url, "SELECT status FROM evo_meta.runs") == [{"status": "running"}]  # status only reads
     again = load(tmp_path, target_url)
     assert again.files_loaded == 1
-    assert sorted(r["status"] for r in rows(target_url, "SELECT status FROM evo_meta.loads")) == [
+    assert sorted(r["status"] for r in rows(target_url, "SELECT status FROM evo_meta.runs")) == [
         "interrupted",
         "succeeded",
     ]
