@@ -26,9 +26,10 @@ INTRO = """# Tables
 Generated from the declarations (`transforms/*.py`, `evo_frames/spec.py`, `evo_frames/sinks/sql.py`)
 by `python -m evo_frames.dictionary`; a test keeps it in step. Types are the logical types
 (PostgreSQL: `json` is `JSONB`, `decimal` is `NUMERIC(15,2)`). *source* is the top-level key of the
-bronze JSON record a column is typed from, where it is one key; a column with a source and no
-meaning of its own means what that EVO field means (see the EVO API model). Child-table columns
-are the fields of the list element named in the table's line, in snake_case.
+bronze JSON record a column is typed from (`list[].field` for a field of a list's elements), where
+it is one key; a column with a source and no meaning of its own means what that EVO field means
+(see the EVO API model). A value present at the source that could not be typed is stored as NULL
+and counted in `evo_meta.cast_failures`.
 
 Lineage: STG's `run_id`, `_source_file` and `_source_line` say which bronze run, file (`path` in
 `evo_meta`) and line a record came from; CORE keeps the run as `_source_run_id`. A load's

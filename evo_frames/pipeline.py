@@ -33,6 +33,7 @@ from typing import Any
 import polars as pl
 import polars_hash as plh
 
+from . import expr as E
 from . import lake as lakes
 from .config import Settings, storage_options
 from .errors import EvoFramesError, TransformError, redact
@@ -206,7 +207,7 @@ def transform_records(
     """The checked CORE frames of deduplicated records, and the values that could not be typed."""
     core = check_output(entity, entity.transform(records.lazy(), ctx), records)
     casts: CastCounts = defaultdict(int)
-    count_cast_failures(entity, records, core[entity.core[0].qualified], casts)
+    count_cast_failures(entity, records, core, casts, ctx)
     return core, dict(casts)
 
 
@@ -366,22 +367,66 @@ def check_output(entity: Entity, frames: dict[str, pl.LazyFrame], records: pl.Da
     return out
 
 
-def count_cast_failures(entity: Entity, records: pl.DataFrame, parent: pl.DataFrame, casts: CastCounts) -> None:
-    """Add, per file and parent column with a ``source``, the records whose source held a value
-    (a non-empty scalar, an object or an array) that ended up NULL."""
-    table = entity.core[0].qualified
-    for col in entity.core[0].columns:
+def count_cast_failures(
+    entity: Entity, records: pl.DataFrame, core: dict[str, pl.DataFrame], casts: CastCounts, ctx: TransformContext
+) -> None:
+    """Add, per file, table and column with a ``source``, the values present in the bronze record
+    that could not be typed and are stored as NULL.
+
+    Parent columns: a non-empty scalar, an object or an array at the key whose typed value is NULL.
+    Child columns (``list[].field``): a non-empty scalar in an element of the list that does not
+    parse as the column's type (objects and arrays inside elements are not seen: the decoder
+    drops them), counted for every element, whether it became a row or not.
+    """
+    parent = entity.core[0]
+    typed = core[parent.qualified]
+    for col in parent.columns:
         if col.source is None or col.source not in records.columns:
             continue
-        lost = records.filter(parent[col.name].is_null())
+        lost = records.filter(typed[col.name].is_null())
         if not lost.height:
             continue
         key = '$["' + col.source.replace("\\", "\\\\").replace('"', '\\"') + '"]'
-        given = pl.col(col.source).cast(pl.String).str.strip_chars().fill_null("") != ""
         # objects and arrays at a scalar field were decoded as null: the raw line still holds them
-        kept_raw = pl.col("raw").str.json_path_match(key).str.strip_chars().fill_null("") != ""
-        for path, n in lost.filter(given | kept_raw).group_by("_source_file").len().iter_rows():
-            casts[(path, table, col.name)] += n
+        kept_raw = pl.col("raw").str.json_path_match(key)
+        for path, n in (
+            lost.filter(_present(pl.col(col.source)) | _present(kept_raw)).group_by("_source_file").len().iter_rows()
+        ):
+            casts[(path, parent.qualified, col.name)] += n
+    for table in entity.core[1:]:
+        by_list: dict[str, list[pl.Expr]] = defaultdict(list)
+        for col in table.columns:
+            if col.source and "[]." in col.source and col.type in _PARSERS:
+                items, field_path = col.source.split("[].", 1)
+                value = pl.col("_el")
+                for name in field_path.split("."):
+                    value = value.struct.field(name)
+                failed = _present(value) & _PARSERS[col.type](value, ctx.source_timezone).is_null()
+                by_list[items].append(failed.cast(pl.Int64).sum().alias(col.name))
+        for items, sums in by_list.items():
+            if items not in records.columns:
+                continue
+            counts = E.elements(records.lazy(), items, []).group_by("_source_file").agg(sums).collect()
+            for row in counts.iter_rows(named=True):
+                path = row.pop("_source_file")
+                for name, n in row.items():
+                    if n:
+                        casts[(path, table.qualified, name)] += n
+
+
+def _present(value: pl.Expr) -> pl.Expr:
+    return value.cast(pl.String).str.strip_chars().fill_null("") != ""
+
+
+#: how a child column of each logical type is typed (text and json never fail), as the transforms do
+_PARSERS: dict[str, Callable[[pl.Expr, str], pl.Expr]] = {
+    "bigint": lambda v, tz: E.bigint(v),
+    "int": lambda v, tz: E.int32(v),
+    "decimal": lambda v, tz: E.money(v),
+    "bool": lambda v, tz: E.flag(v),
+    "date": lambda v, tz: E.date(v),
+    "timestamptz": E.timestamp,
+}
 
 
 class Loader:
@@ -708,7 +753,7 @@ def _transform(sink: SqlSink, entity: Entity, settings: Settings, summary: Summa
         keyed = entity.keys(records.lazy(), ctx).collect().filter(pl.col("_key_error").is_null())
         core = check_output(entity, entity.transform(keyed.lazy(), ctx), keyed)
         casts: CastCounts = defaultdict(int)
-        count_cast_failures(entity, keyed, core[entity.core[0].qualified], casts)
+        count_cast_failures(entity, keyed, core, casts, ctx)
         for table, c in sink.write_core(entity, keyed, core, shadow=full_refresh).items():
             summary.tables.setdefault(table, Counts()).add(c)
         sink.record_cast_failures(summary.load_id, entity.name, casts)

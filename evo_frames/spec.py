@@ -42,9 +42,11 @@ class Column:
         name: snake_case column name.
         type: logical type, one of :data:`COLUMN_TYPES`.
         nullable: False adds NOT NULL.
-        source: the top-level bronze field the value is cast from, if any. The engine counts,
-            per column, the records whose source held a non-empty value that the cast turned into
-            NULL ("cast failures" in the run summary).
+        source: the bronze field the value is cast from, if any: a top-level key (``idBranch``)
+            for a parent table, ``list[].field`` (``memberships[].idMembership``, or
+            ``receivables[].status.id`` inside an object) for a child table. The engine counts, per
+            column, the values present there that could not be typed ("cast failures" in the run
+            summary, ``evo_meta.cast_failures``).
         doc: one line of meaning for the data dictionary (``docs/tables.md``); a column with a
             ``source`` and no ``doc`` means what that EVO field means.
     """

@@ -49,3 +49,38 @@ def test_every_nulled_value_is_counted_and_stored(tmp_path: Path, target_url: st
     load_id = json.loads(tr.stdout)["load_id"]
     assert json.loads(tr.stdout)["cast_failures"] == expected
     assert [r["failures"] for r in rows(target_url, CASTS.format(load_id))] == [3, 1]
+
+
+def test_child_values_are_counted(tmp_path: Path) -> None:
+    target = f"duckdb://{tmp_path / 't.duckdb'}"
+    member = {
+        "idMember": 7,
+        "idBranch": "x",
+        "memberships": [
+            {"idMemberMembership": 1, "idMembership": "abc", "startDate": "garbage", "flAllowLocker": "maybe"},
+            {"idMemberMembership": 2, "idMembership": 5, "numMembers": "two"},
+        ],
+        "contacts": [{"idPhone": 3, "idContactType": "mobile", "description": "+55 11"}],
+    }
+    write_bronze(str(tmp_path), "members", R1, [member])
+    s = load(tmp_path, target, "members")
+    assert s.cast_failures == {
+        "core.evo_members.branch_id": 1,
+        "core.evo_member_memberships.membership_id": 1,
+        "core.evo_member_memberships.start_date": 1,
+        "core.evo_member_memberships.fl_allow_locker": 1,
+        "core.evo_member_memberships.num_members": 1,
+        "core.evo_member_contacts.contact_type_id": 1,
+    }
+    assert rows(
+        target, "SELECT membership_id, start_date, num_members FROM core.evo_member_memberships ORDER BY 1"
+    ) == [
+        {"membership_id": 5, "start_date": None, "num_members": None},
+        {"membership_id": None, "start_date": None, "num_members": None},
+    ]
+    stored = rows(target, "SELECT table_name, sum(failures) AS n FROM evo_meta.cast_failures GROUP BY 1 ORDER BY 1")
+    assert stored == [
+        {"table_name": "core.evo_member_contacts", "n": 1},
+        {"table_name": "core.evo_member_memberships", "n": 4},
+        {"table_name": "core.evo_members", "n": 1},
+    ]
