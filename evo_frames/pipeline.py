@@ -21,6 +21,7 @@ import datetime as dt
 import logging
 import os
 import queue
+import re
 import secrets
 import socket
 import threading
@@ -379,20 +380,27 @@ def count_cast_failures(
     drops them), counted for every element, whether it became a row or not.
     """
     parent = entity.core[0]
-    typed = core[parent.qualified]
-    for col in parent.columns:
-        if col.source is None or col.source not in records.columns:
-            continue
-        lost = records.filter(typed[col.name].is_null())
-        if not lost.height:
-            continue
-        key = '$["' + col.source.replace("\\", "\\\\").replace('"', '\\"') + '"]'
-        # objects and arrays at a scalar field were decoded as null: the raw line still holds them
-        kept_raw = pl.col("raw").str.json_path_match(key)
-        for path, n in (
-            lost.filter(_present(pl.col(col.source)) | _present(kept_raw)).group_by("_source_file").len().iter_rows()
-        ):
-            casts[(path, parent.qualified, col.name)] += n
+    flags: list[tuple[str, pl.LazyFrame]] = []
+    sourced = [(c.name, c.source) for c in parent.columns if c.source is not None and c.source in records.columns]
+    if sourced:
+        nulls = core[parent.qualified].select(pl.col(name).is_null().alias(f"_null:{name}") for name, _ in sourced)
+        frame = records.select("_source_file", "raw", *dict.fromkeys(src for _, src in sourced)).hstack(nulls)
+        # a non-empty scalar that the cast turned into NULL: one pass over all columns
+        lost = [(_present(pl.col(src)) & pl.col(f"_null:{name}")).alias(name) for name, src in sourced]
+        flags.append((parent.qualified, frame.lazy().select("_source_file", *lost)))
+        # objects and arrays at a scalar key were decoded as null: only lines holding one at such a
+        # key (one regular expression over the raw lines) are parsed again to find them
+        keys = "|".join(re.escape(src) for _, src in sourced)
+        held = frame.lazy().filter(pl.col("raw").str.contains(f'"(?:{keys})"\\s*:\\s*[\\[{{]'))
+        nested = [
+            (
+                pl.col(f"_null:{name}")
+                & ~_present(pl.col(src))
+                & _present(pl.col("raw").str.json_path_match(_json_path(src)))
+            ).alias(name)
+            for name, src in sourced
+        ]
+        flags.append((parent.qualified, held.select("_source_file", *nested)))
     for table in entity.core[1:]:
         by_list: dict[str, list[pl.Expr]] = defaultdict(list)
         for col in table.columns:
@@ -402,16 +410,25 @@ def count_cast_failures(
                 for name in field_path.split("."):
                     value = value.struct.field(name)
                 failed = _present(value) & _PARSERS[col.type](value, ctx.source_timezone).is_null()
-                by_list[items].append(failed.cast(pl.Int64).sum().alias(col.name))
-        for items, sums in by_list.items():
-            if items not in records.columns:
-                continue
-            counts = E.elements(records.lazy(), items, []).group_by("_source_file").agg(sums).collect()
-            for row in counts.iter_rows(named=True):
-                path = row.pop("_source_file")
-                for name, n in row.items():
-                    if n:
-                        casts[(path, table.qualified, name)] += n
+                by_list[items].append(failed.alias(col.name))
+        flags += [
+            (table.qualified, E.elements(records.lazy(), items, []).select("_source_file", *failed))
+            for items, failed in by_list.items()
+            if items in records.columns
+        ]
+    summed = pl.collect_all(
+        f.group_by("_source_file").agg(pl.exclude("_source_file").cast(pl.Int64).sum()) for _, f in flags
+    )
+    for (table_name, _), frame in zip(flags, summed, strict=True):
+        for row in frame.iter_rows(named=True):
+            path = row.pop("_source_file")
+            for name, n in row.items():
+                if n:
+                    casts[(path, table_name, name)] += n
+
+
+def _json_path(key: str) -> str:
+    return '$["' + key.replace("\\", "\\\\").replace('"', '\\"') + '"]'
 
 
 def _present(value: pl.Expr) -> pl.Expr:
