@@ -13,11 +13,13 @@ True
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from typing import Any
 
 import polars as pl
 
 from .config import Settings, load_settings, storage_options
+from .extract import Credentials, ExtractSummary, Progress, extract_entity, new_run_id, progress_for
 from .pipeline import Summary, new_load_id, run_entity, transform_entity
 from .registry import discover, select
 from .sinks import SqlSink, open_sink
@@ -124,3 +126,34 @@ def synth(
         except FileExistsError:
             out[name] = None
     return out
+
+
+def extract(
+    entity: str = "all",
+    *,
+    start: dt.date,
+    end: dt.date,
+    resume: bool = False,
+    settings: Settings | None = None,
+    config: str | None = None,
+    progress: Progress | None = None,
+    **overrides: Any,
+) -> list[ExtractSummary]:
+    """EVO API → bronze, like ``evo-frames extract``; one run id for all entities of the call.
+
+    Credentials come from ``EVO_API_URL``, ``EVO_USERNAME`` and ``EVO_PASSWORD``. Windows that
+    failed are listed in each summary's ``failed``; rerun with ``resume=True`` to complete them.
+    """
+    resolved = _resolve(settings, config, overrides)
+    credentials = Credentials.from_env()
+    chosen = [e for e in select(discover(), entity) if entity != "all" or e.api is not None]
+    run_id = new_run_id()
+    shown = progress or progress_for(sys.stderr)
+    try:
+        return [
+            extract_entity(ent, start, end, resolved, credentials=credentials, run_id=run_id, resume=resume,
+                           progress=shown)
+            for ent in chosen
+        ]  # fmt: skip
+    finally:
+        shown.close()

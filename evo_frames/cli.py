@@ -215,6 +215,57 @@ def run(
 
 
 @app.command()
+def extract(
+    entity: EntityOpt,
+    start: Annotated[str, typer.Option("--start", help="First day of the range, YYYY-MM-DD.", callback=_date)],
+    end: Annotated[str, typer.Option("--end", help="Last day of the range (included), YYYY-MM-DD.", callback=_date)],
+    lake: LakeOpt = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue the latest run over the same days: redo only its windows that did not complete.",
+        ),
+    ] = False,
+    workers: Annotated[int | None, typer.Option("--workers", help="Windows fetched at once [4].", min=1)] = None,
+    requests_per_minute: Annotated[
+        float | None,
+        typer.Option("--requests-per-minute", help="API requests per minute, all windows together [40].", min=0.1),
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fetch the EVO API into the bronze lake, window by window.
+
+    Needs EVO_API_URL, EVO_USERNAME and EVO_PASSWORD. Every window is paged to its end or fails:
+    failed windows are named, recorded in the run's _manifest.json and exit 1; --resume redoes them.
+    """
+    from .api import extract as run_extract
+
+    settings = _settings(config, lake=lake, extract_workers=workers, requests_per_minute=requests_per_minute)
+    summaries = run_extract(entity, start=start, end=end, resume=resume, settings=settings)
+    _emit(
+        [s.to_dict() for s in summaries] if len(summaries) > 1 else summaries[0].to_dict(),
+        as_json,
+        "\n".join(
+            f"{s.entity}: nothing to resume (no incomplete run over {start} .. {end})"
+            if not s.run_id
+            else f"{s.entity} -> {s.run_dir}: {s.complete} of {s.windows} windows complete"
+            + (f" ({s.redone} redone)" if s.resumed else "")
+            + f", {s.records:,} records in {s.parts} parts, {s.requests} requests, {s.seconds:.1f}s"
+            + f" ({s.records / max(s.seconds, 1e-9):,.0f} records/s)"
+            for s in summaries
+        ),
+    )
+    failed = [f"{s.entity} {period}: {error}" for s in summaries for period, error in s.failed]
+    if failed:
+        raise EvoFramesError(
+            f"{len(failed)} window(s) failed and are recorded as failed in the run's _manifest.json; "
+            f"rerun the same command with --resume once the API answers: " + "; ".join(failed)
+        )
+
+
+@app.command()
 def transform(
     entity: EntityOpt,
     target: TargetOpt = None,

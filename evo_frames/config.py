@@ -27,7 +27,11 @@ SECTIONS: Mapping[str, tuple[str, ...]] = {
     "lake": ("lake", "lake_prefix"),
     "target": ("target", "duckdb_memory_limit", "connect_timeout", "statement_timeout"),
     "load": ("batch_size", "workers", "chunk_rows", "max_bad_ratio", "retries", "source_timezone"),
-}
+    "extract": (
+        "requests_per_minute", "free_hours", "free_requests_per_minute", "api_timezone", "extract_workers",
+        "request_timeout", "request_attempts",
+    ),
+}  # fmt: skip
 #: the name a setting has inside its section (``[lake] url`` is the ``lake`` setting)
 _FILE_NAMES = {"lake": "url", "lake_prefix": "prefix", "target": "url"}
 
@@ -49,6 +53,14 @@ class Settings:
         max_bad_ratio: share of rejected lines above which ``run`` exits 3.
         retries: attempts for a batch that fails with a transient error.
         source_timezone: time zone of EVO's offset-less timestamps.
+        requests_per_minute: ``extract``: API requests per minute, shared by all windows.
+        free_hours: ``extract``: local hours ``H-H`` (start inclusive, end exclusive, in
+            ``api_timezone``) with the higher ``free_requests_per_minute``; empty for none.
+        free_requests_per_minute: ``extract``: the limit inside ``free_hours``.
+        api_timezone: ``extract``: the API's zone, in which ``free_hours`` are read.
+        extract_workers: ``extract``: windows fetched at once.
+        request_timeout: ``extract``: seconds one API request may take (connect, read, write).
+        request_attempts: ``extract``: attempts of one page before its window fails.
     """
 
     lake: str = "data/lake"
@@ -63,6 +75,13 @@ class Settings:
     max_bad_ratio: float = 1.0
     retries: int = 5
     source_timezone: str = "America/Sao_Paulo"
+    requests_per_minute: float = 40.0
+    free_hours: str = ""
+    free_requests_per_minute: float = 600.0
+    api_timezone: str = "America/Sao_Paulo"
+    extract_workers: int = 4
+    request_timeout: float = 120.0
+    request_attempts: int = 6
     #: where each value came from (``default``, ``file``, ``env``, ``flag``), for ``--verbose``
     origins: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -78,6 +97,11 @@ class Settings:
             ("retries", 1),
             ("connect_timeout", 1),
             ("statement_timeout", 1),
+            ("extract_workers", 1),
+            ("request_attempts", 1),
+            ("requests_per_minute", 0.1),
+            ("free_requests_per_minute", 0.1),
+            ("request_timeout", 0.1),
         ):
             if getattr(self, name) < low:
                 raise ConfigError(f"setting {name} = {getattr(self, name)} is too small; use at least {low}")
@@ -92,6 +116,13 @@ class Settings:
                 f"setting source_timezone = {self.source_timezone!r} is not an IANA time zone; "
                 "use e.g. 'America/Sao_Paulo'"
             ) from e
+        try:
+            ZoneInfo(self.api_timezone)
+        except Exception as e:
+            raise ConfigError(
+                f"setting api_timezone = {self.api_timezone!r} is not an IANA time zone; use e.g. 'America/Sao_Paulo'"
+            ) from e
+        free_hours(self.free_hours)
 
 
 _TYPES: dict[str, type] = {n: t for n, t in get_type_hints(Settings).items() if n != "origins"}
@@ -184,6 +215,22 @@ def load_settings(
             raise ConfigError(f"unknown setting {name!r}; valid: {', '.join(origins)}")
         values[name], origins[name] = _coerce(name, value, f"option --{name.replace('_', '-')}"), "flag"
     return dataclasses.replace(Settings(), **values, origins=origins)
+
+
+def free_hours(text: str) -> tuple[int, int] | None:
+    """The ``free_hours`` setting ``"H-H"`` as ``(start, end)`` local hours, or None when empty.
+
+    >>> free_hours("0-5"), free_hours("22-6"), free_hours("")
+    ((0, 5), (22, 6), None)
+    """
+    if not text.strip():
+        return None
+    start, sep, end = text.partition("-")
+    if sep and start.strip().isdigit() and end.strip().isdigit():
+        hours = int(start), int(end)
+        if all(0 <= h <= 24 for h in hours) and hours[0] != hours[1]:
+            return hours
+    raise ConfigError(f"setting free_hours = {text!r} is not a range of local hours; use e.g. '0-5' (00:00-05:00)")
 
 
 def storage_options(lake: str, env: Mapping[str, str] | None = None) -> dict[str, str]:

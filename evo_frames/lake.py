@@ -7,7 +7,7 @@ Layout (reference §0)::
 Any fsspec URL works: a plain path, ``file:///abs``, ``memory://``, ``az://container`` or
 ``abfs://container@account.dfs.core.windows.net``. A file under ``entity=<e>`` that does not follow
 the layout is reported as a problem, never silently skipped; ``_manifest.json`` files of the
-extractor are expected and ignored.
+extractor and the ``*.inprogress`` files it is still writing are expected and ignored.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ _SEGMENT = re.compile(
     r"(?P<name>(?:\d{4}-\d{2}(?:-\d{2})?_)?part-\d{5}\.jsonl\.gz)$"
 )
 _IGNORED = ("_manifest.json",)
+#: suffix of a file ``extract`` is still writing; renamed to its final name once complete
+IN_PROGRESS = ".inprogress"
 
 
 @dataclass(frozen=True, order=True)
@@ -102,7 +104,7 @@ def list_files(
     files: list[BronzeFile] = []
     problems: list[str] = []
     for path, info in found.items():
-        if path.rsplit("/", 1)[-1] in _IGNORED:
+        if path.rsplit("/", 1)[-1] in _IGNORED or path.endswith(IN_PROGRESS):
             continue
         parsed = parse_path(path)
         if parsed is None or parsed[0] != entity:

@@ -128,6 +128,47 @@ class TransformContext:
     source_timezone: str = "America/Sao_Paulo"
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where ``evo-frames extract`` fetches an entity from the EVO API, and how it writes it.
+
+    A run covers ``--start`` .. ``--end`` in windows of ``months`` calendar months (counted from
+    ``--start``) or of ``days`` days, the last one clipped at ``--end``. Each window is fetched
+    with ``GET path?<start_param>=<first day>T00:00:00&<end_param>=<last day>T23:59:59.9999999``
+    (the last 100 ns tick of the last day, so nothing on that day is left out and windows never
+    overlap) plus ``params``, paged by ``skip``/``take`` until a page shorter than ``take``.
+
+    Attributes:
+        path: URL path under ``EVO_API_URL``, e.g. ``/api/v2/members``.
+        window_field: the record field the API selects windows by (documentation and tests).
+        start_param: query parameter of the window's first instant.
+        end_param: query parameter of the window's last instant.
+        take: records per page; at most what the API allows.
+        part_size: records per full bronze part (the last part of a window holds the rest).
+        months: window length in months, or 0 when ``days`` is given.
+        days: window length in days, or 0 when ``months`` is given.
+        prefix: ``strftime`` format of the window start in part names, e.g. ``%Y-%m_``.
+        params: further query parameters sent with every page.
+    """
+
+    path: str
+    window_field: str
+    start_param: str
+    end_param: str
+    take: int
+    part_size: int
+    months: int = 0
+    days: int = 0
+    prefix: str = "%Y-%m_"
+    params: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.months > 0) == (self.days > 0):
+            raise ValueError(f"endpoint {self.path}: give exactly one of months or days as the window length")
+        if self.take < 1 or self.part_size < 1:
+            raise ValueError(f"endpoint {self.path}: take and part_size must be at least 1")
+
+
 #: ``keys(records, ctx)`` adds the key columns and ``_key_error`` (null when the key is fine,
 #: else a reason naming the field and value); rows with an error go to ``evo_meta.rejects``
 KeysFn = Callable[[pl.LazyFrame, TransformContext], pl.LazyFrame]
@@ -152,6 +193,7 @@ class Entity:
             ``ingestion_date``), one row per record after latest-wins dedup. The parent table's
             frame must keep the input's rows and order (one row per record).
         order: position in ``--entity all`` (lower first).
+        api: where ``evo-frames extract`` fetches the entity from, if anywhere.
     """
 
     name: str
@@ -161,6 +203,7 @@ class Entity:
     core: tuple[Table, ...]
     transform: TransformFn
     order: int = 100
+    api: Endpoint | None = None
     stg: Table = field(init=False)
 
     def __post_init__(self) -> None:

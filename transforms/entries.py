@@ -14,7 +14,7 @@ import polars as pl
 import polars_hash as plh
 
 from evo_frames import expr as E
-from evo_frames.spec import Column, Entity, Index, Table, TransformContext
+from evo_frames.spec import Column, Endpoint, Entity, Index, Table, TransformContext
 
 FIELDS = (
     "date", "dateTurn", "timeZone", "idMember", "nameMember", "idProspect", "nameProspect",
@@ -125,4 +125,18 @@ def transform(records: pl.LazyFrame, ctx: TransformContext) -> dict[str, pl.Lazy
     return {ENTRIES.qualified: entries}
 
 
-ENTITY = Entity(name="entries", record=RECORD, key=KEY, keys=keys, core=(ENTRIES,), transform=transform, order=30)
+#: ``evo-frames extract``: weekly ``registerDate`` windows from ``--start`` (the API filters on ``date``)
+API = Endpoint(
+    path="/api/v1/entries",
+    window_field="date",
+    start_param="registerDateStart",
+    end_param="registerDateEnd",
+    take=1000,
+    part_size=10_000,
+    days=7,
+    prefix="%Y-%m-%d_",
+)
+
+ENTITY = Entity(
+    name="entries", record=RECORD, key=KEY, keys=keys, core=(ENTRIES,), transform=transform, order=30, api=API
+)

@@ -36,7 +36,7 @@ import polars as pl
 import polars_hash as plh
 
 from evo_frames import expr as E
-from evo_frames.spec import Column, Entity, Index, Table, TransformContext
+from evo_frames.spec import Column, Endpoint, Entity, Index, Table, TransformContext
 
 _S = pl.String
 _EMPLOYEE = pl.Struct({"idEmployee": _S, "name": _S})
@@ -484,6 +484,19 @@ def transform(records: pl.LazyFrame, ctx: TransformContext) -> dict[str, pl.Lazy
     }
 
 
+#: ``evo-frames extract``: 3-month ``registerDate`` windows, with memberships and responsibles
+API = Endpoint(
+    path="/api/v2/members",
+    window_field="registerDate",
+    start_param="registerDateStart",
+    end_param="registerDateEnd",
+    take=50,
+    part_size=2_000,
+    months=3,
+    prefix="%Y-%m_",
+    params=(("showMemberships", "true"), ("showsResponsibles", "true")),  # the API spells it "shows"
+)
+
 ENTITY = Entity(
     name="members",
     record=RECORD,
@@ -492,4 +505,5 @@ ENTITY = Entity(
     core=(MEMBERS, MEMBERSHIPS, CONTACTS),
     transform=transform,
     order=10,
+    api=API,
 )

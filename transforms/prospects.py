@@ -15,7 +15,7 @@ from __future__ import annotations
 import polars as pl
 
 from evo_frames import expr as E
-from evo_frames.spec import Column, Entity, Table, TransformContext
+from evo_frames.spec import Column, Endpoint, Entity, Table, TransformContext
 
 _S = pl.String
 RESPONSIBLE = pl.Struct({"name": _S, "document": _S, "financialResponsible": _S})
@@ -130,4 +130,18 @@ def transform(records: pl.LazyFrame, ctx: TransformContext) -> dict[str, pl.Lazy
     return {PROSPECTS.qualified: prospects}
 
 
-ENTITY = Entity(name="prospects", record=RECORD, key=KEY, keys=keys, core=(PROSPECTS,), transform=transform, order=40)
+#: ``evo-frames extract``: 3-month ``registerDate`` windows like members; parts of 2,000 (40 pages)
+API = Endpoint(
+    path="/api/v1/prospects",
+    window_field="registerDate",
+    start_param="registerDateStart",
+    end_param="registerDateEnd",
+    take=50,
+    part_size=2_000,
+    months=3,
+    prefix="%Y-%m_",
+)
+
+ENTITY = Entity(
+    name="prospects", record=RECORD, key=KEY, keys=keys, core=(PROSPECTS,), transform=transform, order=40, api=API
+)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import polars as pl
 
 from evo_frames import expr as E
-from evo_frames.spec import Column, Entity, Index, Table, TransformContext
+from evo_frames.spec import Column, Endpoint, Entity, Index, Table, TransformContext
 
 _S = pl.String
 _ID_NAME = pl.Struct({"id": _S, "name": _S})
@@ -305,6 +305,19 @@ def transform(records: pl.LazyFrame, ctx: TransformContext) -> dict[str, pl.Lazy
     }
 
 
+#: ``evo-frames extract``: calendar-month ``dateSale`` windows, with receivables
+API = Endpoint(
+    path="/api/v2/sales",
+    window_field="saleDate",
+    start_param="dateSaleStart",
+    end_param="dateSaleEnd",
+    take=100,
+    part_size=5_000,
+    months=1,
+    prefix="%Y-%m_",
+    params=(("showReceivables", "true"),),
+)
+
 ENTITY = Entity(
     name="sales",
     record=RECORD,
@@ -313,4 +326,5 @@ ENTITY = Entity(
     core=(SALES, ITEMS, RECEIVABLES),
     transform=transform,
     order=20,
+    api=API,
 )
