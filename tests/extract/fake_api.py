@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import gzip
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -75,6 +76,15 @@ class Hit:
     status: int
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up on a slow answer is expected here; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class FakeEvo:
     """The server; use as a context manager. ``url`` is its base URL."""
 
@@ -98,8 +108,7 @@ class FakeEvo:
         self.faults: list[Fault] = []
         self.hits: list[Hit] = []
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def __enter__(self) -> FakeEvo:
@@ -153,14 +162,6 @@ class FakeEvo:
                 url = urlsplit(self.path)
                 params = dict(parse_qsl(url.query, keep_blank_values=True))
                 fault = fake._fault(url.path, params)
-                if fault is not None and fault.delay:
-                    time.sleep(fault.delay)
-                if fault is not None and fault.drop:
-                    with fake._lock:
-                        fake.hits.append(Hit(at, url.path, params, 0))
-                    self.close_connection = True
-                    self.connection.shutdown(2)
-                    return
                 if fault is not None and fault.status is not None:
                     status, body, headers = fault.status, b'{"message":"injected"}', {}
                     if fault.retry_after is not None:
@@ -168,7 +169,13 @@ class FakeEvo:
                 else:
                     status, body, headers = fake.answer(url.path, params, self.headers.get("Authorization"))
                 with fake._lock:
-                    fake.hits.append(Hit(at, url.path, params, status))
+                    fake.hits.append(Hit(at, url.path, params, 0 if fault is not None and fault.drop else status))
+                if fault is not None and fault.delay:
+                    time.sleep(fault.delay)
+                if fault is not None and fault.drop:
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
