@@ -29,7 +29,7 @@ SECTIONS: Mapping[str, tuple[str, ...]] = {
     "load": ("batch_size", "workers", "chunk_rows", "max_bad_ratio", "retries", "source_timezone"),
     "extract": (
         "requests_per_minute", "free_hours", "free_requests_per_minute", "api_timezone", "extract_workers",
-        "request_timeout", "request_attempts",
+        "pages_in_flight", "request_timeout", "request_attempts",
     ),
 }  # fmt: skip
 #: the name a setting has inside its section (``[lake] url`` is the ``lake`` setting)
@@ -59,6 +59,7 @@ class Settings:
         free_requests_per_minute: ``extract``: the limit inside ``free_hours``.
         api_timezone: ``extract``: the API's zone, in which ``free_hours`` are read.
         extract_workers: ``extract``: windows fetched at once.
+        pages_in_flight: ``extract``: pages of one window requested ahead, at once.
         request_timeout: ``extract``: seconds one API request may take (connect, read, write).
         request_attempts: ``extract``: attempts of one page before its window fails.
     """
@@ -80,6 +81,7 @@ class Settings:
     free_requests_per_minute: float = 600.0
     api_timezone: str = "America/Sao_Paulo"
     extract_workers: int = 4
+    pages_in_flight: int = 4
     request_timeout: float = 120.0
     request_attempts: int = 6
     #: where each value came from (``default``, ``file``, ``env``, ``flag``), for ``--verbose``
@@ -98,6 +100,7 @@ class Settings:
             ("connect_timeout", 1),
             ("statement_timeout", 1),
             ("extract_workers", 1),
+            ("pages_in_flight", 1),
             ("request_attempts", 1),
             ("requests_per_minute", 0.1),
             ("free_requests_per_minute", 0.1),

@@ -162,7 +162,9 @@ def test_every_record_arrives_once_through_500s_429s_timeouts_and_resets(fake: F
         Fault(_window(api.start_param, "2023-12-01", 14), status=500, times=2),
         Fault(_window(api.start_param, "2024-06-01", 7), status=429, retry_after=1.0),
         Fault(_window(api.start_param, "2024-12-01", 21), status=503),
-        Fault(_window(api.start_param, "2025-06-01", 28), status=None, delay=2.5),  # beyond the timeout
+        Fault(
+            lambda p, q: _window(api.start_param, "2025-06-01", 28)(p, q) and q["skip"] == "28", status=None, delay=2.5
+        ),  # beyond the timeout
         Fault(_window(api.start_param, "2024-06-01", 35), drop=True),
     ]
     summary = _extract(fake, entity, tmp_path / "lake", request_timeout=1.0)
