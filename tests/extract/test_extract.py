@@ -342,3 +342,17 @@ def test_extract_then_run_gives_exactly_the_api_records(extracted: tuple[Path, F
         assert scalar(target_url, f"SELECT count(*) FROM {entity.stg.qualified}") == scalar(
             target_url, f"SELECT count(*) FROM {parent.qualified}"
         )
+
+
+def test_extract_settings_come_from_the_file_and_env_and_are_checked(tmp_path: Path) -> None:
+    from evo_frames.config import load_settings
+    from evo_frames.errors import ConfigError
+
+    conf = tmp_path / "config.toml"
+    conf.write_text('[extract]\nrequests_per_minute = 90\nfree_hours = "22-6"\npages_in_flight = 2\n')
+    s = load_settings(config=conf, env={"EVO_FRAMES_REQUEST_ATTEMPTS": "3"})
+    assert (s.requests_per_minute, s.free_hours, s.pages_in_flight, s.request_attempts) == (90.0, "22-6", 2, 3)
+    for env, word in (({"EVO_FRAMES_FREE_HOURS": "5"}, "free_hours"), ({"EVO_FRAMES_API_TIMEZONE": "Brasilia"}, "api_timezone"),
+                      ({"EVO_FRAMES_REQUESTS_PER_MINUTE": "0"}, "requests_per_minute")):  # fmt: skip
+        with pytest.raises(ConfigError, match=word):
+            load_settings(env=env)
