@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib import metadata as _metadata
 
 from .errors import ConfigError, EvoFramesError, SinkError, SourceError, TransformError
-from .spec import Column, Entity, Index, Table, TransformContext
+from .spec import Column, Endpoint, Entity, Index, Table, TransformContext
 
 try:
     __version__ = _metadata.version("evo-frames")
@@ -19,6 +19,7 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
 __all__ = [
     "Column",
     "ConfigError",
+    "Endpoint",
     "Entity",
     "EvoFramesError",
     "Index",

@@ -54,7 +54,7 @@ class Fault:
     """Answer requests that ``match`` with ``status`` (None: the normal answer) after ``delay`` s.
 
     ``times`` is how many requests it still affects (None: until :meth:`heal`); ``drop`` closes
-    the connection without an answer.
+    the connection without an answer; ``body`` replaces the body of a 200 answer.
     """
 
     match: Callable[[str, dict[str, str]], bool]
@@ -63,6 +63,7 @@ class Fault:
     retry_after: float | None = None
     delay: float = 0.0
     drop: bool = False
+    body: Any = None
 
     def heal(self) -> None:
         self.times = 0
@@ -168,6 +169,8 @@ class FakeEvo:
                         headers["Retry-After"] = f"{fault.retry_after:g}"
                 else:
                     status, body, headers = fake.answer(url.path, params, self.headers.get("Authorization"))
+                    if fault is not None and fault.body is not None:
+                        body = json.dumps(fault.body).encode()
                 with fake._lock:
                     fake.hits.append(Hit(at, url.path, params, 0 if fault is not None and fault.drop else status))
                 if fault is not None and fault.delay:

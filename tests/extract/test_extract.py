@@ -356,3 +356,17 @@ def test_extract_settings_come_from_the_file_and_env_and_are_checked(tmp_path: P
                       ({"EVO_FRAMES_REQUESTS_PER_MINUTE": "0"}, "requests_per_minute")):  # fmt: skip
         with pytest.raises(ConfigError, match=word):
             load_settings(env=env)
+
+
+def test_bad_credentials_and_oversized_pages_fail_their_windows_without_retrying(fake: FakeEvo, tmp_path: Path) -> None:
+    entity = ENTITIES["sales"]
+    span = (dt.date(2024, 1, 1), dt.date(2024, 3, 31))
+    wrong = extract_entity(
+        entity, *span, _settings(tmp_path / "a"), credentials=Credentials(fake.url, USER, "wrong-password"),
+        run_id=new_run_id(), base_delay=0.01,
+    )  # fmt: skip
+    assert len(wrong.failed) == 3 and all("HTTP 401" in e and "EVO_PASSWORD" in e for _, e in wrong.failed)
+    assert len(fake.hits_of()) == 3, "a 401 is not retried"
+    fake.faults.append(Fault(_window("dateSaleStart", "2024-02-01"), status=None, body=[{"idSale": 1}] * 101))
+    big = _extract(fake, entity, tmp_path / "b", span=span)
+    assert [p for p, _ in big.failed] == ["2024-02-01 - 2024-02-29"] and "more than asked" in big.failed[0][1]

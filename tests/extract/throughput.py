@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--rpm", type=float, default=600.0)
     parser.add_argument("--latency", type=float, default=0.3)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--pages-in-flight", type=int, default=4)
     args = parser.parse_args()
     entity = ENTITIES[args.entity]
     assert entity.api is not None
@@ -43,7 +44,11 @@ def main() -> None:
         with FakeEvo({args.entity: entity.api}, records, username="u", password="p") as fake:
             fake.faults.append(Fault(lambda path, params: True, status=None, times=None, delay=args.latency))
             settings = dataclasses.replace(
-                Settings(), lake=f"{tmp}/lake", requests_per_minute=args.rpm, extract_workers=args.workers
+                Settings(),
+                lake=f"{tmp}/lake",
+                requests_per_minute=args.rpm,
+                extract_workers=args.workers,
+                pages_in_flight=args.pages_in_flight,
             )
             began = time.perf_counter()
             summary = extract_entity(
@@ -55,7 +60,7 @@ def main() -> None:
     seen = (len(times) - 1) / (times[-1] - times[0]) * 60
     print(
         f"{args.entity}: {summary.requests} requests, {summary.records:,} records in {wall:.1f}s with "
-        f"{args.workers} workers and {args.latency}s per response; limit {args.rpm:g} requests/min, server saw "
+        f"{args.workers} workers x {args.pages_in_flight} pages in flight and {args.latency}s per response; limit {args.rpm:g} requests/min, server saw "
         f"{seen:.1f} requests/min ({seen / args.rpm:.3f} of the limit); {summary.records / wall:,.0f} records/s"
     )
     assert not summary.failed, summary.failed
