@@ -193,6 +193,7 @@ class RateLimiter:
         self._clock, self._sleep, self._now = clock, sleep, now
         self._lock = threading.Lock()
         self._next = clock()
+        self._waiting = 0
 
     def rate(self, moment: dt.datetime) -> float:
         """Requests per minute allowed at ``moment`` (an aware datetime).
@@ -215,8 +216,18 @@ class RateLimiter:
             now = self._clock()
             slot = max(now, self._next)
             self._next = slot + 60.0 / self.rate(self._now())
-        if slot > now:
-            self._sleep(slot - now)
+            self._waiting += 1
+        try:
+            if slot > now:
+                self._sleep(slot - now)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+    def spare(self) -> bool:
+        """True when no request waits for its turn and the next may start now: capacity is unused."""
+        with self._lock:
+            return self._waiting == 0 and self._next <= self._clock()
 
     def hold_until(self, moment: float) -> None:
         """No request starts before ``moment`` (on the limiter's clock)."""
@@ -620,10 +631,13 @@ def extract_entity(
             asked[0] += api.take
 
         try:
-            # the first page alone (most windows of a small range are one page); after a full page,
-            # up to pages_in_flight are requested ahead and taken in skip order. A short page ends
-            # the window, and the pages requested past it must come back empty
+            # pages are requested ahead and taken in skip order. A window starts with one page in
+            # flight and, on each full page, keeps one more (up to pages_in_flight) while the
+            # limiter has unused capacity, one fewer while requests queue for it: read-ahead fills
+            # the limit when few windows are left and costs no budget when it is already full. A
+            # short page ends the window, and the pages requested past it must come back empty
             request()
+            depth = 1
             end_at: int | None = None
             while in_flight:
                 skip, future = in_flight.popleft()
@@ -649,7 +663,9 @@ def extract_entity(
                     buffer = buffer[api.part_size :]
                 if len(page) < api.take:
                     end_at = skip
-                while end_at is None and len(in_flight) < settings.pages_in_flight:
+                    continue
+                depth = min(depth + 1, settings.pages_in_flight) if limiter.spare() else max(depth - 1, 1)
+                while len(in_flight) < depth:
                     request()
             if buffer:
                 flush(buffer)
