@@ -632,7 +632,7 @@ def extract_entity(
 
         try:
             # pages are requested ahead and taken in skip order. A window starts with one page in
-            # flight and, on each full page, keeps one more (up to pages_in_flight) while the
+            # flight and, on each full page, keeps twice as many (up to pages_in_flight) while the
             # limiter has unused capacity, one fewer while requests queue for it: read-ahead fills
             # the limit when few windows are left and costs no budget when it is already full. A
             # short page ends the window, and the pages requested past it must come back empty
@@ -664,7 +664,7 @@ def extract_entity(
                 if len(page) < api.take:
                     end_at = skip
                     continue
-                depth = min(depth + 1, settings.pages_in_flight) if limiter.spare() else max(depth - 1, 1)
+                depth = min(depth * 2, settings.pages_in_flight) if limiter.spare() else max(depth - 1, 1)
                 while len(in_flight) < depth:
                     request()
             if buffer:

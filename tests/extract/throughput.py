@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.3)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--pages-in-flight", type=int, default=4)
+    parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2020, 6, 1))
+    parser.add_argument("--end", type=dt.date.fromisoformat, default=dt.date(2026, 1, 11))
     args = parser.parse_args()
     entity = ENTITIES[args.entity]
     assert entity.api is not None
@@ -52,14 +54,14 @@ def main() -> None:
             )
             began = time.perf_counter()
             summary = extract_entity(
-                entity, dt.date(2020, 6, 1), dt.date(2026, 1, 11), settings,
+                entity, args.start, args.end, settings,
                 credentials=Credentials(fake.url, "u", "p"), run_id=new_run_id(), progress=_Quiet(io.StringIO()),
             )  # fmt: skip
             wall = time.perf_counter() - began
             times = sorted(h.at for h in fake.hits_of())
     seen = (len(times) - 1) / (times[-1] - times[0]) * 60
     print(
-        f"{args.entity}: {summary.requests} requests, {summary.records:,} records in {wall:.1f}s with "
+        f"{args.entity} {args.start}..{args.end}: {summary.windows} windows, {summary.requests} requests, {summary.records:,} records in {wall:.1f}s with "
         f"{args.workers} workers x {args.pages_in_flight} pages in flight and {args.latency}s per response; limit {args.rpm:g} requests/min, server saw "
         f"{seen:.1f} requests/min ({seen / args.rpm:.3f} of the limit); {summary.records / wall:,.0f} records/s"
     )
