@@ -193,7 +193,6 @@ class RateLimiter:
         self._clock, self._sleep, self._now = clock, sleep, now
         self._lock = threading.Lock()
         self._next = clock()
-        self._waiting = 0
 
     def rate(self, moment: dt.datetime) -> float:
         """Requests per minute allowed at ``moment`` (an aware datetime).
@@ -216,18 +215,8 @@ class RateLimiter:
             now = self._clock()
             slot = max(now, self._next)
             self._next = slot + 60.0 / self.rate(self._now())
-            self._waiting += 1
-        try:
-            if slot > now:
-                self._sleep(slot - now)
-        finally:
-            with self._lock:
-                self._waiting -= 1
-
-    def spare(self) -> bool:
-        """True when no request waits for its turn and the next may start now: capacity is unused."""
-        with self._lock:
-            return self._waiting == 0 and self._next <= self._clock()
+        if slot > now:
+            self._sleep(slot - now)
 
     def hold_until(self, moment: float) -> None:
         """No request starts before ``moment`` (on the limiter's clock)."""
@@ -631,13 +620,10 @@ def extract_entity(
             asked[0] += api.take
 
         try:
-            # pages are requested ahead and taken in skip order. A window starts with one page in
-            # flight and, on each full page, keeps twice as many (up to pages_in_flight) while the
-            # limiter has unused capacity, one fewer while requests queue for it: read-ahead fills
-            # the limit when few windows are left and costs no budget when it is already full. A
-            # short page ends the window, and the pages requested past it must come back empty
+            # the first page alone (most windows of a small range are one page); after a full page,
+            # up to pages_in_flight are requested ahead and taken in skip order. A short page ends
+            # the window, and the pages requested past it must come back empty
             request()
-            depth = 1
             end_at: int | None = None
             while in_flight:
                 skip, future = in_flight.popleft()
@@ -663,9 +649,7 @@ def extract_entity(
                     buffer = buffer[api.part_size :]
                 if len(page) < api.take:
                     end_at = skip
-                    continue
-                depth = min(depth * 2, settings.pages_in_flight) if limiter.spare() else max(depth - 1, 1)
-                while len(in_flight) < depth:
+                while end_at is None and len(in_flight) < settings.pages_in_flight:
                     request()
             if buffer:
                 flush(buffer)

@@ -2,7 +2,7 @@
 
 It serves every entity that declares ``Entity.api``, at that endpoint: records whose
 ``window_field`` lies within ``[start_param, end_param]`` (both included, compared to the
-microsecond), in a fixed order, ``skip``/``take`` at a time, as a bare JSON array (or
+microsecond), in window-field order, ``skip``/``take`` at a time, as a bare JSON array (or
 ``{"data": [...]}`` for the paths in ``envelope``). It checks HTTP Basic credentials (401) and
 ``take`` against the declared maximum (400). :class:`Fault` rules answer chosen requests with an
 error status (optionally ``Retry-After``), a delay, or a dropped connection; every request is
@@ -12,6 +12,7 @@ logged with its arrival time on ``time.monotonic()``.
 from __future__ import annotations
 
 import base64
+import bisect
 import dataclasses
 import datetime as dt
 import gzip
@@ -99,11 +100,15 @@ class FakeEvo:
         envelope: tuple[str, ...] = (),
     ) -> None:
         self.endpoints = {api.path: api for api in endpoints.values()}
-        self.records = {endpoints[name].path: rows for name, rows in records.items()}
         self.served = {
             name: [r for r in rows if instant(r.get(endpoints[name].window_field)) is not None]
             for name, rows in records.items()
         }
+        # records of each path in window-field order, with their instants, for bisecting
+        self._index: dict[str, tuple[list[dt.datetime], list[dict[str, Any]]]] = {}
+        for name, rows in self.served.items():
+            pairs = sorted(((instant(r[endpoints[name].window_field]), r) for r in rows), key=lambda p: p[0])
+            self._index[endpoints[name].path] = ([t for t, _ in pairs], [r for _, r in pairs])
         self.auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
         self.envelope = envelope
         self.faults: list[Fault] = []
@@ -146,7 +151,8 @@ class FakeEvo:
             return 400, b'{"message":"bad paging or window parameters"}', {}
         if take > api.take or lo is None or hi is None:
             return 400, b'{"message":"take above the maximum or bad window"}', {}
-        chosen = [r for r in self.records[path] if (t := instant(r.get(api.window_field))) and lo <= t <= hi]
+        times, ordered = self._index[path]
+        chosen = ordered[bisect.bisect_left(times, lo) : bisect.bisect_right(times, hi)]
         page: Any = chosen[skip : skip + take]
         if path in self.envelope:
             page = {"data": page}
