@@ -36,7 +36,7 @@ def connect(settings: Settings, *, read_only: bool = False) -> SqlSink:
     """
     return open_sink(
         settings.target,
-        memory_limit=settings.duckdb_memory_limit,
+        memory_limit=settings.duckdb_memory,
         connect_timeout=settings.connect_timeout,
         statement_timeout=settings.statement_timeout,
         read_only=read_only,

@@ -6,11 +6,14 @@ then runs every stage as its own ``evo-frames`` process so that each peak RSS is
 stage's alone:
 
 - ``decode``: gunzip + JSON decode + keys + transforms of run 1 on one core, no database;
+- ``decode limit``: gunzip + ``orjson.loads`` of the same files on one core, the pace of a bare
+  JSON parser, which the decode figure is compared to;
 - ``first load``: ``run`` of run 1 into an empty target, STG and CORE in one pass;
 - ``reload``: ``run`` of run 2 (mostly unchanged records);
 - ``transform``: ``transform --full-refresh`` (STG → CORE);
-- ``one file`` (``--one-file``): run 1 again, concatenated into a single multi-member gzip
-  file, into another empty target: peak memory must not grow with the file;
+- ``one file`` (``--one-file``) or ``parts of N+ records`` (``--part-records N``): run 1 again,
+  its parts concatenated into one (or a few) multi-member gzip files, into another empty
+  target: peak memory must not grow with the file;
 - ``psql \\copy`` (PostgreSQL only): the reference, the distinct records of run 1 as pre-decoded
   CSV into one table with a primary key and a JSONB column.
 
@@ -40,7 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError, SinkError
-from .lake import list_files
+from .lake import BronzeFile, list_files
 from .pgbin import find_psql
 from .registry import discover
 from .sinks import open_sink
@@ -179,19 +182,45 @@ def _reference_copy(url: str, entity: str, lake: str, run_id: str, workdir: Path
 
 def decode_only(lake: str, entity: str, run_id: str) -> int:
     """Decode, key and transform a run's files without a database; returns the records seen."""
-    from .pipeline import check_output, read_file
+    from .pipeline import read_file
 
     ent = discover()[entity]
-    ctx = TransformContext()
     n = 0
-    for f in list_files(lake, entity)[0]:
-        if f.run_id != run_id:
-            continue
-        pieces, _ = read_file(f, ent, ctx, chunk_rows=100_000, options={})
-        for piece in pieces:
-            check_output(ent, ent.transform(piece.records.lazy(), ctx), piece.records)
+    for f in _run_files(lake, entity, run_id):
+        pieces, _ = read_file(f, ent, TransformContext(), chunk_rows=100_000, options={})
+        for piece in pieces:  # read_file has decoded, keyed and transformed each piece
             n += piece.records.height
     return n
+
+
+def decode_limit(lake: str, entity: str, run_id: str) -> int:
+    """gunzip + ``orjson.loads`` of every non-blank line of a run's files; returns the lines parsed.
+
+    The decode limit: what one core spends merely parsing the same JSON into Python objects.
+    """
+    try:
+        import orjson
+    except ImportError as e:
+        raise ConfigError("bench needs orjson for the decode limit: pip install 'evo-frames[test]'") from e
+    n = 0
+    for f in _run_files(lake, entity, run_id):
+        with gzip.open(f.path, "rb") as fh:
+            for line in fh:
+                if line.strip():
+                    orjson.loads(line)
+                    n += 1
+    return n
+
+
+def _run_files(lake: str, entity: str, run_id: str) -> list[BronzeFile]:
+    return [f for f in list_files(lake, entity)[0] if f.run_id == run_id]
+
+
+def _in_process(function: str, *args: str) -> tuple[int, float, float]:
+    """Run ``evo_frames.bench.<function>(*args)`` on one core in a child: (records, seconds, peak RSS MB)."""
+    code = f"from evo_frames.bench import {function}; print({function}(*{args!r}))"
+    seconds, rss, out = _run_measured([sys.executable, "-c", code], env={"POLARS_MAX_THREADS": "1"})
+    return int(out.strip()), seconds, rss
 
 
 def _stage_from_run(name: str, args: list[str]) -> Stage:
@@ -200,22 +229,39 @@ def _stage_from_run(name: str, args: list[str]) -> Stage:
     return Stage(name, int(report["lines_read"]), seconds, rss)
 
 
-def _one_file_lake(lake: str, entity: str, run_id: str, workdir: Path) -> str:
-    """A lake holding the run's parts concatenated into one multi-member gzip file."""
-    parts = [f for f in list_files(lake, entity)[0] if f.run_id == run_id]
-    one = workdir / "one-file-lake"
-    target = Path(parts[0].path.replace(lake, str(one), 1)).with_name("part-00001.jsonl.gz")
-    target.parent.mkdir(parents=True)
-    with target.open("wb") as out:
-        for i, part in enumerate(parts):
-            if i:  # parts end without a newline: a one-byte gzip member keeps lines apart
-                out.write(gzip.compress(b"\n", mtime=0))
-            out.write(Path(part.path).read_bytes())
-    return str(one)
+def _regrouped_lake(lake: str, entity: str, run_id: str, workdir: Path, part_records: int | None) -> str:
+    """A lake holding the run's parts concatenated into multi-member gzip files of at least
+    ``part_records`` records each (the last one may hold fewer), or into one file if None."""
+    groups: list[list[Path]] = [[]]
+    held = 0
+    for part in _run_files(lake, entity, run_id):
+        if part_records is not None and held >= part_records:
+            groups.append([])
+            held = 0
+        groups[-1].append(Path(part.path))
+        if part_records is not None:
+            with gzip.open(part.path, "rb") as fh:
+                held += sum(1 for line in fh if line.strip())
+    regrouped = workdir / "regrouped-lake"
+    first = Path(str(groups[0][0]).replace(lake, str(regrouped), 1))
+    first.parent.mkdir(parents=True)
+    for number, group in enumerate(groups, start=1):
+        with first.with_name(f"part-{number:05d}.jsonl.gz").open("wb") as out:
+            for i, part in enumerate(group):
+                if i:  # parts end without a newline: a one-byte gzip member keeps lines apart
+                    out.write(gzip.compress(b"\n", mtime=0))
+                out.write(part.read_bytes())
+    return str(regrouped)
 
 
 def bench_entity(
-    entity: str, records: int, target: str, workdir: Path, seed: int = 0, one_file: bool = False
+    entity: str,
+    records: int,
+    target: str,
+    workdir: Path,
+    seed: int = 0,
+    one_file: bool = False,
+    part_records: int | None = None,
 ) -> EntityBench:
     """Measure every stage for one entity; see the module docstring."""
     lake = str(workdir / "lake")
@@ -223,15 +269,15 @@ def bench_entity(
     size = sum(os.path.getsize(p) for p in made.files if p.endswith(".gz")) / 2**20
     result = EntityBench(entity, records, round(size, 1))
     run1, run2 = made.run_ids
-    seconds, rss, out = _run_measured(
-        [
-            sys.executable,
-            "-c",
-            f"from evo_frames.bench import decode_only; print(decode_only({lake!r}, {entity!r}, {run1!r}))",
-        ],
-        env={"POLARS_MAX_THREADS": "1"},
+    decode, limit = (
+        Stage(name, *_in_process(function, lake, entity, run1))
+        for name, function in (
+            ("decode (1 core, no database)", "decode_only"),
+            ("decode limit: gunzip + orjson", "decode_limit"),
+        )
     )
-    result.stages.append(Stage("decode (1 core, no database)", int(out.strip()), seconds, rss))
+    result.stages += [decode, limit]
+    result.ratios["decode / gunzip + orjson"] = round(decode.records_per_second / limit.records_per_second, 2)
     with _bench_target(target, workdir) as url:
         common = ["--entity", entity, "--lake", lake, "--target", url, "--json"]
         first = _stage_from_run("first load (STG + CORE)", _cli("run", *common, "--run-id", run1))
@@ -246,16 +292,22 @@ def bench_entity(
             ref = _reference_copy(url, entity, lake, run1, workdir)
             result.stages.append(ref)
             result.ratios["first load / psql \\copy"] = round(first.records_per_second / ref.records_per_second, 2)
-    if one_file:
-        single = _one_file_lake(lake, entity, run1, workdir)
-        with _bench_target(target, workdir, "one-file") as url:
-            args = _cli("run", "--entity", entity, "--lake", single, "--target", url, "--json")
-            result.stages.append(_stage_from_run("first load, run 1 as one file", args))
+    if one_file or part_records:
+        regrouped = _regrouped_lake(lake, entity, run1, workdir, None if one_file else part_records)
+        with _bench_target(target, workdir, "regrouped") as url:
+            args = _cli("run", "--entity", entity, "--lake", regrouped, "--target", url, "--json")
+            shape = "one file" if one_file else f"parts of {part_records}+ records"
+            result.stages.append(_stage_from_run(f"first load, run 1 as {shape}", args))
     return result
 
 
 def bench(
-    target: str, records: int, entities: tuple[str, ...], seed: int = 0, one_file: bool = False
+    target: str,
+    records: int,
+    entities: tuple[str, ...],
+    seed: int = 0,
+    one_file: bool = False,
+    part_records: int | None = None,
 ) -> dict[str, Any]:
     """Run :func:`bench_entity` for each entity in a temporary folder removed afterwards."""
     # a terminated bench still drops its database and temporary files (finally blocks run)
@@ -266,7 +318,7 @@ def bench(
         for entity in entities:
             workdir = Path(tmp) / entity
             workdir.mkdir()
-            r = bench_entity(entity, records, target, workdir, seed, one_file)
+            r = bench_entity(entity, records, target, workdir, seed, one_file, part_records)
             out["entities"].append(
                 {
                     "entity": r.entity,
@@ -294,4 +346,4 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["bench", "decode_only", "format_report"]
+__all__ = ["bench", "decode_limit", "decode_only", "format_report"]

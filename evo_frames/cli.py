@@ -418,6 +418,10 @@ def bench(
     one_file: Annotated[
         bool, typer.Option("--one-file", help="Also load run 1 as one big file, to show memory stays flat.")
     ] = False,
+    part_records: Annotated[
+        int | None,
+        typer.Option("--part-records", help="Also load run 1 regrouped into files of N+ records (big files).", min=1),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure records/s and peak memory per stage.
@@ -431,7 +435,7 @@ def bench(
     names = tuple(entity or ("entries", "members"))
     for name in names:
         _one_entity(name)
-    report = run_bench(target or "duckdb:bench.duckdb", records, names, one_file=one_file)
+    report = run_bench(target or "duckdb:bench.duckdb", records, names, one_file=one_file, part_records=part_records)
     _emit(report, as_json, format_report(report))
 
 

@@ -26,7 +26,7 @@ ENV_PREFIX = "EVO_FRAMES_"
 SECTIONS: Mapping[str, tuple[str, ...]] = {
     "lake": ("lake", "lake_prefix"),
     "target": ("target", "duckdb_memory_limit", "connect_timeout", "statement_timeout"),
-    "load": ("batch_size", "workers", "chunk_rows", "max_bad_ratio", "retries", "source_timezone"),
+    "load": ("batch_size", "workers", "chunk_rows", "max_bad_ratio", "retries", "source_timezone", "memory_budget"),
     "extract": (
         "requests_per_minute", "free_hours", "free_requests_per_minute", "api_timezone", "extract_workers",
         "pages_in_flight", "request_timeout", "request_attempts",
@@ -44,7 +44,8 @@ class Settings:
         lake: lake URL or path holding ``<lake_prefix>/entity=…`` folders.
         lake_prefix: folder of the bronze layout inside the lake.
         target: ``duckdb:///abs/file.duckdb``, ``duckdb:rel/file.duckdb`` or ``postgresql://…``.
-        duckdb_memory_limit: DuckDB ``memory_limit`` (DuckDB defaults to 80 % of RAM otherwise).
+        duckdb_memory_limit: DuckDB ``memory_limit``; empty (the default) derives it from
+            ``memory_budget`` (see :attr:`duckdb_memory`).
         connect_timeout: seconds to wait for a database connection.
         statement_timeout: seconds one SQL statement may run (PostgreSQL).
         batch_size: bronze files per transaction.
@@ -62,12 +63,15 @@ class Settings:
         pages_in_flight: ``extract``: pages of one window requested ahead, at once.
         request_timeout: ``extract``: seconds one API request may take (connect, read, write).
         request_attempts: ``extract``: attempts of one page before its window fails.
+        memory_budget: MiB of peak memory the whole process should stay under. It sizes the text
+            of each decoded chunk (:attr:`chunk_bytes`), the bronze decoded ahead and DuckDB's
+            ``memory_limit`` (DuckDB spills to ``<database file>.tmp`` beyond it).
     """
 
     lake: str = "data/lake"
     lake_prefix: str = "bronze/evo"
     target: str = field(default="duckdb:data/evo.duckdb", repr=False)
-    duckdb_memory_limit: str = "1GB"
+    duckdb_memory_limit: str = ""
     connect_timeout: int = 10
     statement_timeout: int = 3600
     batch_size: int = 10
@@ -84,6 +88,7 @@ class Settings:
     pages_in_flight: int = 4
     request_timeout: float = 120.0
     request_attempts: int = 6
+    memory_budget: int = 768
     #: where each value came from (``default``, ``file``, ``env``, ``flag``), for ``--verbose``
     origins: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -105,6 +110,7 @@ class Settings:
             ("requests_per_minute", 0.1),
             ("free_requests_per_minute", 0.1),
             ("request_timeout", 0.1),
+            ("memory_budget", 256),
         ):
             if getattr(self, name) < low:
                 raise ConfigError(f"setting {name} = {getattr(self, name)} is too small; use at least {low}")
@@ -126,6 +132,28 @@ class Settings:
                 f"setting api_timezone = {self.api_timezone!r} is not an IANA time zone; use e.g. 'America/Sao_Paulo'"
             ) from e
         free_hours(self.free_hours)
+
+    @property
+    def duckdb_memory(self) -> str:
+        """DuckDB's ``memory_limit``: the explicit setting, else 3/8 of ``memory_budget``.
+
+        >>> Settings().duckdb_memory, Settings(duckdb_memory_limit="2GB").duckdb_memory
+        ('288MiB', '2GB')
+        """
+        return self.duckdb_memory_limit or f"{self.memory_budget * 3 // 8}MiB"
+
+    @property
+    def chunk_bytes(self) -> int:
+        """Most JSON text per decoded chunk, from ``memory_budget`` and ``workers``.
+
+        Up to ``workers + 2`` chunks are alive at once (one being decoded per worker, the queued
+        ones, the one being written), each decoded and copied while it is staged at about 8 to 16
+        times its text: so the budget is shared by ``16 * (workers + 2)`` chunk texts.
+
+        >>> Settings().chunk_bytes >> 20, Settings(workers=6).chunk_bytes >> 20
+        (12, 6)
+        """
+        return (self.memory_budget << 20) // (16 * (self.workers + 2))
 
 
 _TYPES: dict[str, type] = {n: t for n, t in get_type_hints(Settings).items() if n != "origins"}

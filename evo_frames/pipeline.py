@@ -50,8 +50,8 @@ log = logging.getLogger("evo_frames")
 #: values that could not be typed, per ``(path, table, column)``
 CastCounts = dict[tuple[str, str, str], int]
 
-#: compressed bytes of bronze decoded ahead of the load (beyond ``workers`` files)
-PREFETCH_BYTES = 4 << 20
+#: gzip shrinks bronze JSON about this much: compressed bytes decoded ahead are worth this much text
+_GZIP_RATIO = 8
 
 
 @dataclass
@@ -161,7 +161,13 @@ def _empty_rejects() -> pl.DataFrame:
 
 
 def read_file(
-    file: lakes.BronzeFile, entity: Entity, ctx: TransformContext, *, chunk_rows: int, options: dict[str, str]
+    file: lakes.BronzeFile,
+    entity: Entity,
+    ctx: TransformContext,
+    *,
+    chunk_rows: int,
+    options: dict[str, str],
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> tuple[Iterator[Piece], FileStats]:
     """Stream one bronze file as transformed pieces; ``stats`` is final once the iterator is exhausted.
 
@@ -171,7 +177,7 @@ def read_file(
 
     def pieces() -> Iterator[Piece]:
         with lakes.reading(file.path), lakes.open_file(file.path, options) as fh:
-            for lines, read_rejects in iter_lines(fh, stats=stats, chunk_lines=chunk_rows):
+            for lines, read_rejects in iter_lines(fh, stats=stats, chunk_lines=chunk_rows, chunk_bytes=chunk_bytes):
                 records, decode_rejects = decode(lines, entity.record)
                 lineage = records.with_columns(
                     pl.lit(file.path).alias("_source_file"),
@@ -276,7 +282,7 @@ class _Prefetcher:
         files: Sequence[lakes.BronzeFile],
         make: Callable[[lakes.BronzeFile], _Feed],
         workers: int,
-        ahead_bytes: int = PREFETCH_BYTES,
+        ahead_bytes: int,
     ):
         self._files = list(files)
         self._make = make
@@ -458,12 +464,21 @@ class Loader:
         self.options = storage_options(settings.lake)
 
     def _read(self, file: lakes.BronzeFile) -> tuple[Iterator[Piece], FileStats]:
-        return read_file(file, self.entity, self.ctx, chunk_rows=self.settings.chunk_rows, options=self.options)
+        return read_file(
+            file,
+            self.entity,
+            self.ctx,
+            chunk_rows=self.settings.chunk_rows,
+            options=self.options,
+            chunk_bytes=self.settings.chunk_bytes,
+        )
 
     def load(self, files: Sequence[lakes.BronzeFile]) -> None:
         size = self.settings.batch_size
         slots = threading.Semaphore(self.settings.workers)
-        prefetch = _Prefetcher(files, lambda f: _Feed(lambda: self._read(f), slots), self.settings.workers)
+        # beyond the workers' files, decode ahead about one chunk of text more (as compressed bytes)
+        ahead = self.settings.chunk_bytes // _GZIP_RATIO
+        prefetch = _Prefetcher(files, lambda f: _Feed(lambda: self._read(f), slots), self.settings.workers, ahead)
         try:
             for start in range(0, len(files), size):
                 batch = range(start, min(start + size, len(files)))
@@ -511,7 +526,7 @@ class Loader:
                         pending.append(piece)
                         pending_rows += piece.records.height
                         pending_bytes += piece.raw_bytes
-                    if pending_rows >= self.settings.chunk_rows or pending_bytes >= CHUNK_BYTES:
+                    if pending_rows >= self.settings.chunk_rows or pending_bytes >= self.settings.chunk_bytes:
                         self._flush(pending, table_counts, casts, dups)
                         pending, pending_rows, pending_bytes = [], 0, 0
                 outcomes.append(FileOutcome(file=file, stats=source.stats))
@@ -755,7 +770,7 @@ def _transform(sink: SqlSink, entity: Entity, settings: Settings, summary: Summa
     ctx = TransformContext(source_timezone=settings.source_timezone)
     if full_refresh:
         sink.begin_refresh(entity)
-    for stg in sink.read_stg(entity, settings.chunk_rows, CHUNK_BYTES):
+    for stg in sink.read_stg(entity, settings.chunk_rows, settings.chunk_bytes):
         lines = stg.select(
             pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_line"), pl.col("raw_data").alias("raw")
         )

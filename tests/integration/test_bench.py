@@ -26,20 +26,24 @@ def stages(report: dict[str, object]) -> dict[str, dict[str, float]]:
 def test_bench_duckdb_with_one_file() -> None:
     got = stages(bench("-e", "entries", "--one-file"))
     assert set(got) == {
-        "decode (1 core, no database)", "first load (STG + CORE)", "reload, mostly unchanged",
+        "decode (1 core, no database)", "decode limit: gunzip + orjson", "first load (STG + CORE)",
+        "reload, mostly unchanged",
         "transform --full-refresh", "first load, run 1 as one file",
     }  # fmt: skip
     assert all(s["records"] > 0 and s["seconds"] > 0 and s["peak_rss_mb"] > 0 for s in got.values())
     assert got["first load, run 1 as one file"]["records"] == got["first load (STG + CORE)"]["records"]
+    assert got["decode limit: gunzip + orjson"]["records"] == got["first load (STG + CORE)"]["records"]
 
 
 @pytest.mark.postgres
 def test_bench_postgres_has_the_copy_reference_and_cleans_up(pg_server: object) -> None:
     admin = pg_server.url  # type: ignore[attr-defined]
-    report = bench("-e", "members", "--target", admin)
+    report = bench("-e", "members", "--target", admin, "--part-records", "100")
     got = stages(report)
     assert got["psql \\copy (reference)"]["records"] == 300
-    assert "first load / psql \\copy" in report["entities"][0]["ratios"]  # type: ignore[index]
+    assert {"first load / psql \\copy", "decode / gunzip + orjson"} <= set(report["entities"][0]["ratios"])  # type: ignore[index]
+    assert got["first load, run 1 as parts of 100+ records"]["records"] == got["first load (STG + CORE)"]["records"]
+    assert all(s["peak_rss_mb"] > 0 for name, s in got.items() if "copy" not in name)
     from tests.helpers import rows
 
     left = rows(admin, "SELECT datname FROM pg_database WHERE datname LIKE 'evo_frames_bench_%'")
