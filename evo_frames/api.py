@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 import polars as pl
+import polars.selectors as cs
 
 from .config import Settings, load_settings, storage_options
 from .extract import Credentials, ExtractSummary, Progress, extract_entity, new_run_id, progress_for
@@ -89,14 +90,28 @@ def transform(
         ]
 
 
-def query(sql: str, *, settings: Settings | None = None, config: str | None = None, **overrides: Any) -> pl.DataFrame:
-    """Run one read-only SQL query on the target and return a Polars DataFrame."""
+def query(
+    sql: str,
+    *,
+    time_zone: str | None = None,
+    settings: Settings | None = None,
+    config: str | None = None,
+    **overrides: Any,
+) -> pl.DataFrame:
+    """Run one read-only SQL query on the target and return a Polars DataFrame.
+
+    Times are local to ``time_zone`` (an IANA name; default: ``source_timezone``): the session
+    computes in it (``hour(entry_date)``, ``CAST(entry_date AS DATE)``, ``date_trunc``) and
+    TIMESTAMPTZ columns come back in it.
+    """
     resolved = _resolve(settings, config, overrides)
+    zone = time_zone or resolved.source_timezone
     with connect(resolved, read_only=True) as sink:
         sink.layout_problems()  # a target never initialised says so
+        sink.set_time_zone(zone)
         frame = pl.from_arrow(sink.query(sql))
     assert isinstance(frame, pl.DataFrame)
-    return frame
+    return frame.with_columns(cs.datetime(time_zone="*").dt.convert_time_zone(zone))
 
 
 def synth(

@@ -148,6 +148,11 @@ def _format_summary(s: Any) -> str:
             "  values that could not be cast (stored as NULL): "
             + ", ".join(f"{k}={v}" for k, v in sorted(s.cast_failures.items()))
         )
+    if s.zone_fallbacks:
+        lines.append(
+            "  records without a known time zone (read in source_timezone): "
+            + ", ".join(f"{k}={v}" for k, v in sorted(s.zone_fallbacks.items()))
+        )
     for problem in s.problems:
         lines.append(f"  problem: {problem}")
     lines.append(f"  {s.seconds:.1f}s, {s.records_per_second:,.0f} records/s")
@@ -358,6 +363,9 @@ def status(
     lake: LakeOpt = None,
     loads: Annotated[int, typer.Option("--loads", help="Also list the latest N loads.", min=0)] = 0,
     rejects: Annotated[int, typer.Option("--rejects", help="Also list the latest N rejected lines.", min=0)] = 0,
+    time_zone: Annotated[
+        str | None, typer.Option("--time-zone", help="IANA zone of the times shown [default: source_timezone].")
+    ] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -371,7 +379,7 @@ def status(
 
     settings = _settings(config, target=target, lake=lake)
     with _sink(settings, read_only=True) as sink:
-        report = get_status(sink, settings, entity, loads=loads, rejects=rejects)
+        report = get_status(sink, settings, entity, loads=loads, rejects=rejects, time_zone=time_zone)
     _emit(report, as_json, report_text(report))
 
 

@@ -17,6 +17,8 @@ from typing import Literal
 
 import polars as pl
 
+from .spec import RecordZone
+
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
 
 
@@ -64,30 +66,91 @@ def flag(value: str | pl.Expr) -> pl.Expr:
     )
 
 
+def record_zone(zone: RecordZone, fallback: str) -> pl.Expr:
+    """The IANA zone of each record: its zone field through ``zone.zones``, else ``fallback``.
+
+    >>> z = RecordZone("tz", {"SA Western Standard Time": "America/Manaus"})
+    >>> df = pl.DataFrame({"tz": ["SA Western Standard Time", "Mars Standard Time", " ", None]})
+    >>> df.select(record_zone(z, "America/Sao_Paulo")).to_series().to_list()
+    ['America/Manaus', 'America/Sao_Paulo', 'America/Sao_Paulo', 'America/Sao_Paulo']
+    """
+    return text(zone.field).replace_strict(dict(zone.zones), default=pl.lit(fallback), return_dtype=pl.String)
+
+
+def _in_zone(local: pl.Expr, tz: str) -> pl.Expr:
+    return local.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+
+
+def _local_and_offset(value: str | pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """The naive local time of an offset-less value, and the UTC instant of a value with an offset."""
+    s = text(value).str.replace(" ", "T", literal=True)
+    n = s.str.len_bytes()
+    # complete the short forms so that one format parses every value (a single strptime pass)
+    full = pl.when(n == 10).then(s + "T00:00:00").when(n == 16).then(s + ":00").otherwise(s)
+    local = full.str.strptime(pl.Datetime("us"), _TS_FORMAT, strict=False, exact=True)
+    offset = full.str.replace(r"[Zz]$", "+00:00").str.strptime(
+        pl.Datetime("us", "UTC"), _TS_FORMAT + "%z", strict=False, exact=True
+    )
+    return local, offset
+
+
 def timestamp(value: str | pl.Expr, tz: str) -> pl.Expr:
     """TIMESTAMPTZ (UTC) from an EVO timestamp.
 
-    Offset-less values are local time in ``tz`` (EVO sends Brazilian local time); an ambiguous
-    local time takes the earlier instant and a non-existent one (a DST gap) becomes NULL. Values
-    that carry an offset or ``Z`` keep it. Accepted: ``YYYY-MM-DD[(T| )HH:MM[:SS[.f]]]``.
+    Offset-less values are local time in ``tz`` (EVO sends Brazilian local time). An ambiguous
+    local time (the hour repeated when daylight saving ends) takes the earlier instant; a
+    non-existent one (the hour skipped when it starts) becomes NULL. Values that carry an offset
+    or ``Z`` keep it. Accepted: ``YYYY-MM-DD[(T| )HH:MM[:SS[.f]]]``.
 
     >>> df = pl.DataFrame({"t": ["2025-11-03T06:41:17.5", "2025-11-03", "2025-11-03T06:41:17Z", "x"]})
     >>> [str(v) for v in df.select(timestamp("t", "America/Sao_Paulo")).to_series()]
     ['2025-11-03 09:41:17.500000+00:00', '2025-11-03 03:00:00+00:00', '2025-11-03 06:41:17+00:00', 'None']
     """
-    s = text(value).str.replace(" ", "T", literal=True)
-    n = s.str.len_bytes()
-    # complete the short forms so that one format parses every value (a single strptime pass)
-    full = pl.when(n == 10).then(s + "T00:00:00").when(n == 16).then(s + ":00").otherwise(s)
-    local = (
-        full.str.strptime(pl.Datetime("us"), _TS_FORMAT, strict=False, exact=True)
-        .dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null")
-        .dt.convert_time_zone("UTC")
+    local, offset = _local_and_offset(value)
+    return pl.coalesce(_in_zone(local, tz), offset)
+
+
+def is_timestamp(value: str | pl.Expr) -> pl.Expr:
+    """True where :func:`timestamp` reads the value in some zone (cheaper: no zone is applied).
+
+    >>> pl.DataFrame({"t": ["2025-11-03T06:41:17", "2025-11-03", "2025-11-03T06:41:17Z", "x", None]}).select(
+    ...     is_timestamp("t")).to_series().to_list()
+    [True, True, True, False, False]
+    """
+    local, offset = _local_and_offset(value)
+    return local.is_not_null() | offset.is_not_null()
+
+
+def with_zoned_timestamps(
+    records: pl.LazyFrame, fields: Mapping[str, str], tz: str, zone: RecordZone, zone_column: str
+) -> pl.LazyFrame:
+    """Adds ``zone_column`` (each record's IANA zone, see :func:`record_zone`) and, for each
+    ``column: field`` of ``fields``, the TIMESTAMPTZ of ``field`` read in that zone (else like
+    :func:`timestamp`).
+
+    >>> z = RecordZone("tz", {"SA Western Standard Time": "America/Manaus"})
+    >>> df = pl.DataFrame({"t": ["2025-03-10T08:00:00"] * 2, "tz": ["SA Western Standard Time", None]})
+    >>> out = with_zoned_timestamps(df.lazy(), {"at": "t"}, "America/Sao_Paulo", z, "zone").collect()
+    >>> [(str(at), zone) for at, zone in out.select("at", "zone").rows()]
+    [('2025-03-10 12:00:00+00:00', 'America/Manaus'), ('2025-03-10 11:00:00+00:00', 'America/Sao_Paulo')]
+    """
+    parsed = {c: _local_and_offset(f) for c, f in fields.items()}
+    staged = records.with_columns(
+        record_zone(zone, tz).alias(zone_column),
+        *(local.alias(f"_local_{c}") for c, (local, _) in parsed.items()),
+        *(offset.alias(f"_offset_{c}") for c, (_, offset) in parsed.items()),
+    )  # parsed once here: inside the expressions below each would be parsed again per zone
+    names = [tz, *sorted(set(zone.zones.values()) - {tz})]
+    in_zone = pl.col(zone_column)
+
+    def read(c: str) -> pl.Expr:
+        # replace_time_zone takes one zone per call: each zone converts only its own records
+        local = pl.col(f"_local_{c}")
+        return pl.coalesce(*(_in_zone(pl.when(in_zone == z).then(local), z) for z in names), pl.col(f"_offset_{c}"))
+
+    return staged.with_columns(read(c).alias(c) for c in fields).drop(
+        *(f"_{part}_{c}" for c in fields for part in ("local", "offset"))
     )
-    offset = full.str.replace(r"[Zz]$", "+00:00").str.strptime(
-        pl.Datetime("us", "UTC"), _TS_FORMAT + "%z", strict=False, exact=True
-    )
-    return pl.coalesce(local, offset)
 
 
 def date(value: str | pl.Expr) -> pl.Expr:

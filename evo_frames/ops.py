@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from . import lake as lakes
 from .config import Settings, storage_options
@@ -13,18 +15,23 @@ from .sinks import SqlSink
 from .sinks.sql import CAST_FAILURES, FILES, LOADS, REJECTS, interrupted_error, qt
 
 _LOAD_COLUMNS = (
-    "load_id, entity, command, status, CAST(started_at AS TEXT) AS started_at, "
-    "CAST(finished_at AS TEXT) AS finished_at, host, pid, files, lines_read, inserted, updated, unchanged, "
-    "rejects, CAST(seconds AS DOUBLE PRECISION) AS seconds, error"
+    "load_id, entity, command, status, started_at, finished_at, host, pid, files, lines_read, inserted, "
+    "updated, unchanged, rejects, CAST(seconds AS DOUBLE PRECISION) AS seconds, error"
 )
 
 
-def _loads(sink: SqlSink, where: str, limit: int, dead: set[tuple[str, str]]) -> list[dict[str, Any]]:
+def _iso(value: dt.datetime | None, zone: str) -> str | None:
+    """ISO 8601 with the offset of ``zone``: ``2026-12-02T03:19:29.645993-03:00``."""
+    return value.astimezone(ZoneInfo(zone)).isoformat() if value is not None else None
+
+
+def _loads(sink: SqlSink, where: str, limit: int, dead: set[tuple[str, str]], zone: str) -> list[dict[str, Any]]:
     """Rows of evo_meta.runs, latest first, with a rate; dead ``running`` ones shown as interrupted."""
     out = sink.query(
         f"SELECT {_LOAD_COLUMNS} FROM {qt(LOADS)} WHERE {where} ORDER BY started_at DESC, entity LIMIT {int(limit)}"
     ).to_pylist()
     for row in out:
+        row.update(started_at=_iso(row["started_at"], zone), finished_at=_iso(row["finished_at"], zone))
         if (row["load_id"], row["entity"]) in dead:
             row.update(status="interrupted", error=interrupted_error(row))
         row["records_per_second"] = round(row["lines_read"] / row["seconds"]) if row["seconds"] else 0
@@ -43,14 +50,23 @@ def _casts(sink: SqlSink, load: dict[str, Any] | None) -> dict[str, int]:
 
 
 def status(
-    sink: SqlSink, settings: Settings, entity: str | None = None, *, loads: int = 0, rejects: int = 0
+    sink: SqlSink,
+    settings: Settings,
+    entity: str | None = None,
+    *,
+    loads: int = 0,
+    rejects: int = 0,
+    time_zone: str | None = None,
 ) -> dict[str, Any]:
     """Per entity: files in the lake vs loaded, the latest load (whatever its outcome, with its
     error and the values it could not type) and the latest successful one, rows per table,
     rejects and sizes; with ``loads``/``rejects``, the latest that many loads and rejected lines.
 
-    Only reads: works on a read-only sink and for a role that may only SELECT.
+    Only reads: works on a read-only sink and for a role that may only SELECT. Times are shown
+    in ``time_zone`` (default: ``source_timezone``) as ISO 8601 with their offset.
     """
+    zone = time_zone or settings.source_timezone
+    sink.set_time_zone(zone)
     entities = discover()
     chosen = [entities[entity]] if entity else list(entities.values())
     problems = sink.layout_problems()
@@ -67,8 +83,9 @@ def status(
             f"FROM {qt(FILES)} WHERE entity = '{ent.name}'"
         ).to_pylist()[0]
         n_rejects = sink.scalar(f"SELECT count(*) FROM {qt(REJECTS)} WHERE entity = '{ent.name}'")
-        latest = _loads(sink, f"entity = '{ent.name}'", 1, dead)
-        success = _loads(sink, f"entity = '{ent.name}' AND status IN ('succeeded', 'partial') AND files > 0", 1, dead)
+        latest = _loads(sink, f"entity = '{ent.name}'", 1, dead, zone)
+        succeeded = f"entity = '{ent.name}' AND status IN ('succeeded', 'partial') AND files > 0"
+        success = _loads(sink, succeeded, 1, dead, zone)
         last_attempt = latest[0] if latest else None
         if last_attempt:
             last_attempt["cast_failures"] = _casts(sink, last_attempt)
@@ -95,13 +112,16 @@ def status(
         }
     where = f"entity = '{entity}'" if entity else "true"
     if loads:
-        report["loads"] = _loads(sink, where, loads, dead)
+        report["loads"] = _loads(sink, where, loads, dead, zone)
     if rejects:
-        report["rejects"] = sink.query(
-            f"SELECT path, line, entity, stage, reason, raw, raw_length, load_id, "
-            f"CAST(_loaded_at AS TEXT) AS recorded_at FROM {qt(REJECTS)} WHERE {where} "
-            f"ORDER BY _loaded_at DESC, path, line LIMIT {int(rejects)}"
-        ).to_pylist()
+        report["rejects"] = [
+            {**r, "recorded_at": _iso(r["recorded_at"], zone)}
+            for r in sink.query(
+                f"SELECT path, line, entity, stage, reason, raw, raw_length, load_id, "
+                f"_loaded_at AS recorded_at FROM {qt(REJECTS)} WHERE {where} "
+                f"ORDER BY _loaded_at DESC, path, line LIMIT {int(rejects)}"
+            ).to_pylist()
+        ]
     return report
 
 

@@ -38,7 +38,7 @@ from . import expr as E
 from . import lake as lakes
 from .config import Settings, storage_options
 from .errors import EvoFramesError, TransformError, redact
-from .expr import LATEST_ORDER
+from .expr import LATEST_ORDER, text
 from .reader import CHUNK_BYTES, REJECT_SCHEMA, FileStats, decode, iter_lines
 from .retry import with_retries
 from .sinks import Counts, SqlSink
@@ -94,6 +94,8 @@ class Summary:
     rejects: int = 0
     tables: dict[str, Counts] = field(default_factory=dict)
     cast_failures: dict[str, int] = field(default_factory=dict)
+    #: records read in ``source_timezone`` because their zone field was missing or unknown, by value
+    zone_fallbacks: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     #: the outcome recorded in ``evo_meta.runs``: succeeded, partial, failed or interrupted
@@ -145,6 +147,7 @@ class Summary:
             "bad_ratio": round(self.bad_ratio, 6),
             "tables": {k: vars(v) for k, v in self.tables.items()},
             "cast_failures": self.cast_failures,
+            "zone_fallbacks": self.zone_fallbacks,
             "problems": self.problems,
             "seconds": round(self.seconds, 3),
             "records_per_second": round(self.records_per_second, 1),
@@ -452,6 +455,31 @@ _PARSERS: dict[str, Callable[[pl.Expr, str], pl.Expr]] = {
 }
 
 
+#: the ``zone_fallbacks`` label of records whose zone field is missing or empty
+NO_ZONE = "(missing)"
+
+
+def count_zone_fallbacks(entity: Entity, records: pl.DataFrame, counts: dict[str, int]) -> None:
+    """Add, per value of the entity's zone field, the records it does not map to a zone."""
+    if entity.zone is None or entity.zone.field not in records.columns:
+        return
+    names = records.select(text(entity.zone.field).fill_null(NO_ZONE).alias("zone"))
+    fallbacks = names.filter(~pl.col("zone").is_in(list(entity.zone.zones))).group_by("zone").len()
+    for name, n in fallbacks.iter_rows():
+        counts[name] = counts.get(name, 0) + n
+
+
+def zone_problems(entity: Entity, summary: Summary, tz: str) -> list[str]:
+    """One line per zone name the entity's zone map does not know (never guessed)."""
+    field = entity.zone.field if entity.zone else ""
+    return [
+        f"{entity.name}: {n} record(s) name the unknown time zone {name!r} in {field}, read in source_timezone "
+        f"{tz}; add it to the entity's zone map if it is a real zone, or correct it at the source"
+        for name, n in sorted(summary.zone_fallbacks.items())
+        if name != NO_ZONE
+    ]
+
+
 class Loader:
     """Loads one entity's selected files into a sink; see the module docstring."""
 
@@ -515,6 +543,7 @@ class Loader:
             pending_rows = pending_bytes = 0
             table_counts: dict[str, Counts] = defaultdict(Counts)
             casts: CastCounts = defaultdict(int)
+            zones: dict[str, int] = defaultdict(int)
             dups: dict[str, int] = defaultdict(int)
             for source in sources:
                 file = source.file
@@ -527,11 +556,11 @@ class Loader:
                         pending_rows += piece.records.height
                         pending_bytes += piece.raw_bytes
                     if pending_rows >= self.settings.chunk_rows or pending_bytes >= self.settings.chunk_bytes:
-                        self._flush(pending, table_counts, casts, dups)
+                        self._flush(pending, table_counts, casts, zones, dups)
                         pending, pending_rows, pending_bytes = [], 0, 0
                 outcomes.append(FileOutcome(file=file, stats=source.stats))
             if pending:
-                self._flush(pending, table_counts, casts, dups)
+                self._flush(pending, table_counts, casts, zones, dups)
             all_rejects = pl.concat(rejects) if rejects else _empty_rejects().with_columns(path=pl.lit(""))
             files_frame = self._manifest(outcomes, all_rejects, dups)
             sink.record_files(
@@ -548,7 +577,7 @@ class Loader:
         except BaseException:
             sink.rollback()
             raise
-        self._account(outcomes, files_frame, table_counts, casts)
+        self._account(outcomes, files_frame, table_counts, casts, zones)
         log.info(
             "loaded %s: %d file(s), %d line(s) in %.1fs",
             self.entity.name,
@@ -562,6 +591,7 @@ class Loader:
         pending: list[Piece],
         table_counts: dict[str, Counts],
         casts: CastCounts,
+        zones: dict[str, int],
         dups: dict[str, int],
     ) -> None:
         """Write one chunk of pieces (in latest-wins order); add to the batch's counters."""
@@ -586,6 +616,7 @@ class Loader:
             core, piece_casts = transform_records(entity, records, self.ctx)
             for col, n in piece_casts.items():
                 casts[col] += n
+        count_zone_fallbacks(entity, records, zones)
         stg = records.rename({"raw": "raw_data"}).with_columns(
             plh.col("raw_data").nchash.xxhash64().reinterpret(signed=True).alias(CONTENT_HASH)
         )
@@ -624,6 +655,7 @@ class Loader:
         files_frame: pl.DataFrame,
         table_counts: dict[str, Counts],
         casts: CastCounts,
+        zones: dict[str, int],
     ) -> None:
         s = self.summary
         s.files_loaded += len(outcomes)
@@ -635,6 +667,8 @@ class Loader:
         for table, counts in table_counts.items():
             s.tables.setdefault(table, Counts()).add(counts)
         add_cast_failures(s, casts)
+        for name, n in zones.items():
+            s.zone_fallbacks[name] = s.zone_fallbacks.get(name, 0) + n
 
 
 @contextlib.contextmanager
@@ -736,6 +770,7 @@ def run_entity(
         deferred = sink.defer_indexes(entity.tables) if selected else []
         try:
             Loader(sink, entity, settings, summary).load(selected)
+            summary.problems += zone_problems(entity, summary, settings.source_timezone)
         finally:
             try:
                 sink.rollback()
@@ -786,6 +821,7 @@ def _transform(sink: SqlSink, entity: Entity, settings: Settings, summary: Summa
         core = check_output(entity, entity.transform(keyed.lazy(), ctx), keyed)
         casts: CastCounts = defaultdict(int)
         count_cast_failures(entity, keyed, core, casts, ctx)
+        count_zone_fallbacks(entity, keyed, summary.zone_fallbacks)
         for table, c in sink.write_core(entity, keyed, core, shadow=full_refresh).items():
             summary.tables.setdefault(table, Counts()).add(c)
         sink.record_cast_failures(summary.load_id, entity.name, casts)
@@ -795,3 +831,4 @@ def _transform(sink: SqlSink, entity: Entity, settings: Settings, summary: Summa
         summary.rows_loaded += keyed.height
     if full_refresh:
         sink.finish_refresh(entity)
+    summary.problems += zone_problems(entity, summary, settings.source_timezone)

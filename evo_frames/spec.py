@@ -84,8 +84,8 @@ class Table:
         parent_key: for child tables, the columns that hold the parent's key. When a parent
             changes, all its children are deleted and the new ones inserted, so elements removed
             upstream disappear and nothing duplicates.
-        partition_by: a ``timestamptz`` column to range-partition on (monthly, created on
-            demand) where the sink supports partitioning.
+        partition_by: a ``date`` or ``timestamptz`` key column to range-partition on (monthly,
+            created on demand) where the sink supports partitioning.
         indexes: secondary indexes.
         doc: what one row is, for the data dictionary.
     """
@@ -119,6 +119,21 @@ class Table:
 
     def polars_schema(self) -> dict[str, pl.DataType]:
         return {c.name: POLARS_TYPES[c.type] for c in self.columns}
+
+
+@dataclass(frozen=True)
+class RecordZone:
+    """A bronze field that names the time zone of each record's timestamps.
+
+    Attributes:
+        field: the top-level bronze field (entries: ``timeZone``).
+        zones: its values → IANA zones. A record whose value is missing, empty or not listed is
+            read in ``source_timezone``; the engine counts those records per value ("zone
+            fallbacks" in the run summary) and reports the values it does not know.
+    """
+
+    field: str
+    zones: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -194,6 +209,7 @@ class Entity:
             frame must keep the input's rows and order (one row per record).
         order: position in ``--entity all`` (lower first).
         api: where ``evo-frames extract`` fetches the entity from, if anywhere.
+        zone: the field naming each record's time zone, if the records have one.
     """
 
     name: str
@@ -204,6 +220,7 @@ class Entity:
     transform: TransformFn
     order: int = 100
     api: Endpoint | None = None
+    zone: RecordZone | None = None
     stg: Table = field(init=False)
 
     def __post_init__(self) -> None:
@@ -221,7 +238,7 @@ class Entity:
             ),
             Column("ingestion_date", "date", doc="the ingestion_date=… folder of that file"),
         )
-        partition = next((c.name for c in self.key if c.type == "timestamptz"), None)
+        partition = next((c.name for c in self.key if c.type in ("date", "timestamptz")), None)
         stg = Table(
             "stg_evo",
             f"{self.name}_raw",

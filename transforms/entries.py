@@ -1,11 +1,17 @@
-"""Entries: turnstile check-ins. Grain: one row per entry; key ``(entry_id, entry_date)``.
+"""Entries: turnstile check-ins. Grain: one row per entry; key ``(entry_id, entry_local_date)``.
 
 The EVO API sends entries without an id. ``entry_id`` follows the recipe of the system this
 replaces, so ids stay comparable with data it loaded:
 ``int(md5("|".join([date, v(idMember), v(idProspect), v(idEmployee), v(idBranch), v(device),
 v(entryAction)]))[:15], 16) % 10**15`` where ``date`` is the raw API string and ``v(x)`` is
-``str(x)`` when ``x`` is truthy, else ``""``. ``entry_date`` is ``date`` read in the source time
-zone and stored in UTC.
+``str(x)`` when ``x`` is truthy, else ``""``.
+
+Time: ``date`` and ``dateTurn`` are local times of the branch's turnstile, whose zone the record
+names in ``timeZone`` (a Windows zone name, mapped to IANA by :mod:`transforms.windows_zones`);
+a missing or unknown zone falls back to ``source_timezone``. ``entry_date`` is ``date`` read so and
+stored in UTC, ``iana_zone`` the zone used. The key and the partitions use ``entry_local_date``,
+the calendar day of ``date`` as sent: it comes from the raw string alone, so no zone setting or
+mapping can give one entry two keys.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import polars as pl
 import polars_hash as plh
 
 from evo_frames import expr as E
-from evo_frames.spec import Column, Endpoint, Entity, Index, Table, TransformContext
+from evo_frames.spec import Column, Endpoint, Entity, Index, RecordZone, Table, TransformContext
+
+from .windows_zones import WINDOWS_ZONES
 
 FIELDS = (
     "date", "dateTurn", "timeZone", "idMember", "nameMember", "idProspect", "nameProspect",
@@ -26,16 +34,21 @@ RECORD = pl.Struct({f: pl.String for f in FIELDS})
 
 KEY = (
     Column("entry_id", "bigint", nullable=False, doc="md5-derived id of the entry (see the module docstring)"),
-    Column("entry_date", "timestamptz", nullable=False, doc="EVO `date`, read in the source time zone, stored in UTC"),
+    Column("entry_local_date", "date", nullable=False, doc="the calendar day of EVO `date` as sent (local day)"),
 )
+
+ZONE = RecordZone("timeZone", WINDOWS_ZONES)
 
 ENTRIES = Table(
     "core",
     "evo_entries",
     (
         *KEY,
+        # NULL only for a local time that does not exist in its zone (skipped by a DST change)
+        Column("entry_date", "timestamptz", source="date", doc="EVO `date`, read in iana_zone, stored in UTC"),
         Column("entry_date_turn", "timestamptz", source="dateTurn"),
         Column("timezone", "text", source="timeZone"),
+        Column("iana_zone", "text", doc="IANA zone of date and dateTurn: timeZone mapped, else source_timezone"),
         Column("member_id", "bigint", source="idMember"),
         Column("member_name", "text", source="nameMember"),
         Column("prospect_id", "bigint", source="idProspect"),
@@ -55,9 +68,9 @@ ENTRIES = Table(
             doc="the bronze run (run_id) of the record this row was derived from (STG: run_id)",
         ),
     ),
-    primary_key=("entry_id", "entry_date"),
+    primary_key=("entry_id", "entry_local_date"),
     doc="one row per turnstile entry (check-in)",
-    partition_by="entry_date",
+    partition_by="entry_local_date",
     indexes=(
         Index("idx_core_entries_date", ("entry_date",)),
         Index("idx_core_entries_member", ("member_id",), where="member_id IS NOT NULL"),
@@ -85,28 +98,32 @@ def entry_id() -> pl.Expr:
 
 
 def keys(records: pl.LazyFrame, ctx: TransformContext) -> pl.LazyFrame:
-    """Adds ``entry_id``, ``entry_date`` and ``_key_error``."""
+    """Adds ``entry_id``, ``entry_local_date`` and ``_key_error``; none depends on a zone."""
+    is_timestamp = E.is_timestamp("date")
     return (
         records.with_columns(recipe_key().alias("_recipe_key"))
-        .with_columns(entry_id(), E.timestamp("date", ctx.source_timezone).alias("entry_date"))
+        .with_columns(entry_id(), pl.when(is_timestamp).then(E.date("date")).alias("entry_local_date"))
         .drop("_recipe_key")
         .with_columns(
             _key_error=pl.when(pl.col("date").is_null())
             .then(pl.lit("key field date is missing"))
-            .when(pl.col("entry_date").is_null())
-            .then(pl.format("key field date {} is not a timestamp in {}", pl.col("date"), pl.lit(ctx.source_timezone)))
+            .when(pl.col("entry_local_date").is_null())
+            .then(pl.format("key field date {} is not a timestamp (YYYY-MM-DDTHH:MM:SS)", pl.col("date")))
         )
     )
 
 
 def transform(records: pl.LazyFrame, ctx: TransformContext) -> dict[str, pl.LazyFrame]:
     """Bronze entries (with keys) → ``core.evo_entries``, one row per record."""
-    tz = ctx.source_timezone
-    entries = records.select(
+    times = {"entry_date": "date", "entry_date_turn": "dateTurn"}
+    zoned = E.with_zoned_timestamps(records, times, ctx.source_timezone, ZONE, "iana_zone")
+    entries = zoned.select(
         "entry_id",
+        "entry_local_date",
         "entry_date",
-        E.timestamp("dateTurn", tz).alias("entry_date_turn"),
+        "entry_date_turn",
         E.text("timeZone").alias("timezone"),
+        "iana_zone",
         E.bigint("idMember").alias("member_id"),
         E.text("nameMember").alias("member_name"),
         E.bigint("idProspect").alias("prospect_id"),
@@ -138,5 +155,13 @@ API = Endpoint(
 )
 
 ENTITY = Entity(
-    name="entries", record=RECORD, key=KEY, keys=keys, core=(ENTRIES,), transform=transform, order=30, api=API
+    name="entries",
+    record=RECORD,
+    key=KEY,
+    keys=keys,
+    core=(ENTRIES,),
+    transform=transform,
+    order=30,
+    api=API,
+    zone=ZONE,
 )

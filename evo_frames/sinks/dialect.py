@@ -21,6 +21,8 @@ class Dialect:
         partitions: range-partition tables that declare ``partition_by`` (monthly, on demand).
         max_identifier: longest identifier the target accepts.
         session_sql: statements run on every new connection.
+        time_zone_sql: statement setting the session's time zone (``{}`` = a validated IANA name),
+            in which the SQL computes and shows TIMESTAMPTZ values.
         read_only_sql: statements run on every new connection of a read-only sink (DuckDB opens
             the file read-only instead).
         lock_sql: statement that serialises loads of one entity in a transaction (``{}`` = key).
@@ -42,6 +44,7 @@ class Dialect:
     partitions: bool
     max_identifier: int
     session_sql: tuple[str, ...]
+    time_zone_sql: str
     read_only_sql: tuple[str, ...]
     lock_sql: str | None
     load_lock_sql: str | None
@@ -69,6 +72,7 @@ POSTGRESQL = Dialect(
     max_identifier=63,
     # jit compiles every short ETL statement anew and costs more than it saves here
     session_sql=("SET TIME ZONE 'UTC'", "SET jit = off"),
+    time_zone_sql="SET TIME ZONE '{}'",
     read_only_sql=("SET default_transaction_read_only = on",),
     lock_sql="SELECT pg_advisory_xact_lock(hashtext({}))",
     load_lock_sql="SELECT pg_advisory_lock(hashtext('evo_frames:load'), hashtext({}))",
@@ -105,6 +109,7 @@ DUCKDB = Dialect(
         "SET autoinstall_known_extensions = false",
         "SET autoload_known_extensions = false",
     ),
+    time_zone_sql="SET TimeZone = '{}'",
     read_only_sql=(),
     lock_sql=None,
     load_lock_sql=None,

@@ -21,15 +21,17 @@ import dataclasses
 import datetime as dt
 import logging
 import os
+import re
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import available_timezones
 
 import polars as pl
 import pyarrow as pa
 
-from ..errors import SinkError
+from ..errors import ConfigError, SinkError
 from ..spec import CONTENT_HASH, Column, Entity, Table
 from .dialect import Dialect
 
@@ -151,6 +153,9 @@ MANAGED = ("_loaded_at", "_updated_at")
 
 SHADOW = "__shadow"
 
+#: the characters of an IANA zone name (checked before a name goes into ``SET TIME ZONE``)
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-/]+")
+
 
 def shadow_table(table: Table) -> Table:
     """The table a full refresh builds before swapping it in for ``table``."""
@@ -259,6 +264,12 @@ class SqlSink:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def set_time_zone(self, zone: str) -> None:
+        """Compute and show times in ``zone`` (an IANA name) for the rest of the session."""
+        if not _ZONE_NAME.fullmatch(zone) or zone not in available_timezones():
+            raise ConfigError(f"time zone {zone!r} is not an IANA time zone; use e.g. 'America/Sao_Paulo'")
+        self.execute(self.dialect.time_zone_sql.format(zone), f"setting the session time zone to {zone}")
+
     def execute(self, sql: str, what: str | None = None) -> int:
         """Run one statement; return its row count."""
         try:
@@ -364,6 +375,17 @@ class SqlSink:
             if cols
         ]
 
+    def primary_key(self, table: Table) -> tuple[str, ...]:
+        """The primary-key columns of the stored ``table``, in key order."""
+        rows = self.query(
+            "SELECT k.column_name FROM information_schema.table_constraints c "
+            "JOIN information_schema.key_column_usage k ON k.constraint_name = c.constraint_name "
+            "AND k.table_schema = c.table_schema AND k.table_name = c.table_name "
+            f"WHERE c.constraint_type = 'PRIMARY KEY' AND c.table_schema = '{table.schema}' "
+            f"AND c.table_name = '{table.name}' ORDER BY k.ordinal_position"
+        )
+        return tuple(rows.column("column_name").to_pylist())
+
     def ensure_tables(self, entities: Iterable[Entity]) -> list[str]:
         """Create or upgrade schemas, tables and indexes; idempotent and non-destructive.
 
@@ -400,6 +422,14 @@ class SqlSink:
         if not have:
             self.execute(ddl, f"creating {table.qualified}")
             return [f"created {table.qualified}"]
+        key = self.primary_key(table)
+        if key != table.primary_key:
+            raise ConfigError(
+                f"table {table.qualified} has the primary key ({', '.join(key)}), but this version keys it by "
+                f"({', '.join(table.primary_key)}): an older evo-frames created it. Drop it (DROP TABLE "
+                f"{table.qualified}) and rebuild it: `evo-frames run --full-refresh` reloads STG from the lake, "
+                "`evo-frames transform --full-refresh` CORE from STG"
+            )
         changes = []
         for name, col_ddl in cols:
             if name not in have:
@@ -488,7 +518,7 @@ class SqlSink:
             return
         months = frame.select(pl.col(table.partition_by).dt.truncate("1mo").unique().drop_nulls()).to_series()
         for month in months.to_list():
-            start = month.replace(tzinfo=dt.UTC)
+            start = month.replace(tzinfo=dt.UTC) if isinstance(month, dt.datetime) else month  # date keys
             end = (start + dt.timedelta(days=32)).replace(day=1)
             part = f"{table.name}_p{start:%Y_%m}"
             if (table.qualified, part) in self._partitions:

@@ -35,11 +35,11 @@ def command(lake: Path, target: str) -> list[str]:
 
 def snapshot(target: str) -> dict[str, object]:
     return {
-        "stg": rows(target, "SELECT entry_id, entry_date, run_id, _source_file, _source_line, "
+        "stg": rows(target, "SELECT entry_id, entry_local_date, run_id, _source_file, _source_line, "
                             "CAST(raw_data AS TEXT) AS raw FROM stg_evo.entries_raw ORDER BY 1, 2"),
         "core": rows(target, "SELECT * EXCLUDE (_loaded_at, _updated_at) FROM core.evo_entries ORDER BY 1, 2")
         if target.startswith("duckdb")
-        else rows(target, "SELECT entry_id, entry_date, member_id, member_name, _source_run_id FROM core.evo_entries "
+        else rows(target, "SELECT entry_id, entry_local_date, entry_date, member_id, member_name, _source_run_id FROM core.evo_entries "
                           "ORDER BY 1, 2"),
         "files": rows(target, "SELECT path, lines_read, rows_loaded, duplicates, rejects FROM evo_meta.files ORDER BY 1"),
     }  # fmt: skip

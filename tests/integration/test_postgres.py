@@ -50,10 +50,10 @@ def test_init_is_idempotent_and_upgrades_old_layout(pg_url: str, tmp_path: Path)
     with sink_for(pg_url) as sink:
         sink.execute("CREATE SCHEMA core")
         sink.execute(
-            "CREATE TABLE core.evo_entries (entry_id BIGINT, entry_date TIMESTAMPTZ, "
-            "member_id BIGINT, PRIMARY KEY (entry_id, entry_date))"
+            "CREATE TABLE core.evo_entries (entry_id BIGINT, entry_local_date DATE, "
+            "member_id BIGINT, PRIMARY KEY (entry_id, entry_local_date))"
         )
-        sink.execute("INSERT INTO core.evo_entries VALUES (1, now(), 5)")
+        sink.execute("INSERT INTO core.evo_entries VALUES (1, current_date, 5)")
         sink.commit()
     r = cli("init", "--target", pg_url, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -73,8 +73,8 @@ def test_partitions_are_created_on_demand(pg_url: str, tmp_path: Path) -> None:
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'evo_entries' ORDER BY 1",
     )
-    # 1999-12-31 23:30 in São Paulo is 2000-01-01 01:30 UTC: the partition follows the stored instant
-    assert [p["relname"] for p in parts] == ["evo_entries_p2000_01", "evo_entries_p2025_11", "evo_entries_p2031_02"]
+    # 1999-12-31 23:30 in São Paulo is 2000-01-01 01:30 UTC: the partition follows the local date as sent
+    assert [p["relname"] for p in parts] == ["evo_entries_p1999_12", "evo_entries_p2025_11", "evo_entries_p2031_02"]
     assert (
         scalar(
             pg_url,
