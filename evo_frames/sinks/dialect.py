@@ -33,6 +33,8 @@ class Dialect:
             schema objects with names of their own (renamed when a full refresh swaps tables).
         maintenance: ``optimize`` statements per action (``analyze``, ``vacuum``, ``reindex``), with
             ``{table}``; an action the target does not have is absent. They run in autocommit.
+        direct_copy: rows certainly new go by binary COPY straight into their table (Arrow types
+            exactly the column types, JSON as binary ``jsonb``); else through a TEMP table.
         secondary_indexes: create the tables' secondary indexes. DuckDB answers analytic queries
             from zone maps and its ART indexes slow every upsert, so it only keeps primary keys.
     """
@@ -46,6 +48,7 @@ class Dialect:
     lock_sql: str | None
     load_lock_sql: str | None
     load_held_sql: str | None
+    direct_copy: bool
     secondary_indexes: bool
     table_stats_sql: str | None
     index_names_sql: str | None
@@ -76,6 +79,7 @@ POSTGRESQL = Dialect(
         "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 "
         "AND classid = hashtext('evo_frames:load')::oid AND objid = hashtext({})::oid"
     ),
+    direct_copy=True,
     secondary_indexes=True,
     # partitioned tables: sum over their partitions
     table_stats_sql=(
@@ -109,6 +113,8 @@ DUCKDB = Dialect(
     lock_sql=None,
     load_lock_sql=None,
     load_held_sql=None,
+    # in-process, INSERT … SELECT from Arrow costs no more than an appender would
+    direct_copy=False,
     secondary_indexes=False,
     table_stats_sql=None,
     index_names_sql=None,

@@ -34,12 +34,16 @@ def test_bench_duckdb_with_one_file() -> None:
 
 
 @pytest.mark.postgres
-def test_bench_postgres_has_the_copy_reference_and_cleans_up(pg_server: object) -> None:
+def test_bench_postgres_has_the_copy_limits_and_cleans_up(pg_server: object) -> None:
     admin = pg_server.url  # type: ignore[attr-defined]
     report = bench("-e", "members", "--target", admin)
     got = stages(report)
-    assert got["psql \\copy (reference)"]["records"] == 300
-    assert "first load / psql \\copy" in report["entities"][0]["ratios"]  # type: ignore[index]
+    # the limits copy the very rows the first load wrote: the distinct members of run 1
+    assert got["STG+CORE \\copy limit"]["records"] == 300
+    assert got["one-table \\copy (key + JSONB)"]["records"] == 300
+    assert got["STG+CORE \\copy limit"]["seconds"] > 0
+    ratios = report["entities"][0]["ratios"]  # type: ignore[index]
+    assert {"first load / STG+CORE \\copy limit", "first load / one-table \\copy"} <= set(ratios)
     from tests.helpers import rows
 
     left = rows(admin, "SELECT datname FROM pg_database WHERE datname LIKE 'evo_frames_bench_%'")
