@@ -19,19 +19,20 @@ manifest row commit together.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import datetime as dt
 import logging
 import os
 import socket
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
 
-from ..errors import SinkError
+from ..errors import SinkError, TransientSinkError
 from ..spec import CONTENT_HASH, Column, Entity, Table
 from .dialect import Dialect
 
@@ -195,6 +196,16 @@ def interrupted_error(load: dict[str, Any]) -> str:
     return f"the process (host {load['host']}, pid {load['pid']}) ended without recording an outcome"
 
 
+#: STG columns naming where a row's content came from, compared in this order (latest wins)
+LINEAGE = ("run_id", "_source_file", "_source_line")
+
+
+def _newer_content(new: str, old: str) -> str:
+    """SQL: row ``new`` differs from row ``old`` in content and comes from a later (run, file, line)."""
+    later = f"({', '.join(f'{new}.{c}' for c in LINEAGE)}) > ({', '.join(f'{old}.{c}' for c in LINEAGE)})"
+    return f"({new}.{q(CONTENT_HASH)} IS DISTINCT FROM {old}.{q(CONTENT_HASH)} AND {later})"
+
+
 def _arrow(frame: pl.DataFrame) -> pa.Table:
     # large types are what the drivers accept from Polars without surprises (stack-notes §3)
     return frame.to_arrow()
@@ -236,6 +247,23 @@ class SqlSink:
                     cur.execute(stmt)
             self._conn.commit()
         return self._conn
+
+    def default_writers(self) -> int:
+        """Writers when none are asked for: one per core, within half the server's free connections."""
+        if not self.dialect.parallel_writers:
+            return 1
+        free = self.scalar(
+            "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+            " - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS free"
+        )
+        return max(1, min(os.cpu_count() or 1, int(free) // 2))
+
+    def fork(self) -> SqlSink:
+        """Another sink on the same target, with its own connection (opened on first use)."""
+        other = copy.copy(self)
+        other._conn = None
+        other._partitions = set()
+        return other
 
     def reconnect(self) -> None:
         """Drop the connection (and its temp tables); the next use opens a fresh one."""
@@ -515,21 +543,46 @@ class SqlSink:
     def _select_casts(self, table: Table, alias: str = "s") -> str:
         return ", ".join(f"CAST({alias}.{q(c.name)} AS {self.dialect.types[c.type]})" for c in table.columns)
 
-    def write_chunk(self, entity: Entity, stg: pl.DataFrame, core: dict[str, pl.DataFrame]) -> dict[str, Counts]:
-        """Write one deduplicated chunk; see the module docstring. Runs inside the open transaction."""
+    def write_chunk(
+        self,
+        entity: Entity,
+        stg: pl.DataFrame,
+        core: dict[str, pl.DataFrame],
+        contested: Callable[[pl.DataFrame], pl.Series] | None = None,
+    ) -> dict[str, Counts]:
+        """Write one deduplicated chunk; see the module docstring. Runs inside the open transaction.
+
+        With parallel writers, ``contested(keys)`` claims the keys the probe found new and returns
+        the row numbers (in ``keys``) of those another writer's open transaction claimed first:
+        they are upserted, so the database waits for that transaction and keeps the newer row,
+        instead of copied, which would fail on the other's key.
+        """
         stg_t = entity.stg
-        probe = stg.select(*entity.key_names, CONTENT_HASH, "run_id", "_source_file", "_source_line")
-        stored = self._lookup(stg_t, entity.key_names, [CONTENT_HASH, "run_id", "_source_file", "_source_line"])
-        newer = "(s.run_id, s._source_file, s._source_line) > (t.run_id, t._source_file, t._source_line)"
-        differs = f"s.{q(CONTENT_HASH)} IS DISTINCT FROM t.{q(CONTENT_HASH)}"
+        probe = stg.select(*entity.key_names, CONTENT_HASH, *LINEAGE)
+        stored = self._lookup(stg_t, entity.key_names, [CONTENT_HASH, *LINEAGE])
         new, changed = self._probe(
             probe,
-            f"{stored} WHERE t._found IS NULL OR ({differs} AND {newer})",
+            f"{stored} WHERE t._found IS NULL OR {_newer_content('s', 't')}",
             "t._found IS NULL",
             f"comparing {stg_t.qualified}",
         )
-        counts = {stg_t.qualified: self._write(stg_t, stg, new, changed)}
-        counts.update(self._write_core(entity, entity.core, core, stg.select(entity.key_names), new, changed))
+        keys = stg.select(entity.key_names)
+        if contested is not None and len(new):
+            taken = new.gather(contested(keys[new]))
+            new, changed = new.filter(~new.is_in(taken.implode())), pl.concat([changed, taken]).sort()
+        if len(new):
+            self._append(stg_t, stg[new])
+        if len(changed):
+            # the same comparison again, on the row as it is when the upsert reaches it: whatever
+            # the commit order of concurrent batches, the newer row stays, and only the rows this
+            # upsert wrote go on to CORE
+            guard = _newer_content("EXCLUDED", "x")
+            written = self._upsert(stg_t, stg[changed], guard=guard, returning=entity.key_names)
+            written = written.cast(dict(keys.schema))
+            changed = keys.with_row_index("_row").join(written, on=list(entity.key_names), how="semi")["_row"]
+        unchanged = stg.height - len(new) - len(changed)
+        counts = {stg_t.qualified: Counts(inserted=len(new), updated=len(changed), unchanged=unchanged)}
+        counts.update(self._write_core(entity, entity.core, core, keys, new, changed))
         return counts
 
     def _probe(self, keys: pl.DataFrame, join_where: str, is_new: str, what: str) -> tuple[pl.Series, pl.Series]:
@@ -640,20 +693,38 @@ class SqlSink:
             with self.conn.cursor() as cur:
                 cur.adbc_ingest(table.name, _arrow(data), mode="append", db_schema_name=table.schema)
         except Exception as e:
+            if getattr(e, "sqlstate", None) == "23505":
+                # another run's open transaction inserted one of these keys after the probe: a
+                # replay probes again and finds the key stored
+                raise TransientSinkError(
+                    f"{self.display}: copying into {table.qualified}: a concurrent load inserted one of its keys first"
+                ) from e
             raise self._translate(e, f"copying into {table.qualified}") from e
 
-    def _upsert(self, table: Table, frame: pl.DataFrame) -> int:
-        """Stage ``frame`` and upsert it into ``table``: ``ON CONFLICT`` on its primary key."""
+    def _upsert(
+        self, table: Table, frame: pl.DataFrame, guard: str | None = None, returning: Sequence[str] = ()
+    ) -> Any:
+        """Stage ``frame`` and upsert it into ``table`` (alias ``x``): ``ON CONFLICT`` on its primary key.
+
+        ``guard`` (SQL over ``EXCLUDED`` and ``x``) decides whether a stored row is replaced. Returns
+        the rows written, or with ``returning`` the frame of those columns of the rows written.
+        """
         self._ensure_partitions(table, frame)
         self.ingest("_ef_stage", _arrow(frame.select(table.column_names)))
         cols = ", ".join(q(c) for c in (*table.column_names, *MANAGED))
         updates = [c for c in table.column_names if c not in table.primary_key] + ["_updated_at"]
         set_sql = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in updates)
-        return self.execute(
-            f"INSERT INTO {qt(table)} ({cols}) SELECT {self._select_casts(table)}, now(), now() FROM _ef_stage s "
-            f"ON CONFLICT ({', '.join(q(k) for k in table.primary_key)}) DO UPDATE SET {set_sql}",
-            f"upserting {table.qualified}",
+        sql = (
+            f"INSERT INTO {qt(table)} AS x ({cols}) SELECT {self._select_casts(table)}, now(), now() FROM _ef_stage s "
+            f"ON CONFLICT ({', '.join(q(k) for k in table.primary_key)}) DO UPDATE SET {set_sql}"
+            + (f" WHERE {guard}" if guard else "")
         )
+        what = f"upserting {table.qualified}"
+        if not returning:
+            return self.execute(sql, what)
+        written = pl.from_arrow(self.query(f"{sql} RETURNING {', '.join(f'x.{q(c)}' for c in returning)}", what))
+        assert isinstance(written, pl.DataFrame)
+        return written
 
     def _replace_children(
         self, table: Table, frame: pl.DataFrame, keys: pl.DataFrame, new: pl.Series, changed: pl.Series
