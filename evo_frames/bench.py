@@ -9,6 +9,8 @@ stage's alone:
 - ``first load``: ``run`` of run 1 into an empty target, STG and CORE in one pass;
 - ``reload``: ``run`` of run 2 (mostly unchanged records);
 - ``transform``: ``transform --full-refresh`` (STG → CORE);
+- ``first load, --writers N`` (PostgreSQL): the first load again, into an empty database each,
+  with 1, 2 and 4 parallel writers;
 - ``one file`` (``--one-file``): run 1 again, concatenated into a single multi-member gzip
   file, into another empty target: peak memory must not grow with the file;
 - the limits (PostgreSQL only, see :func:`copy_limits`): psql ``\\copy`` of the very rows the
@@ -50,6 +52,8 @@ from .synth import generate
 
 #: share of the records run 2 re-sends with changed content: "mostly unchanged"
 RELOAD_CHANGED = 0.05
+#: parallel writers whose first loads the bench compares (PostgreSQL)
+WRITERS = (1, 2, 4)
 
 
 @dataclass
@@ -299,6 +303,16 @@ def bench_entity(
             result.ratios["first load / one-table \\copy"] = round(
                 first.records_per_second / one_table.records_per_second, 2
             )
+    if target.startswith("postgres"):
+        # how the first load scales with parallel writers, each count into an empty database
+        for writers in WRITERS:
+            with _bench_target(target, workdir, f"writers{writers}") as url:
+                args = _cli("run", "--entity", entity, "--lake", lake, "--target", url, "--run-id", run1, "--json")
+                stage = _stage_from_run(f"first load, --writers {writers}", [*args, "--writers", str(writers)])
+            result.stages.append(stage)
+            if limits is not None:
+                ratio = round(stage.records_per_second / limits[0].records_per_second, 2)
+                result.ratios[f"first load --writers {writers} / STG+CORE \\copy limit"] = ratio
     if one_file:
         single = _one_file_lake(lake, entity, run1, workdir)
         with _bench_target(target, workdir, "one-file") as url:

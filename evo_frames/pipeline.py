@@ -456,6 +456,23 @@ _PARSERS: dict[str, Callable[[pl.Expr, str], pl.Expr]] = {
 }
 
 
+def _waves(files: Sequence[lakes.BronzeFile], batches: list[range]) -> Iterator[list[range]]:
+    """Consecutive batches that may load at once: those whose files all belong to one run (a
+    batch that spans runs loads alone)."""
+    wave: list[range] = []
+    for batch in batches:
+        runs = {files[i].run_id for i in batch}
+        if wave and (len(runs) > 1 or runs != {files[wave[0].start].run_id}):
+            yield wave
+            wave = []
+        wave.append(batch)
+        if len(runs) > 1:
+            yield wave
+            wave = []
+    if wave:
+        yield wave
+
+
 class _Claims:
     """The keys that the open batches of parallel writers copy as new, per batch.
 
@@ -502,6 +519,7 @@ class Loader:
         self.ctx = TransformContext(source_timezone=settings.source_timezone)
         self.options = storage_options(settings.lake)
         self._accounting = threading.Lock()
+        self._chunk_rows, self._chunk_bytes = settings.chunk_rows, CHUNK_BYTES
 
     def _read(self, file: lakes.BronzeFile) -> tuple[Iterator[Piece], FileStats]:
         return read_file(file, self.entity, self.ctx, chunk_rows=self.settings.chunk_rows, options=self.options)
@@ -512,30 +530,31 @@ class Loader:
 
         Each batch is its own transaction with its own manifest rows, whichever writer takes it.
         With several writers, the batches of one run load at the same time and those of the next
-        run start when all of them have committed: the guarded upsert (``SqlSink.write_chunk``)
+        run start when all of them have committed (a batch spanning runs loads alone), so the
+        batches are the same as with one writer. The guarded upsert (``SqlSink.write_chunk``)
         keeps the newest content whatever the commit order, and runs, where records are re-sent
         unchanged, still apply in order, so an unchanged re-send keeps naming the file that first
         brought its content, as with one writer.
         """
         size = self.settings.batch_size
+        batches = [range(start, min(start + size, len(files))) for start in range(0, len(files), size)]
         slots = threading.Semaphore(self.settings.workers)
-        prefetch = _Prefetcher(files, lambda f: _Feed(lambda: self._read(f), slots), self.settings.workers)
+        # parallel writers share the read-ahead and the chunk budget, so memory does not grow with them
+        ahead = max(1, self.settings.workers // max(1, writers))
+        self._chunk_rows = max(1, self.settings.chunk_rows // max(1, writers))
+        self._chunk_bytes = CHUNK_BYTES // max(1, writers)
+        prefetch = _Prefetcher(
+            files, lambda f: _Feed(lambda: self._read(f), slots), ahead, PREFETCH_BYTES // max(1, writers)
+        )
         try:
             if writers <= 1:
-                for start in range(0, len(files), size):
-                    batch = range(start, min(start + size, len(files)))
+                for batch in batches:
                     self._load_with_retries(self.sink, files, batch, prefetch, None)
                 return
             sinks = [self.sink, *(self.sink.fork() for _ in range(writers - 1))]
             try:
-                start = 0
-                while start < len(files):
-                    end = start
-                    while end < len(files) and files[end].run_id == files[start].run_id:
-                        end += 1
-                    batches = [range(b, min(b + size, end)) for b in range(start, end, size)]
-                    self._load_parallel(files, batches, prefetch, sinks)
-                    start = end
+                for wave in _waves(files, batches):
+                    self._load_parallel(files, wave, prefetch, sinks)
             finally:
                 for sink in sinks[1:]:
                     sink.close()
@@ -619,7 +638,7 @@ class Loader:
                         pending.append(piece)
                         pending_rows += piece.records.height
                         pending_bytes += piece.raw_bytes
-                    if pending_rows >= self.settings.chunk_rows or pending_bytes >= CHUNK_BYTES:
+                    if pending_rows >= self._chunk_rows or pending_bytes >= self._chunk_bytes:
                         self._flush(sink, contested, pending, table_counts, casts, dups)
                         pending, pending_rows, pending_bytes = [], 0, 0
                 outcomes.append(FileOutcome(file=file, stats=source.stats))

@@ -206,6 +206,11 @@ def _newer_content(new: str, old: str) -> str:
     return f"({new}.{q(CONTENT_HASH)} IS DISTINCT FROM {old}.{q(CONTENT_HASH)} AND {later})"
 
 
+def _partition(table: Table, month: dt.datetime) -> str:
+    """The name of the monthly partition of ``table`` starting at ``month``."""
+    return f"{table.name}_p{month:%Y_%m}"
+
+
 def _arrow(frame: pl.DataFrame) -> pa.Table:
     # large types are what the drivers accept from Polars without surprises (stack-notes §3)
     return frame.to_arrow()
@@ -442,6 +447,8 @@ class SqlSink:
         return changes
 
     def _ensure_indexes(self, table: Table) -> None:
+        for name in table.retired_indexes if self.dialect.secondary_indexes else ():
+            self.execute(f"DROP INDEX IF EXISTS {q(table.schema)}.{q(name)}", f"dropping the retired index {name}")
         for index in table.indexes if self.dialect.secondary_indexes else ():
             where = f" WHERE {index.where}" if index.where else ""
             cols_sql = ", ".join(q(c) for c in index.columns)
@@ -520,14 +527,20 @@ class SqlSink:
         for month in months.to_list():
             start = month.replace(tzinfo=dt.UTC)
             end = (start + dt.timedelta(days=32)).replace(day=1)
-            part = f"{table.name}_p{start:%Y_%m}"
+            part = _partition(table, start)
             if (table.qualified, part) in self._partitions:
                 continue
-            self.execute(
-                f"CREATE TABLE IF NOT EXISTS {q(table.schema)}.{q(part)} PARTITION OF {qt(table)} "
-                f"FOR VALUES FROM ('{start:%Y-%m-%d} 00:00:00+00') TO ('{end:%Y-%m-%d} 00:00:00+00')",
-                f"creating partition {table.schema}.{part}",
-            )
+            try:
+                self.execute(
+                    f"CREATE TABLE IF NOT EXISTS {q(table.schema)}.{q(part)} PARTITION OF {qt(table)} "
+                    f"FOR VALUES FROM ('{start:%Y-%m-%d} 00:00:00+00') TO ('{end:%Y-%m-%d} 00:00:00+00')",
+                    f"creating partition {table.schema}.{part}",
+                )
+            except SinkError as e:
+                # a parallel writer created it at the same moment: the replay finds it in place
+                if getattr(e.__cause__, "sqlstate", None) in ("42P07", "23505"):
+                    raise TransientSinkError(f"{e}; created by a concurrent load, retrying") from e
+                raise
             self._partitions.add((table.qualified, part))
 
     # loading --------------------------------------------------------------------------------
@@ -558,20 +571,23 @@ class SqlSink:
         instead of copied, which would fail on the other's key.
         """
         stg_t = entity.stg
-        probe = stg.select(*entity.key_names, CONTENT_HASH, *LINEAGE)
+        rows = stg.select(*entity.key_names, CONTENT_HASH, *LINEAGE).with_row_index("_row")
+        # rows bound for an empty table or partition (a first load, a new month) are new: no probe
+        empty = self._empty(stg_t, stg)
         stored = self._lookup(stg_t, entity.key_names, [CONTENT_HASH, *LINEAGE])
         new, changed = self._probe(
-            probe,
+            rows.filter(~empty),
             f"{stored} WHERE t._found IS NULL OR {_newer_content('s', 't')}",
             "t._found IS NULL",
             f"comparing {stg_t.qualified}",
         )
+        new = pl.concat([rows.filter(empty)["_row"], new]).sort()
         keys = stg.select(entity.key_names)
         if contested is not None and len(new):
             taken = new.gather(contested(keys[new]))
             new, changed = new.filter(~new.is_in(taken.implode())), pl.concat([changed, taken]).sort()
         if len(new):
-            self._append(stg_t, stg[new])
+            self._append(stg_t, stg if len(new) == stg.height else stg[new])
         if len(changed):
             # the same comparison again, on the row as it is when the upsert reaches it: whatever
             # the commit order of concurrent batches, the newer row stays, and only the rows this
@@ -585,14 +601,31 @@ class SqlSink:
         counts.update(self._write_core(entity, entity.core, core, keys, new, changed))
         return counts
 
+    def _empty(self, table: Table, frame: pl.DataFrame) -> pl.Series:
+        """Per row of ``frame``: whether the partition it goes to (or the table) holds no row yet."""
+        if not (table.partition_by and self.dialect.partitions):
+            empty = self.query(f"SELECT 1 AS x FROM {qt(table)} LIMIT 1").num_rows == 0
+            return pl.repeat(empty, frame.height, eager=True)
+        self._ensure_partitions(table, frame)
+        month = frame[table.partition_by].dt.truncate("1mo")
+        empty = [
+            m
+            for m in month.unique().drop_nulls().to_list()
+            if self.query(f"SELECT 1 AS x FROM {q(table.schema)}.{q(_partition(table, m))} LIMIT 1").num_rows == 0
+        ]
+        return month.is_in(pl.Series(empty, dtype=month.dtype).implode())
+
     def _probe(self, keys: pl.DataFrame, join_where: str, is_new: str, what: str) -> tuple[pl.Series, pl.Series]:
-        """Stage ``keys`` (no payload) and return the row numbers of the new and of the changed rows.
+        """Stage ``keys`` (no payload; ``_row`` numbers the rows) and return the row numbers of
+        the new and of the changed rows.
 
         ``join_where`` joins the staged rows ``s`` to what is stored and keeps the rows to write;
         ``is_new`` tells the new ones apart. Only these small columns cross the wire twice: the
         rows themselves go out once, new ones straight into their table (:meth:`_append`).
         """
-        self.ingest("_ef_probe", _arrow(keys.with_row_index("_row")))
+        if keys.height == 0:
+            return pl.Series("_row", [], pl.UInt32), pl.Series("_row", [], pl.UInt32)
+        self.ingest("_ef_probe", _arrow(keys))
         found = self.query(f"SELECT s._row, {is_new} AS _is_new FROM _ef_probe s {join_where}", what)
         rows = pl.from_arrow(found)
         assert isinstance(rows, pl.DataFrame)
@@ -654,7 +687,7 @@ class SqlSink:
             core_row = self._lookup(parent, entity.key_names, ["_updated_at"], alias="p")
             older = "p._found IS NULL OR p._updated_at < g._updated_at"
             new, changed = self._probe(
-                keys,
+                keys.with_row_index("_row"),
                 f"{stg_row} {core_row} WHERE g._found IS NOT NULL AND ({older})",
                 "p._found IS NULL",
                 f"comparing {parent.qualified} with {entity.stg.qualified}",
@@ -664,7 +697,7 @@ class SqlSink:
     def _write(self, table: Table, frame: pl.DataFrame, new: pl.Series, changed: pl.Series) -> Counts:
         """Write the rows ``new`` (certainly absent: appended) and ``changed`` (upserted) of ``frame``."""
         if len(new):
-            self._append(table, frame[new])
+            self._append(table, frame if len(new) == frame.height else frame[new])
         if len(changed):
             self._upsert(table, frame[changed])
         return Counts(inserted=len(new), updated=len(changed), unchanged=frame.height - len(new) - len(changed))
