@@ -44,6 +44,8 @@ def test_bench_postgres_has_the_copy_limits_and_cleans_up(pg_server: object) -> 
     assert got["STG+CORE \\copy limit"]["seconds"] > 0
     ratios = report["entities"][0]["ratios"]  # type: ignore[index]
     assert {"first load / STG+CORE \\copy limit", "first load / one-table \\copy"} <= set(ratios)
+    for writers in (1, 2, 4):
+        assert got[f"first load, --writers {writers}"]["records"] == got["first load (STG + CORE)"]["records"]
     from tests.helpers import rows
 
     left = rows(admin, "SELECT datname FROM pg_database WHERE datname LIKE 'evo_frames_bench_%'")
