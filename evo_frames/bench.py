@@ -11,11 +11,14 @@ stage's alone:
 - ``first load``: ``run`` of run 1 into an empty target, STG and CORE in one pass;
 - ``reload``: ``run`` of run 2 (mostly unchanged records);
 - ``transform``: ``transform --full-refresh`` (STG → CORE);
+- ``first load, --writers N`` (PostgreSQL): the first load again, into an empty database each,
+  with 1, 2 and 4 parallel writers;
 - ``one file`` (``--one-file``) or ``parts of N+ records`` (``--part-records N``): run 1 again,
   its parts concatenated into one (or a few) multi-member gzip files, into another empty
   target: peak memory must not grow with the file;
-- ``psql \\copy`` (PostgreSQL only): the reference, the distinct records of run 1 as pre-decoded
-  CSV into one table with a primary key and a JSONB column.
+- the limits (PostgreSQL only, see :func:`copy_limits`): psql ``\\copy`` of the very rows the
+  first load wrote into the same DDL, STG then CORE ("STG+CORE ``\\copy`` limit"), and of their
+  key and raw JSON into one table with a primary key and a JSONB column ("one-table ``\\copy``").
 
 Against PostgreSQL it works in a database it creates and drops (``evo_frames_bench_<random>``),
 so the target's own data is never touched; DuckDB gets a file in a temporary folder. Timings are
@@ -25,7 +28,6 @@ printed, never asserted.
 from __future__ import annotations
 
 import contextlib
-import csv
 import gzip
 import json
 import os
@@ -53,6 +55,8 @@ from .synth import generate
 
 #: share of the records run 2 re-sends with changed content: "mostly unchanged"
 RELOAD_CHANGED = 0.05
+#: parallel writers whose first loads the bench compares (PostgreSQL)
+WRITERS = (1, 2, 4)
 
 
 @dataclass
@@ -151,33 +155,80 @@ def _psql() -> str:
     return found
 
 
-def _reference_copy(url: str, entity: str, lake: str, run_id: str, workdir: Path) -> Stage:
-    """``psql \\copy`` of the run's distinct records (key + raw JSON) into a PK + JSONB table."""
-    from .pipeline import read_file
-
-    ent = discover()[entity]
-    files = [f for f in list_files(lake, entity)[0] if f.run_id == run_id]
-    csv_path = workdir / f"{entity}.csv"
-    seen: set[tuple[Any, ...]] = set()
-    with csv_path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        for f in files:
-            pieces, _ = read_file(f, ent, TransformContext(), chunk_rows=100_000, options={})
-            for piece in pieces:
-                frame = piece.records.select(*ent.key_names, "raw")
-                for row in frame.iter_rows():
-                    if row[:-1] not in seen:
-                        seen.add(row[:-1])
-                        writer.writerow(row)
-    keys = ", ".join(f"{c.name} {'TIMESTAMPTZ' if c.type == 'timestamptz' else 'BIGINT'}" for c in ent.key)
-    table = f"bench_ref_{entity}"
-    ddl = f"CREATE TABLE {table} ({keys}, doc JSONB NOT NULL, PRIMARY KEY ({', '.join(ent.key_names)}))"
-    subprocess.run([_psql(), url, "-qc", ddl], check=True, capture_output=True)
+def _psql_run(url: str, *commands: str) -> float:
+    """Run psql commands against ``url``; return the seconds they took."""
+    args = [_psql(), url, "-v", "ON_ERROR_STOP=1", "-q"]
+    for c in commands:
+        args += ["-c", c]
     started = time.perf_counter()
-    subprocess.run([_psql(), url, "-qc", f"\\copy {table} FROM '{csv_path}' CSV"], check=True, capture_output=True)
-    seconds = time.perf_counter() - started
-    csv_path.unlink()
-    return Stage("psql \\copy (reference)", len(seen), seconds)
+    proc = subprocess.run(args, capture_output=True, text=True)
+    if proc.returncode:
+        what = " ".join(commands)[:200]
+        raise SinkError(f"psql {what} failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
+    return time.perf_counter() - started
+
+
+def _partitions(url: str, schemas: tuple[str, ...]) -> list[str]:
+    """``CREATE TABLE … PARTITION OF …`` for every partition in ``schemas`` of the database at ``url``."""
+    names = ", ".join(f"'{s}'" for s in schemas)
+    sql = (
+        "SELECT n.nspname AS schema, c.relname AS name, p.relname AS parent, "
+        "pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_inherits i "
+        "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
+        f"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname IN ({names}) AND c.relkind = 'r'"
+    )
+    with open_sink(url, memory_limit="1GB", connect_timeout=10, statement_timeout=600) as sink:
+        return [
+            f'CREATE TABLE "{r["schema"]}"."{r["name"]}" PARTITION OF "{r["schema"]}"."{r["parent"]}" {r["bound"]}'
+            for r in sink.query(sql).to_pylist()
+        ]
+
+
+def copy_limits(url: str, admin: str, entity: str, workdir: Path) -> list[Stage]:
+    """The limits a first load is measured against, from the rows the first load wrote at ``url``.
+
+    - STG+CORE ``\\copy``: psql ``\\copy`` of exactly those rows into the same DDL (a fresh
+      database built by the same ``init``: same partitions, primary keys and secondary indexes),
+      one table after the other; the secondary indexes are built after the copies, as a first
+      load builds them.
+    - one-table ``\\copy``: the key and the raw JSON of the STG rows into one table with that
+      primary key and a JSONB column.
+    """
+    ent = discover()[entity]
+    files = {t.qualified: workdir / f"{t.qualified}.copy" for t in ent.tables}
+    for table in ent.tables:
+        # a partitioned table copies out only through a query
+        _psql_run(url, f"\\copy (SELECT * FROM {table.qualified}) TO '{files[table.qualified]}'")
+    partitions = _partitions(url, tuple(sorted({t.schema for t in ent.tables})))
+    records = int(_scalar(url, f"SELECT count(*) FROM {ent.stg.qualified}"))
+    stages = []
+    with _bench_target(admin, workdir, "limit") as limit:
+        with open_sink(limit, memory_limit="1GB", connect_timeout=10, statement_timeout=600) as sink:
+            sink.ensure_tables([ent])
+            for ddl in partitions:
+                sink.execute(ddl)
+            sink.commit()
+            deferred = sink.defer_indexes(ent.tables)
+            seconds = sum(_psql_run(limit, f"\\copy {t.qualified} FROM '{files[t.qualified]}'") for t in ent.tables)
+            started = time.perf_counter()
+            sink.build_indexes(deferred)
+            seconds += time.perf_counter() - started
+        stages.append(Stage("STG+CORE \\copy limit", records, seconds))
+        keys = ", ".join(ent.key_names)
+        ref = workdir / "one-table.copy"
+        _psql_run(url, f"\\copy (SELECT {keys}, raw_data FROM {ent.stg.qualified}) TO '{ref}'")
+        cols = ", ".join(f"{c.name} {'TIMESTAMPTZ' if c.type == 'timestamptz' else 'BIGINT'}" for c in ent.key)
+        _psql_run(limit, f"CREATE TABLE bench_one_table ({cols}, doc JSONB NOT NULL, PRIMARY KEY ({keys}))")
+        seconds = _psql_run(limit, f"\\copy bench_one_table FROM '{ref}'")
+        stages.append(Stage("one-table \\copy (key + JSONB)", records, seconds))
+    for path in (*files.values(), ref):
+        path.unlink()
+    return stages
+
+
+def _scalar(url: str, sql: str) -> Any:
+    with open_sink(url, memory_limit="1GB", connect_timeout=10, statement_timeout=600) as sink:
+        return sink.scalar(sql)
 
 
 def decode_only(lake: str, entity: str, run_id: str) -> int:
@@ -281,6 +332,7 @@ def bench_entity(
     with _bench_target(target, workdir) as url:
         common = ["--entity", entity, "--lake", lake, "--target", url, "--json"]
         first = _stage_from_run("first load (STG + CORE)", _cli("run", *common, "--run-id", run1))
+        limits = copy_limits(url, target, entity, workdir) if url.startswith("postgresql") else None
         reload = _stage_from_run("reload, mostly unchanged", _cli("run", *common, "--run-id", run2))
         seconds, rss, out = _run_measured(
             _cli("transform", "--entity", entity, "--target", url, "--full-refresh", "--json")
@@ -288,10 +340,25 @@ def bench_entity(
         transform = Stage("transform --full-refresh", int(json.loads(out)["lines_read"]), seconds, rss)
         result.stages += [first, reload, transform]
         result.ratios["reload / first load"] = round(reload.records_per_second / first.records_per_second, 2)
-        if url.startswith("postgresql"):
-            ref = _reference_copy(url, entity, lake, run1, workdir)
-            result.stages.append(ref)
-            result.ratios["first load / psql \\copy"] = round(first.records_per_second / ref.records_per_second, 2)
+        if limits is not None:
+            stg_core, one_table = limits
+            result.stages += [stg_core, one_table]
+            result.ratios["first load / STG+CORE \\copy limit"] = round(
+                first.records_per_second / stg_core.records_per_second, 2
+            )
+            result.ratios["first load / one-table \\copy"] = round(
+                first.records_per_second / one_table.records_per_second, 2
+            )
+    if target.startswith("postgres"):
+        # how the first load scales with parallel writers, each count into an empty database
+        for writers in WRITERS:
+            with _bench_target(target, workdir, f"writers{writers}") as url:
+                args = _cli("run", "--entity", entity, "--lake", lake, "--target", url, "--run-id", run1, "--json")
+                stage = _stage_from_run(f"first load, --writers {writers}", [*args, "--writers", str(writers)])
+            result.stages.append(stage)
+            if limits is not None:
+                ratio = round(stage.records_per_second / limits[0].records_per_second, 2)
+                result.ratios[f"first load --writers {writers} / STG+CORE \\copy limit"] = ratio
     if one_file or part_records:
         regrouped = _regrouped_lake(lake, entity, run1, workdir, None if one_file else part_records)
         with _bench_target(target, workdir, "regrouped") as url:

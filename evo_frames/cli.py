@@ -178,6 +178,12 @@ def run(
     workers: Annotated[
         int | None, typer.Option("--workers", help="Files decoded ahead in parallel [2].", min=1)
     ] = None,
+    writers: Annotated[
+        int | None,
+        typer.Option(
+            "--writers", help="Batches loaded at once on their own connections [0: from cores and the server].", min=0
+        ),
+    ] = None,
     max_bad_ratio: Annotated[
         float | None,
         typer.Option("--max-bad-ratio", help="Exit 3 if rejected/read lines exceeds this [1.0].", min=0.0, max=1.0),
@@ -195,7 +201,13 @@ def run(
     if run_id and all_runs:
         raise ConfigError("--run-id and --all-runs conflict; give one of them")
     settings = _settings(
-        config, lake=lake, target=target, batch_size=batch_size, workers=workers, max_bad_ratio=max_bad_ratio
+        config,
+        lake=lake,
+        target=target,
+        batch_size=batch_size,
+        workers=workers,
+        writers=writers,
+        max_bad_ratio=max_bad_ratio,
     )
     summaries = run_load(entity, run_id=run_id, since=since, full_refresh=full_refresh, settings=settings)
     if all(s.files_found == 0 for s in summaries):

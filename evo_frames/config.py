@@ -26,7 +26,10 @@ ENV_PREFIX = "EVO_FRAMES_"
 SECTIONS: Mapping[str, tuple[str, ...]] = {
     "lake": ("lake", "lake_prefix"),
     "target": ("target", "duckdb_memory_limit", "connect_timeout", "statement_timeout"),
-    "load": ("batch_size", "workers", "chunk_rows", "max_bad_ratio", "retries", "source_timezone", "memory_budget"),
+    "load": (
+        "batch_size", "workers", "writers", "chunk_rows", "max_bad_ratio", "retries", "source_timezone",
+        "memory_budget",
+    ),
     "extract": (
         "requests_per_minute", "free_hours", "free_requests_per_minute", "api_timezone", "extract_workers",
         "pages_in_flight", "request_timeout", "request_attempts",
@@ -50,6 +53,8 @@ class Settings:
         statement_timeout: seconds one SQL statement may run (PostgreSQL).
         batch_size: bronze files per transaction.
         workers: files decoded ahead of the load, in parallel threads.
+        writers: batches loaded at once, each on its own connection; 0 = as many as the cores
+            and the server's free connections allow (DuckDB: always 1).
         chunk_rows: records per staged chunk (bounds memory).
         max_bad_ratio: share of rejected lines above which ``run`` exits 3.
         retries: attempts for a batch that fails with a transient error.
@@ -76,6 +81,7 @@ class Settings:
     statement_timeout: int = 3600
     batch_size: int = 10
     workers: int = 2
+    writers: int = 1
     chunk_rows: int = 100_000
     max_bad_ratio: float = 1.0
     retries: int = 5
@@ -100,6 +106,7 @@ class Settings:
         for name, low in (
             ("batch_size", 1),
             ("workers", 1),
+            ("writers", 0),
             ("chunk_rows", 1000),
             ("retries", 1),
             ("connect_timeout", 1),

@@ -28,6 +28,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -292,24 +293,33 @@ class _Prefetcher:
         self._workers = workers
         self._ahead_bytes = ahead_bytes
         self._feeds: dict[int, _Feed] = {}
-        self._next = 0
+        self._started: set[int] = set()
+        # parallel writers take feeds from their own threads
+        self._lock = threading.Lock()
 
     def feed(self, index: int) -> _Feed:
-        ahead = sum(self._files[i].size for i in range(index, self._next))
-        while self._next < len(self._files) and (
-            self._next < index + self._workers or ahead + self._files[self._next].size <= self._ahead_bytes
-        ):
-            self._feeds[self._next] = self._make(self._files[self._next])
-            ahead += self._files[self._next].size
-            self._next += 1
-        return self._feeds.pop(index)
+        """The feed of file ``index``, starting it and those ahead of it that are not started yet."""
+        with self._lock:
+            ahead = 0
+            i = index
+            while i < len(self._files) and (
+                i < index + self._workers or ahead + self._files[i].size <= self._ahead_bytes
+            ):
+                if i not in self._started:
+                    self._feeds[i] = self._make(self._files[i])
+                    self._started.add(i)
+                ahead += self._files[i].size
+                i += 1
+            return self._feeds.pop(index)
 
     def discard(self, indexes: Iterable[int]) -> None:
-        """Cancel the feeds of ``indexes`` that were started and not taken."""
-        for i in indexes:
-            feed = self._feeds.pop(i, None)
-            if feed is not None:
-                feed.cancel()
+        """Cancel the feeds of ``indexes`` that were started and not taken; never start them again."""
+        with self._lock:
+            for i in indexes:
+                self._started.add(i)
+                feed = self._feeds.pop(i, None)
+                if feed is not None:
+                    feed.cancel()
 
     def close(self) -> None:
         self.discard(list(self._feeds))
@@ -480,6 +490,58 @@ def zone_problems(entity: Entity, summary: Summary, tz: str) -> list[str]:
     ]
 
 
+def _waves(files: Sequence[lakes.BronzeFile], batches: list[range]) -> Iterator[list[range]]:
+    """Consecutive batches that may load at once: those whose files all belong to one run (a
+    batch that spans runs loads alone)."""
+    wave: list[range] = []
+    for batch in batches:
+        runs = {files[i].run_id for i in batch}
+        if wave and (len(runs) > 1 or runs != {files[wave[0].start].run_id}):
+            yield wave
+            wave = []
+        wave.append(batch)
+        if len(runs) > 1:
+            yield wave
+            wave = []
+    if wave:
+        yield wave
+
+
+class _Claims:
+    """The keys that the open batches of parallel writers copy as new, per batch.
+
+    A key another open batch claimed first is upserted instead of copied: the database then
+    waits for that batch's transaction and keeps the newer row, where a second COPY of the key
+    would fail. Claims are released when the batch commits or rolls back.
+    """
+
+    def __init__(self, key_names: Sequence[str]) -> None:
+        self._keys = list(key_names)
+        self._lock = threading.Lock()
+        self._held: dict[int, list[pl.DataFrame]] = {}
+
+    def contested(self, owner: object) -> Callable[[pl.DataFrame], pl.Series]:
+        """For the batch ``owner``: claim ``keys`` and return the row numbers held by another batch."""
+
+        def claim(keys: pl.DataFrame) -> pl.Series:
+            rows = keys.with_row_index("_row")
+            with self._lock:
+                others = [f for o, frames in self._held.items() if o != id(owner) for f in frames]
+                if others:
+                    taken = rows.join(pl.concat(others), on=self._keys, how="semi")["_row"]
+                    rows = rows.filter(~pl.col("_row").is_in(taken.implode()))
+                else:
+                    taken = pl.Series("_row", [], dtype=pl.UInt32)
+                self._held.setdefault(id(owner), []).append(rows.drop("_row"))
+            return taken
+
+        return claim
+
+    def release(self, owner: object) -> None:
+        with self._lock:
+            self._held.pop(id(owner), None)
+
+
 class Loader:
     """Loads one entity's selected files into a sink; see the module docstring."""
 
@@ -490,53 +552,118 @@ class Loader:
         self.summary = summary
         self.ctx = TransformContext(source_timezone=settings.source_timezone)
         self.options = storage_options(settings.lake)
+        self._accounting = threading.Lock()
+        self._chunk_rows, self._chunk_bytes = settings.chunk_rows, settings.chunk_bytes
 
     def _read(self, file: lakes.BronzeFile) -> tuple[Iterator[Piece], FileStats]:
         return read_file(
             file,
             self.entity,
             self.ctx,
-            chunk_rows=self.settings.chunk_rows,
+            chunk_rows=self._chunk_rows,
             options=self.options,
-            chunk_bytes=self.settings.chunk_bytes,
+            chunk_bytes=self._chunk_bytes,
         )
 
-    def load(self, files: Sequence[lakes.BronzeFile]) -> None:
+    def load(self, files: Sequence[lakes.BronzeFile], writers: int = 1) -> None:
+        """Load ``files`` (in latest-wins order) in batches of ``batch_size``, on ``writers``
+        connections at once.
+
+        Each batch is its own transaction with its own manifest rows, whichever writer takes it.
+        With several writers, the batches of one run load at the same time and those of the next
+        run start when all of them have committed (a batch spanning runs loads alone), so the
+        batches are the same as with one writer. The guarded upsert (``SqlSink.write_chunk``)
+        keeps the newest content whatever the commit order, and runs, where records are re-sent
+        unchanged, still apply in order, so an unchanged re-send keeps naming the file that first
+        brought its content, as with one writer.
+        """
         size = self.settings.batch_size
+        batches = [range(start, min(start + size, len(files))) for start in range(0, len(files), size)]
         slots = threading.Semaphore(self.settings.workers)
+        # parallel writers share the read-ahead and the chunk budget, so memory does not grow with them
+        share = max(1, writers)
+        self._chunk_rows = max(1, self.settings.chunk_rows // share)
+        self._chunk_bytes = max(1, self.settings.chunk_bytes // share)
         # beyond the workers' files, decode ahead about one chunk of text more (as compressed bytes)
-        ahead = self.settings.chunk_bytes // _GZIP_RATIO
-        prefetch = _Prefetcher(files, lambda f: _Feed(lambda: self._read(f), slots), self.settings.workers, ahead)
+        ahead = self._chunk_bytes // _GZIP_RATIO
+        prefetch = _Prefetcher(
+            files, lambda f: _Feed(lambda: self._read(f), slots), max(1, self.settings.workers // share), ahead
+        )
         try:
-            for start in range(0, len(files), size):
-                batch = range(start, min(start + size, len(files)))
-                tries = iter(range(self.settings.retries))
-
-                def attempt(batch: range = batch, tries: Iterator[int] = tries) -> None:
-                    if next(tries) == 0:
-                        # the first try takes the files decoded ahead, each when the load reaches it
-                        sources: list[_Source] = [_Prefetched(files[i], prefetch, i) for i in batch]
-                    else:
-                        # a replay re-reads the batch in this thread; what was decoded ahead is dropped
-                        prefetch.discard(batch)
-                        sources = [_Direct(files[i], self._read) for i in batch]
-                    self._load_batch(sources)
-
-                with_retries(
-                    attempt,
-                    attempts=self.settings.retries,
-                    on_retry=lambda e: self.sink.reconnect(),
-                    what=f"loading {len(batch)} {self.entity.name} file(s) from {files[start].path}",
-                )
+            if writers <= 1:
+                for batch in batches:
+                    self._load_with_retries(self.sink, files, batch, prefetch, None)
+                return
+            sinks = [self.sink, *(self.sink.fork() for _ in range(writers - 1))]
+            try:
+                for wave in _waves(files, batches):
+                    self._load_parallel(files, wave, prefetch, sinks)
+            finally:
+                for sink in sinks[1:]:
+                    sink.close()
         finally:
             prefetch.close()
 
-    def _load_batch(self, sources: list[_Source]) -> None:
-        sink = self.sink
+    def _load_parallel(
+        self, files: Sequence[lakes.BronzeFile], batches: list[range], prefetch: _Prefetcher, sinks: list[SqlSink]
+    ) -> None:
+        """Writer threads, each on its own connection, take the next batch until none is left."""
+        sinks = sinks[: len(batches)]
+        claims = _Claims(self.entity.key_names)
+        todo = iter(batches)
+        take = threading.Lock()
+        failed = threading.Event()
+
+        def write(sink: SqlSink) -> None:
+            while not failed.is_set():
+                with take:
+                    batch = next(todo, None)
+                if batch is None:
+                    return
+                try:
+                    self._load_with_retries(sink, files, batch, prefetch, claims)
+                except BaseException:
+                    failed.set()  # the other writers finish their batch and stop
+                    raise
+
+        with ThreadPoolExecutor(len(sinks), thread_name_prefix="evo-frames-writer") as pool:
+            done = [pool.submit(write, sink) for sink in sinks]
+        for future in done:
+            future.result()
+
+    def _load_with_retries(
+        self,
+        sink: SqlSink,
+        files: Sequence[lakes.BronzeFile],
+        batch: range,
+        prefetch: _Prefetcher,
+        claims: _Claims | None,
+    ) -> None:
+        tries = iter(range(self.settings.retries))
+
+        def attempt() -> None:
+            if next(tries) == 0:
+                # the first try takes the files decoded ahead, each when the load reaches it
+                sources: list[_Source] = [_Prefetched(files[i], prefetch, i) for i in batch]
+            else:
+                # a replay re-reads the batch in this thread; what was decoded ahead is dropped
+                prefetch.discard(batch)
+                sources = [_Direct(files[i], self._read) for i in batch]
+            self._load_batch(sink, sources, claims)
+
+        with_retries(
+            attempt,
+            attempts=self.settings.retries,
+            on_retry=lambda e: sink.reconnect(),
+            what=f"loading {len(batch)} {self.entity.name} file(s) from {files[batch.start].path}",
+        )
+
+    def _load_batch(self, sink: SqlSink, sources: list[_Source], claims: _Claims | None) -> None:
         started = time.perf_counter()
+        owner = object()
+        contested = claims.contested(owner) if claims else None
         try:
             sink.begin()
-            sink.lock(self.entity)
             outcomes: list[FileOutcome] = []
             rejects: list[pl.DataFrame] = []
             pending: list[Piece] = []
@@ -555,14 +682,16 @@ class Loader:
                         pending.append(piece)
                         pending_rows += piece.records.height
                         pending_bytes += piece.raw_bytes
-                    if pending_rows >= self.settings.chunk_rows or pending_bytes >= self.settings.chunk_bytes:
-                        self._flush(pending, table_counts, casts, zones, dups)
+                    if pending_rows >= self._chunk_rows or pending_bytes >= self._chunk_bytes:
+                        self._flush(sink, contested, pending, table_counts, casts, zones, dups)
                         pending, pending_rows, pending_bytes = [], 0, 0
                 outcomes.append(FileOutcome(file=file, stats=source.stats))
             if pending:
-                self._flush(pending, table_counts, casts, zones, dups)
+                self._flush(sink, contested, pending, table_counts, casts, zones, dups)
             all_rejects = pl.concat(rejects) if rejects else _empty_rejects().with_columns(path=pl.lit(""))
             files_frame = self._manifest(outcomes, all_rejects, dups)
+            # loads of this entity write their manifest rows one at a time; the rows above commute
+            sink.lock(self.entity)
             sink.record_files(
                 files_frame,
                 all_rejects.with_columns(
@@ -577,7 +706,11 @@ class Loader:
         except BaseException:
             sink.rollback()
             raise
-        self._account(outcomes, files_frame, table_counts, casts, zones)
+        finally:
+            if claims:
+                claims.release(owner)
+        with self._accounting:
+            self._account(outcomes, files_frame, table_counts, casts, zones)
         log.info(
             "loaded %s: %d file(s), %d line(s) in %.1fs",
             self.entity.name,
@@ -588,6 +721,8 @@ class Loader:
 
     def _flush(
         self,
+        sink: SqlSink,
+        contested: Callable[[pl.DataFrame], pl.Series] | None,
         pending: list[Piece],
         table_counts: dict[str, Counts],
         casts: CastCounts,
@@ -620,7 +755,7 @@ class Loader:
         stg = records.rename({"raw": "raw_data"}).with_columns(
             plh.col("raw_data").nchash.xxhash64().reinterpret(signed=True).alias(CONTENT_HASH)
         )
-        for table, counts in self.sink.write_chunk(entity, stg, core).items():
+        for table, counts in sink.write_chunk(entity, stg, core, contested).items():
             table_counts[table].add(counts)
 
     def _manifest(self, outcomes: list[FileOutcome], rejects: pl.DataFrame, dups: dict[str, int]) -> pl.DataFrame:
@@ -769,7 +904,8 @@ def run_entity(
             log.warning("%s", problem)
         deferred = sink.defer_indexes(entity.tables) if selected else []
         try:
-            Loader(sink, entity, settings, summary).load(selected)
+            writers = (settings.writers or sink.default_writers()) if sink.dialect.parallel_writers else 1
+            Loader(sink, entity, settings, summary).load(selected, writers=writers)
             summary.problems += zone_problems(entity, summary, settings.source_timezone)
         finally:
             try:

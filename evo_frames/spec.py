@@ -86,7 +86,8 @@ class Table:
             upstream disappear and nothing duplicates.
         partition_by: a ``date`` or ``timestamptz`` key column to range-partition on (monthly,
             created on demand) where the sink supports partitioning.
-        indexes: secondary indexes.
+        indexes: secondary indexes, each serving a query listed in the README (or the load).
+        retired_indexes: names of indexes earlier versions created; ``init`` drops them.
         doc: what one row is, for the data dictionary.
     """
 
@@ -97,6 +98,7 @@ class Table:
     parent_key: tuple[str, ...] = ()
     partition_by: str | None = None
     indexes: tuple[Index, ...] = ()
+    retired_indexes: tuple[str, ...] = ()
     doc: str = ""
 
     def __post_init__(self) -> None:
@@ -245,7 +247,8 @@ class Entity:
             stg_cols,
             primary_key=tuple(c.name for c in self.key),
             partition_by=partition,
-            indexes=(Index(f"idx_stg_{self.name}_run", ("run_id",)),),
+            # no query reads STG by run (runs are counted from evo_meta.files): it only cost loads
+            retired_indexes=(f"idx_stg_{self.name}_run",),
             doc=f"one row per {self.name} key: the latest bronze line of that key (run, file, line) and its origin",
         )
         object.__setattr__(self, "stg", stg)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import decimal
 import gzip
 import json
 from collections.abc import Iterable
@@ -59,7 +61,7 @@ def sink_for(target: str) -> SqlSink:
 
 def load(lake: str | Path, target: str, entity: str = "entries", **kw: Any) -> Summary:
     """One ``run`` of one entity, in-process."""
-    options = {k: kw.pop(k) for k in ("batch_size", "workers", "chunk_rows") if k in kw}
+    options = {k: kw.pop(k) for k in ("batch_size", "workers", "writers", "chunk_rows") if k in kw}
     with sink_for(target) as sink:
         return run_entity(sink, ENTITIES[entity], settings(lake, target, **options), load_id=new_load_id(), **kw)
 
@@ -72,3 +74,21 @@ def rows(target: str, sql: str) -> list[dict[str, Any]]:
 def scalar(target: str, sql: str) -> Any:
     with sink_for(target) as sink:
         return sink.scalar(sql)
+
+
+def _normal(value: Any) -> Any:
+    # the same instant or number may come back as different Python types from the two drivers
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    if isinstance(value, decimal.Decimal):
+        return str(value.quantize(decimal.Decimal("0.01")))
+    return value
+
+
+def table_rows(target: str, table: Any, columns: Iterable[str]) -> list[tuple[Any, ...]]:
+    """``columns`` of every row of ``table``, in primary-key order, comparable across targets."""
+    columns = list(columns)
+    cols = ", ".join(f'"{c}"' for c in columns)
+    order = ", ".join(f'"{c}"' for c in table.primary_key)
+    got = rows(target, f"SELECT {cols} FROM {table.qualified} ORDER BY {order}")
+    return [tuple(_normal(r[c]) for c in columns) for r in got]

@@ -74,8 +74,10 @@ ENTRIES = Table(
     indexes=(
         Index("idx_core_entries_date", ("entry_date",)),
         Index("idx_core_entries_member", ("member_id",), where="member_id IS NOT NULL"),
-        Index("idx_core_entries_branch", ("branch_id",)),
+        # a branch's entries over a period; branch_id alone is too coarse to be used
+        Index("idx_core_entries_branch_date", ("branch_id", "entry_date")),
     ),
+    retired_indexes=("idx_core_entries_branch",),
 )
 
 

@@ -35,6 +35,10 @@ class Dialect:
             schema objects with names of their own (renamed when a full refresh swaps tables).
         maintenance: ``optimize`` statements per action (``analyze``, ``vacuum``, ``reindex``), with
             ``{table}``; an action the target does not have is absent. They run in autocommit.
+        parallel_writers: several connections may load batches at once (DuckDB: one writer
+            process per file, and one connection writes as fast as several).
+        direct_copy: rows certainly new go by binary COPY straight into their table (Arrow types
+            exactly the column types, JSON as binary ``jsonb``); else through a TEMP table.
         secondary_indexes: create the tables' secondary indexes. DuckDB answers analytic queries
             from zone maps and its ART indexes slow every upsert, so it only keeps primary keys.
     """
@@ -49,6 +53,8 @@ class Dialect:
     lock_sql: str | None
     load_lock_sql: str | None
     load_held_sql: str | None
+    parallel_writers: bool
+    direct_copy: bool
     secondary_indexes: bool
     table_stats_sql: str | None
     index_names_sql: str | None
@@ -80,6 +86,8 @@ POSTGRESQL = Dialect(
         "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 "
         "AND classid = hashtext('evo_frames:load')::oid AND objid = hashtext({})::oid"
     ),
+    parallel_writers=True,
+    direct_copy=True,
     secondary_indexes=True,
     # partitioned tables: sum over their partitions
     table_stats_sql=(
@@ -114,6 +122,9 @@ DUCKDB = Dialect(
     lock_sql=None,
     load_lock_sql=None,
     load_held_sql=None,
+    # in-process, INSERT … SELECT from Arrow costs no more than an appender would
+    parallel_writers=False,
+    direct_copy=False,
     secondary_indexes=False,
     table_stats_sql=None,
     index_names_sql=None,

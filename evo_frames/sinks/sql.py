@@ -1,14 +1,16 @@
-"""One sink for both targets: Arrow into TEMP tables over ADBC, then set-based SQL upserts.
+"""One sink for both targets: Arrow over ADBC, new rows straight into their tables, changed rows upserted.
 
 Per chunk, inside the batch's transaction:
 
-1. ``adbc_ingest`` the STG frame into a TEMP table (binary COPY on PostgreSQL).
-2. ``_ef_changed`` = staged keys that are new, or whose content hash differs from the stored row
-   *and* whose (run_id, file, line) is later than the stored row's: an older run never
-   overwrites a newer one, and an unchanged record is filtered out before any JSON parsing or
-   index work.
-3. Upsert STG and the CORE parent for the changed keys only; for each child table delete the
-   children of changed parents and insert the new ones (children mirror their parent).
+1. The probe: the chunk's keys, content hashes and lineage (no payload) go into a TEMP table, and
+   one query returns the rows that are new, or whose content hash differs from the stored row's
+   *and* whose (run_id, file, line) is later: an older run never overwrites a newer one, and an
+   unchanged record is dropped before any JSON parsing or index work.
+2. New rows go straight into STG and the CORE parent: on PostgreSQL by binary COPY into the final
+   (partitioned) tables, with no TEMP table and no INSERT … SELECT (``dialect.direct_copy``).
+3. Changed rows go into a TEMP table and are upserted (``ON CONFLICT … DO UPDATE``).
+4. For each child table, the children of changed parents are deleted and those of new and
+   changed parents inserted (children mirror their parent).
 
 The files manifest and rejects are written in the same transaction, so a file's rows and its
 manifest row commit together.
@@ -17,13 +19,14 @@ manifest row commit together.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import datetime as dt
 import logging
 import os
 import re
 import socket
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import available_timezones
@@ -31,7 +34,7 @@ from zoneinfo import available_timezones
 import polars as pl
 import pyarrow as pa
 
-from ..errors import ConfigError, SinkError
+from ..errors import ConfigError, SinkError, TransientSinkError
 from ..spec import CONTENT_HASH, Column, Entity, Table
 from .dialect import Dialect
 
@@ -198,6 +201,21 @@ def interrupted_error(load: dict[str, Any]) -> str:
     return f"the process (host {load['host']}, pid {load['pid']}) ended without recording an outcome"
 
 
+#: STG columns naming where a row's content came from, compared in this order (latest wins)
+LINEAGE = ("run_id", "_source_file", "_source_line")
+
+
+def _newer_content(new: str, old: str) -> str:
+    """SQL: row ``new`` differs from row ``old`` in content and comes from a later (run, file, line)."""
+    later = f"({', '.join(f'{new}.{c}' for c in LINEAGE)}) > ({', '.join(f'{old}.{c}' for c in LINEAGE)})"
+    return f"({new}.{q(CONTENT_HASH)} IS DISTINCT FROM {old}.{q(CONTENT_HASH)} AND {later})"
+
+
+def _partition(table: Table, month: dt.datetime) -> str:
+    """The name of the monthly partition of ``table`` starting at ``month``."""
+    return f"{table.name}_p{month:%Y_%m}"
+
+
 def _arrow(frame: pl.DataFrame) -> pa.Table:
     # large types are what the drivers accept from Polars without surprises (stack-notes §3)
     return frame.to_arrow()
@@ -240,6 +258,23 @@ class SqlSink:
             self._conn.commit()
         return self._conn
 
+    def default_writers(self) -> int:
+        """Writers when none are asked for: one per core, within half the server's free connections."""
+        if not self.dialect.parallel_writers:
+            return 1
+        free = self.scalar(
+            "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+            " - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS free"
+        )
+        return max(1, min(os.cpu_count() or 1, int(free) // 2))
+
+    def fork(self) -> SqlSink:
+        """Another sink on the same target, with its own connection (opened on first use)."""
+        other = copy.copy(self)
+        other._conn = None
+        other._partitions = set()
+        return other
+
     def reconnect(self) -> None:
         """Drop the connection (and its temp tables); the next use opens a fresh one."""
         if self._conn is not None:
@@ -279,14 +314,14 @@ class SqlSink:
         except Exception as e:
             raise self._translate(e, what or sql.split("\n", 1)[0][:120]) from e
 
-    def query(self, sql: str) -> pa.Table:
+    def query(self, sql: str, what: str | None = None) -> pa.Table:
         """Run a query and return its result as Arrow."""
         try:
             with self.conn.cursor() as cur:
                 cur.execute(sql)
                 return cur.fetch_arrow_table()
         except Exception as e:
-            raise self._translate(e, sql.split("\n", 1)[0][:120]) from e
+            raise self._translate(e, what or sql.split("\n", 1)[0][:120]) from e
 
     def scalar(self, sql: str) -> Any:
         rows = self.query(sql).to_pylist()
@@ -442,6 +477,8 @@ class SqlSink:
         return changes
 
     def _ensure_indexes(self, table: Table) -> None:
+        for name in table.retired_indexes if self.dialect.secondary_indexes else ():
+            self.execute(f"DROP INDEX IF EXISTS {q(table.schema)}.{q(name)}", f"dropping the retired index {name}")
         for index in table.indexes if self.dialect.secondary_indexes else ():
             where = f" WHERE {index.where}" if index.where else ""
             cols_sql = ", ".join(q(c) for c in index.columns)
@@ -520,14 +557,20 @@ class SqlSink:
         for month in months.to_list():
             start = month.replace(tzinfo=dt.UTC) if isinstance(month, dt.datetime) else month  # date keys
             end = (start + dt.timedelta(days=32)).replace(day=1)
-            part = f"{table.name}_p{start:%Y_%m}"
+            part = _partition(table, start)
             if (table.qualified, part) in self._partitions:
                 continue
-            self.execute(
-                f"CREATE TABLE IF NOT EXISTS {q(table.schema)}.{q(part)} PARTITION OF {qt(table)} "
-                f"FOR VALUES FROM ('{start:%Y-%m-%d} 00:00:00+00') TO ('{end:%Y-%m-%d} 00:00:00+00')",
-                f"creating partition {table.schema}.{part}",
-            )
+            try:
+                self.execute(
+                    f"CREATE TABLE IF NOT EXISTS {q(table.schema)}.{q(part)} PARTITION OF {qt(table)} "
+                    f"FOR VALUES FROM ('{start:%Y-%m-%d} 00:00:00+00') TO ('{end:%Y-%m-%d} 00:00:00+00')",
+                    f"creating partition {table.schema}.{part}",
+                )
+            except SinkError as e:
+                # a parallel writer created it at the same moment: the replay finds it in place
+                if getattr(e.__cause__, "sqlstate", None) in ("42P07", "23505"):
+                    raise TransientSinkError(f"{e}; created by a concurrent load, retrying") from e
+                raise
             self._partitions.add((table.qualified, part))
 
     # loading --------------------------------------------------------------------------------
@@ -543,30 +586,84 @@ class SqlSink:
     def _select_casts(self, table: Table, alias: str = "s") -> str:
         return ", ".join(f"CAST({alias}.{q(c.name)} AS {self.dialect.types[c.type]})" for c in table.columns)
 
-    def write_chunk(self, entity: Entity, stg: pl.DataFrame, core: dict[str, pl.DataFrame]) -> dict[str, Counts]:
-        """Upsert one deduplicated chunk; see the module docstring. Runs inside the open transaction."""
-        counts: dict[str, Counts] = {}
+    def write_chunk(
+        self,
+        entity: Entity,
+        stg: pl.DataFrame,
+        core: dict[str, pl.DataFrame],
+        contested: Callable[[pl.DataFrame], pl.Series] | None = None,
+    ) -> dict[str, Counts]:
+        """Write one deduplicated chunk; see the module docstring. Runs inside the open transaction.
+
+        With parallel writers, ``contested(keys)`` claims the keys the probe found new and returns
+        the row numbers (in ``keys``) of those another writer's open transaction claimed first:
+        they are upserted, so the database waits for that transaction and keeps the newer row,
+        instead of copied, which would fail on the other's key.
+        """
         stg_t = entity.stg
-        keys = entity.key_names
-        self._ensure_partitions(stg_t, stg)
-        self.ingest("_ef_stg", _arrow(stg.select(stg_t.column_names)))
-        key_cast = self._key_cast(entity)
-        stored = self._lookup(stg_t, keys, [CONTENT_HASH, "run_id", "_source_file", "_source_line"])
-        newer = "(s.run_id, s._source_file, s._source_line) > (t.run_id, t._source_file, t._source_line)"
-        self.execute("DROP TABLE IF EXISTS _ef_changed")
-        self.execute(
-            f"CREATE TEMP TABLE _ef_changed AS SELECT {key_cast}, t._found IS NULL AS _is_new "
-            f"FROM _ef_stg s {stored} "
-            f"WHERE t._found IS NULL OR (s.{q(CONTENT_HASH)} IS DISTINCT FROM t.{q(CONTENT_HASH)} AND {newer})",
+        rows = stg.select(*entity.key_names, CONTENT_HASH, *LINEAGE).with_row_index("_row")
+        # rows bound for an empty table or partition (a first load, a new month) are new: no probe
+        empty = self._empty(stg_t, stg)
+        stored = self._lookup(stg_t, entity.key_names, [CONTENT_HASH, *LINEAGE])
+        new, changed = self._probe(
+            rows.filter(~empty),
+            f"{stored} WHERE t._found IS NULL OR {_newer_content('s', 't')}",
+            "t._found IS NULL",
             f"comparing {stg_t.qualified}",
         )
-        changed, new = self._changed_counts()
-        counts[stg_t.qualified] = Counts(inserted=new, updated=changed - new, unchanged=stg.height - changed)
-        if changed:
-            join_chg = " AND ".join(f"c.{q(k)} = s.{q(k)}" for k in keys)
-            self._upsert(stg_t, "_ef_stg", join_chg, new=new, changed=changed)
-        counts.update(self._write_core(entity, entity.core, core, changed=changed, new=new))
+        new = pl.concat([rows.filter(empty)["_row"], new]).sort()
+        keys = stg.select(entity.key_names)
+        if contested is not None and len(new):
+            taken = new.gather(contested(keys[new]))
+            new, changed = new.filter(~new.is_in(taken.implode())), pl.concat([changed, taken]).sort()
+        if len(new):
+            self._append(stg_t, stg if len(new) == stg.height else stg[new])
+        if len(changed):
+            # the same comparison again, on the row as it is when the upsert reaches it: whatever
+            # the commit order of concurrent batches, the newer row stays, and only the rows this
+            # upsert wrote go on to CORE
+            guard = _newer_content("EXCLUDED", "x")
+            written = self._upsert(stg_t, stg[changed], guard=guard, returning=entity.key_names)
+            written = written.cast(dict(keys.schema))
+            changed = keys.with_row_index("_row").join(written, on=list(entity.key_names), how="semi")["_row"]
+        unchanged = stg.height - len(new) - len(changed)
+        counts = {stg_t.qualified: Counts(inserted=len(new), updated=len(changed), unchanged=unchanged)}
+        counts.update(self._write_core(entity, entity.core, core, keys, new, changed))
         return counts
+
+    def _empty(self, table: Table, frame: pl.DataFrame) -> pl.Series:
+        """Per row of ``frame``: whether the partition it goes to (or the table) holds no row yet."""
+        if not (table.partition_by and self.dialect.partitions):
+            empty = self.query(f"SELECT 1 AS x FROM {qt(table)} LIMIT 1").num_rows == 0
+            return pl.repeat(empty, frame.height, eager=True)
+        self._ensure_partitions(table, frame)
+        month = frame[table.partition_by].dt.truncate("1mo")
+        empty = [
+            m
+            for m in month.unique().drop_nulls().to_list()
+            if self.query(f"SELECT 1 AS x FROM {q(table.schema)}.{q(_partition(table, m))} LIMIT 1").num_rows == 0
+        ]
+        return month.is_in(pl.Series(empty, dtype=month.dtype).implode())
+
+    def _probe(self, keys: pl.DataFrame, join_where: str, is_new: str, what: str) -> tuple[pl.Series, pl.Series]:
+        """Stage ``keys`` (no payload; ``_row`` numbers the rows) and return the row numbers of
+        the new and of the changed rows.
+
+        ``join_where`` joins the staged rows ``s`` to what is stored and keeps the rows to write;
+        ``is_new`` tells the new ones apart. Only these small columns cross the wire twice: the
+        rows themselves go out once, new ones straight into their table (:meth:`_append`).
+        """
+        if keys.height == 0:
+            return pl.Series("_row", [], pl.UInt32), pl.Series("_row", [], pl.UInt32)
+        self.ingest("_ef_probe", _arrow(keys))
+        found = self.query(f"SELECT s._row, {is_new} AS _is_new FROM _ef_probe s {join_where}", what)
+        rows = pl.from_arrow(found)
+        assert isinstance(rows, pl.DataFrame)
+        rows = rows.sort("_row")
+        return (
+            rows.filter(pl.col("_is_new"))["_row"].cast(pl.UInt32),
+            rows.filter(~pl.col("_is_new"))["_row"].cast(pl.UInt32),
+        )
 
     @staticmethod
     def _lookup(table: Table, keys: Sequence[str], columns: Sequence[str], alias: str = "t") -> str:
@@ -581,33 +678,24 @@ class SqlSink:
             f"LEFT JOIN LATERAL (SELECT {cols}, 1 AS _found FROM {qt(table)} x WHERE {match} LIMIT 1) {alias} ON true"
         )
 
-    def _changed_counts(self) -> tuple[int, int]:
-        # the planner must know how few keys changed before deleting children by them
-        self.execute("ANALYZE _ef_changed")
-        row = self.query(
-            "SELECT count(*) AS n, sum(CASE WHEN _is_new THEN 1 ELSE 0 END) AS k FROM _ef_changed"
-        ).to_pylist()[0]
-        return int(row["n"] or 0), int(row["k"] or 0)
-
     def _write_core(
-        self, entity: Entity, tables: Sequence[Table], core: dict[str, pl.DataFrame], *, changed: int, new: int
+        self,
+        entity: Entity,
+        tables: Sequence[Table],
+        core: dict[str, pl.DataFrame],
+        keys: pl.DataFrame,
+        new: pl.Series,
+        changed: pl.Series,
     ) -> dict[str, Counts]:
-        """Write the CORE rows of the keys in ``_ef_changed`` into ``tables`` (parent first)."""
+        """Write the CORE rows of the ``new`` and ``changed`` records (row numbers of the parent
+        frame and of ``keys``) into ``tables``, parent first; children mirror their parent."""
         counts: dict[str, Counts] = {}
-        join_chg = " AND ".join(f"c.{q(k)} = s.{q(k)}" for k in entity.key_names)
         for declared, table in zip(entity.core, tables, strict=True):
             frame = core[declared.qualified]
-            if not changed:
-                counts[declared.qualified] = Counts(unchanged=0 if table.parent_key else frame.height)
-            elif table.parent_key:
-                counts[declared.qualified] = self._replace_children(table, frame, entity.key_names)
+            if table.parent_key:
+                counts[declared.qualified] = self._replace_children(table, frame, keys, new, changed)
             else:
-                self._ensure_partitions(table, frame)
-                self.ingest("_ef_core", _arrow(frame.select(table.column_names)))
-                self._upsert(table, "_ef_core", join_chg, new=new, changed=changed)
-                counts[declared.qualified] = Counts(
-                    inserted=new, updated=changed - new, unchanged=frame.height - changed
-                )
+                counts[declared.qualified] = self._write(table, frame, new, changed)
         return counts
 
     def write_core(
@@ -615,65 +703,110 @@ class SqlSink:
     ) -> dict[str, Counts]:
         """Write CORE rows derived from STG (``transform``), inside the open transaction.
 
-        Into the shadow tables of a full refresh every key is written; otherwise only keys whose
-        CORE parent row is missing or older than the STG row.
+        Into the shadow tables of a full refresh every key is new; otherwise only keys whose
+        CORE parent row is missing or older than the STG row are written.
         """
-        key_cols = entity.key
-        self.ingest("_ef_keys", _arrow(keys.select([c.name for c in key_cols])))
-        key_cast = self._key_cast(entity)
-        self.execute("DROP TABLE IF EXISTS _ef_changed")
+        keys = keys.select(entity.key_names)
         if shadow:
             tables = [shadow_table(t) for t in entity.core]
-            self.execute(f"CREATE TEMP TABLE _ef_changed AS SELECT {key_cast}, true AS _is_new FROM _ef_keys s")
+            new, changed = pl.int_range(keys.height, dtype=pl.UInt32, eager=True), pl.Series([], dtype=pl.UInt32)
         else:
             tables = list(entity.core)
             parent = entity.core[0]
             stg_row = self._lookup(entity.stg, entity.key_names, ["_updated_at"], alias="g")
             core_row = self._lookup(parent, entity.key_names, ["_updated_at"], alias="p")
-            self.execute(
-                f"CREATE TEMP TABLE _ef_changed AS SELECT {key_cast}, p._found IS NULL AS _is_new "
-                f"FROM _ef_keys s {stg_row} {core_row} "
-                f"WHERE g._found IS NOT NULL AND (p._found IS NULL OR p._updated_at < g._updated_at)",
+            older = "p._found IS NULL OR p._updated_at < g._updated_at"
+            new, changed = self._probe(
+                keys.with_row_index("_row"),
+                f"{stg_row} {core_row} WHERE g._found IS NOT NULL AND ({older})",
+                "p._found IS NULL",
                 f"comparing {parent.qualified} with {entity.stg.qualified}",
             )
-        changed, new = self._changed_counts()
-        return self._write_core(entity, tables, core, changed=changed, new=new)
+        return self._write_core(entity, tables, core, keys, new, changed)
 
-    def _upsert(self, table: Table, stage: str, join_chg: str, *, new: int | None = None, changed: int = 0) -> int:
-        """Write the staged rows of the keys in ``_ef_changed`` into ``table``.
+    def _write(self, table: Table, frame: pl.DataFrame, new: pl.Series, changed: pl.Series) -> Counts:
+        """Write the rows ``new`` (certainly absent: appended) and ``changed`` (upserted) of ``frame``."""
+        if len(new):
+            self._append(table, frame if len(new) == frame.height else frame[new])
+        if len(changed):
+            self._upsert(table, frame[changed])
+        return Counts(inserted=len(new), updated=len(changed), unchanged=frame.height - len(new) - len(changed))
 
-        With ``new``/``changed`` counts (the table's own key is the entity key), rows of new keys
-        go in by plain INSERT, which skips the speculative insertion ON CONFLICT costs, and only
-        the changed ones take the upsert. Without them every row is upserted.
+    def _append(self, table: Table, frame: pl.DataFrame) -> None:
+        """Insert rows whose keys are certainly absent from ``table``: no conflict handling.
+
+        With ``dialect.direct_copy`` they go by binary COPY straight into the table (no TEMP
+        table, no INSERT … SELECT); the Arrow types must then be exactly the column types,
+        since COPY does not cast, and JSON goes as binary ``jsonb`` (version byte 1, then the
+        text), which the server parses as it would the text.
         """
+        self._ensure_partitions(table, frame)
+        data = frame.select(table.column_names)
+        if not self.dialect.direct_copy:
+            self.ingest("_ef_new", _arrow(data))
+            cols = ", ".join(q(c) for c in table.column_names)
+            self.execute(
+                f"INSERT INTO {qt(table)} ({cols}) SELECT {self._select_casts(table)} FROM _ef_new s",
+                f"inserting into {table.qualified}",
+            )
+            return
+        json_cols = [c.name for c in table.columns if c.type == "json"]
+        data = data.with_columns(pl.concat_str(pl.lit("\x01"), pl.col(c)).cast(pl.Binary).alias(c) for c in json_cols)
+        try:
+            with self.conn.cursor() as cur:
+                cur.adbc_ingest(table.name, _arrow(data), mode="append", db_schema_name=table.schema)
+        except Exception as e:
+            if getattr(e, "sqlstate", None) == "23505":
+                # another run's open transaction inserted one of these keys after the probe: a
+                # replay probes again and finds the key stored
+                raise TransientSinkError(
+                    f"{self.display}: copying into {table.qualified}: a concurrent load inserted one of its keys first"
+                ) from e
+            raise self._translate(e, f"copying into {table.qualified}") from e
+
+    def _upsert(
+        self, table: Table, frame: pl.DataFrame, guard: str | None = None, returning: Sequence[str] = ()
+    ) -> Any:
+        """Stage ``frame`` and upsert it into ``table`` (alias ``x``): ``ON CONFLICT`` on its primary key.
+
+        ``guard`` (SQL over ``EXCLUDED`` and ``x``) decides whether a stored row is replaced. Returns
+        the rows written, or with ``returning`` the frame of those columns of the rows written.
+        """
+        self._ensure_partitions(table, frame)
+        self.ingest("_ef_stage", _arrow(frame.select(table.column_names)))
         cols = ", ".join(q(c) for c in (*table.column_names, *MANAGED))
-        select = f"SELECT {self._select_casts(table)}, now(), now() FROM {stage} s JOIN _ef_changed c ON {join_chg}"
         updates = [c for c in table.column_names if c not in table.primary_key] + ["_updated_at"]
         set_sql = ", ".join(f"{q(c)} = EXCLUDED.{q(c)}" for c in updates)
-        conflict = f"ON CONFLICT ({', '.join(q(k) for k in table.primary_key)}) DO UPDATE SET {set_sql}"
+        sql = (
+            f"INSERT INTO {qt(table)} AS x ({cols}) SELECT {self._select_casts(table)}, now(), now() FROM _ef_stage s "
+            f"ON CONFLICT ({', '.join(q(k) for k in table.primary_key)}) DO UPDATE SET {set_sql}"
+            + (f" WHERE {guard}" if guard else "")
+        )
         what = f"upserting {table.qualified}"
-        if new is None:
-            return self.execute(f"INSERT INTO {qt(table)} ({cols}) {select} {conflict}", what)
-        written = 0
-        if new:
-            written += self.execute(
-                f"INSERT INTO {qt(table)} ({cols}) {select} WHERE c._is_new", f"inserting {table.qualified}"
-            )
-        if changed > new:
-            written += self.execute(f"INSERT INTO {qt(table)} ({cols}) {select} WHERE NOT c._is_new {conflict}", what)
+        if not returning:
+            return self.execute(sql, what)
+        written = pl.from_arrow(self.query(f"{sql} RETURNING {', '.join(f'x.{q(c)}' for c in returning)}", what))
+        assert isinstance(written, pl.DataFrame)
         return written
 
-    def _replace_children(self, table: Table, frame: pl.DataFrame, keys: Sequence[str]) -> Counts:
-        match = " AND ".join(f"c.{q(k)} = x.{q(p)}" for k, p in zip(keys, table.parent_key, strict=True))
-        deleted = self.execute(
-            f"DELETE FROM {qt(table)} x WHERE EXISTS (SELECT 1 FROM _ef_changed c WHERE NOT c._is_new AND {match})",
-            f"deleting children in {table.qualified}",
-        )
-        inserted = 0
-        if frame.height:
-            self.ingest("_ef_child", _arrow(frame.select(table.column_names)))
-            join_chg = " AND ".join(f"c.{q(k)} = s.{q(p)}" for k, p in zip(keys, table.parent_key, strict=True))
-            inserted = self._upsert(table, "_ef_child", join_chg)
+    def _replace_children(
+        self, table: Table, frame: pl.DataFrame, keys: pl.DataFrame, new: pl.Series, changed: pl.Series
+    ) -> Counts:
+        """Delete the children of the ``changed`` parents, then write those of ``new`` and ``changed``."""
+        deleted = 0
+        if len(changed):
+            self.ingest("_ef_changed", _arrow(keys[changed]))
+            # the planner must know how few parents changed before deleting children by them
+            self.execute("ANALYZE _ef_changed")
+            match = " AND ".join(f"c.{q(k)} = x.{q(p)}" for k, p in zip(keys.columns, table.parent_key, strict=True))
+            deleted = self.execute(
+                f"DELETE FROM {qt(table)} x WHERE EXISTS (SELECT 1 FROM _ef_changed c WHERE {match})",
+                f"deleting children in {table.qualified}",
+            )
+        parents = keys[pl.concat([new, changed])].rename(dict(zip(keys.columns, table.parent_key, strict=True)))
+        # a child may have moved from another parent: its id conflicts, and the upsert moves it
+        children = frame.join(parents, on=list(table.parent_key), how="semi")
+        inserted = self._upsert(table, children) if children.height else 0
         return Counts(inserted=inserted, deleted=deleted)
 
     # bookkeeping ----------------------------------------------------------------------------

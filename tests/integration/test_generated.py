@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from evo_frames.synth import generate
-from tests.helpers import ENTITIES, load, rows, scalar
+from tests.helpers import ENTITIES, load, rows, scalar, table_rows
 
 RECORDS = 1500
 
@@ -38,22 +35,6 @@ def test_counts_equal_distinct_records_and_rerun_changes_nothing(
         assert (again.files_loaded, again.lines_read) == (0, 0)
 
 
-def _normal(value: Any) -> Any:
-    # the same instant or number may come back as different Python types from the two drivers
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
-    if isinstance(value, decimal.Decimal):
-        return str(value.quantize(decimal.Decimal("0.01")))
-    return value
-
-
-def _table(target: str, table: Any, columns: list[str]) -> list[tuple[Any, ...]]:
-    cols = ", ".join(f'"{c}"' for c in columns)
-    order = ", ".join(f'"{c}"' for c in table.primary_key)
-    got = rows(target, f"SELECT {cols} FROM {table.qualified} ORDER BY {order}")
-    return [tuple(_normal(r[c]) for c in columns) for r in got]
-
-
 def test_duckdb_and_postgresql_hold_the_same_data(
     lake: tuple[str, dict[str, int]], pg_url: str, tmp_path: Path
 ) -> None:
@@ -64,10 +45,10 @@ def test_duckdb_and_postgresql_hold_the_same_data(
         load(root, pg_url, name)
     for entity in ENTITIES.values():
         stg_cols = [*entity.key_names, "run_id", "_source_file", "_source_line", "_content_hash"]
-        assert _table(duck, entity.stg, stg_cols) == _table(pg_url, entity.stg, stg_cols), entity.stg.qualified
+        assert table_rows(duck, entity.stg, stg_cols) == table_rows(pg_url, entity.stg, stg_cols), entity.stg.qualified
         for table in entity.core:
             cols = [c.name for c in table.columns if c.type != "json"]
-            assert _table(duck, table, cols) == _table(pg_url, table, cols), table.qualified
+            assert table_rows(duck, table, cols) == table_rows(pg_url, table, cols), table.qualified
             for c in (c.name for c in table.columns if c.type == "json"):
                 # JSON text may differ in spacing: compare parsed documents
                 order = ", ".join(table.primary_key)

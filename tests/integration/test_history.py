@@ -48,7 +48,7 @@ def test_each_outcome_is_recorded(tmp_path: Path, target_url: str, monkeypatch: 
     )
     assert len(rows(target_url, "SELECT load_id FROM evo_meta.runs")) == 3, nothing.stderr
 
-    def broken(self: pipeline.Loader, files: object) -> None:
+    def broken(self: pipeline.Loader, files: object, writers: int = 1) -> None:
         raise SinkError("lost postgresql://etl:s3cret@db:5432/x while loading")
 
     write_bronze(str(tmp_path), "entries", R1, [entry(3, 3)], name="2025-11-03_part-00002.jsonl.gz")
@@ -81,7 +81,7 @@ HANG = """
 import sys, time
 from evo_frames import pipeline
 from tests.helpers import load
-def hang(self, files):
+def hang(self, files, writers=1):
     print("loading", flush=True)
     time.sleep(120)
 pipeline.Loader.load = hang
