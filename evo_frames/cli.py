@@ -465,6 +465,8 @@ def _load_line(load: dict[str, Any]) -> str:
 
 
 def report_text(report: dict[str, Any]) -> str:
+    from .drift import report_text as drift_text
+
     lines = [f"target {report['target']}"]
     for name, e in report["entities"].items():
         lines.append(
@@ -493,6 +495,7 @@ def report_text(report: dict[str, Any]) -> str:
             size = f", {t['bytes'] / 2**20:.1f} MiB" if t.get("bytes") is not None else ""
             dead = f", {t['dead_rows']} dead rows" if t.get("dead_rows") else ""
             lines.append(f"  {table}: {t['rows']} rows{size}{dead}")
+        lines += drift_text(e["drift"])
     if "loads" in report:
         lines.append(f"latest {len(report['loads'])} loads:")
         for load in report["loads"]:

@@ -34,6 +34,7 @@ from typing import Any
 import polars as pl
 import polars_hash as plh
 
+from . import drift
 from . import expr as E
 from . import lake as lakes
 from .config import Settings, storage_options
@@ -735,6 +736,8 @@ def run_entity(
         progress.start(entity.name, files=len(selected), bytes=sum(f.size for f in selected))
         try:
             Loader(sink, entity, settings, summary, progress).load(selected)
+            if selected:
+                drift.record(sink, entity, load_id)
         finally:
             progress.finish(entity.name)
             try:

@@ -139,7 +139,24 @@ CAST_FAILURES = Table(
     ),
 )
 
-META_TABLES = (FILES, REJECTS, LOADS, CAST_FAILURES)
+#: the JSON keys of a sample of each run's STG records (see ``evo_frames.drift``)
+KEY_STATS = Table(
+    META_SCHEMA,
+    "key_stats",
+    (
+        Column("entity", "text", nullable=False),
+        Column("run_id", "text", nullable=False),
+        Column("path", "text", nullable=False),
+        Column("sampled", "bigint", nullable=False),
+        Column("present", "bigint", nullable=False),
+        Column("non_null", "bigint", nullable=False),
+        Column("types", "text", nullable=False),
+        Column("load_id", "text", nullable=False),
+    ),
+    primary_key=("entity", "run_id", "path"),
+)
+
+META_TABLES = (FILES, REJECTS, LOADS, CAST_FAILURES, KEY_STATS)
 
 #: earlier column names in evo_meta, renamed in place (data kept) by ``ensure_tables``:
 #: ``(schema, table, old) -> new``
