@@ -20,7 +20,7 @@ from .config import Settings, load_settings
 from .errors import ConfigError
 from .registry import discover
 from .sinks import SqlSink
-from .sinks.sql import FILES, KEY_STATS, REJECTS, RUNS, q, qt
+from .sinks.sql import FILES, KEY_STATS, LOADS, REJECTS, q, qt
 from .spec import Entity, Table
 
 #: rows a method returns unless told otherwise
@@ -109,7 +109,7 @@ class Explorer:
     def table(self, name: str) -> Table:
         """A declared table by ``schema.name`` or by name alone (``evo_members``, ``members_raw``)."""
         tables = {t.qualified: t for e in self.entities.values() for t in e.tables}
-        tables.update({t.qualified: t for t in (FILES, REJECTS, RUNS, KEY_STATS)})
+        tables.update({t.qualified: t for t in (FILES, REJECTS, LOADS, KEY_STATS)})
         found = [t for qualified, t in tables.items() if name in (qualified, t.name)]
         if not found:
             raise ConfigError(f"unknown table {name!r}; valid: {', '.join(sorted(tables))}")
@@ -162,15 +162,15 @@ class Explorer:
         return self._meta(FILES, entity, "_loaded_at DESC, path", limit)
 
     def runs(self, entity: str | None = None, *, limit: int | None = DEFAULT_LIMIT) -> pl.DataFrame:
-        """``evo_meta.runs``: every run of every command, newest first, with ``lines_per_s``."""
-        frame = self._meta(RUNS, entity, "started_at DESC, entity", limit)
+        """``evo_meta.runs``: one row per load and entity, newest first, with ``records_per_second``."""
+        frame = self._meta(LOADS, entity, "started_at DESC, entity", limit)
         return frame.with_columns(
-            (pl.col("lines_read") / pl.col("seconds").cast(pl.Float64)).fill_nan(None).alias("lines_per_s")
+            (pl.col("lines_read") / pl.col("seconds").cast(pl.Float64)).fill_nan(None).alias("records_per_second")
         )
 
     def rejects(self, entity: str | None = None, *, limit: int | None = DEFAULT_LIMIT) -> pl.DataFrame:
         """``evo_meta.rejects``: lines that could not be loaded, by file and line."""
-        return self._meta(REJECTS, entity, "_source_file, line", limit)
+        return self._meta(REJECTS, entity, "path, line", limit)
 
     def drift(self, entity: str) -> pl.DataFrame:
         """Key statistics of ``entity`` per run (see :mod:`evo_frames.drift`): ``path``, ``sampled``,

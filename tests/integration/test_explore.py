@@ -40,7 +40,7 @@ def test_frames_of_a_loaded_target(target_url: str, tmp_path: Path) -> None:
 
     assert ex.files("members")["lines_read"].to_list() == [31]
     runs = ex.runs("members")
-    assert runs["status"].to_list() == ["succeeded"] and runs["lines_per_s"][0] > 0
+    assert runs["status"].to_list() == ["succeeded"] and runs["records_per_second"][0] > 0
     rejects = ex.rejects("members")
     assert rejects.select("line", "stage").rows() == [(31, "decode")]
     drift = ex.drift("members")

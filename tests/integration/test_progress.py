@@ -18,7 +18,7 @@ from evo_frames import api
 from evo_frames.progress import LineProgress, Progress, display
 
 CLI = [sys.executable, "-m", "evo_frames"]
-FIGURES = re.compile(r"files (\d+)/(\d+), records [\d,]+/\S+, [\d,]+ rec/s, \d+ rejects, eta ")
+FIGURES = re.compile(r"files (\d+)/(\d+), records [\d,]+/\S+, [\d,]+ records/s, \d+ rejects, eta ")
 
 
 @pytest.fixture
