@@ -92,8 +92,8 @@ class Explorer:
         self.entities = discover()
 
     def _open(self) -> SqlSink:
-        # the one place that opens the target: exploration only reads
-        return connect(self.settings)
+        # the one place that opens the target: read-only, exploration never writes
+        return connect(self.settings, read_only=True)
 
     def sql(self, query: str, *, limit: int | None = DEFAULT_LIMIT) -> pl.DataFrame:
         """The result of one SQL query, at most ``limit`` rows (None: all)."""
