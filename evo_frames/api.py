@@ -20,8 +20,10 @@ import polars as pl
 import polars.selectors as cs
 
 from .config import Settings, load_settings, storage_options
-from .extract import Credentials, ExtractSummary, Progress, extract_entity, new_run_id, progress_for
+from .extract import Credentials, ExtractSummary, extract_entity, new_run_id, progress_for
+from .extract import Progress as ExtractProgress
 from .pipeline import Summary, new_load_id, run_entity, transform_entity
+from .progress import Progress
 from .registry import discover, select
 from .sinks import SqlSink, open_sink
 from .synth import ENTITIES, SynthResult, generate
@@ -56,18 +58,22 @@ def run(
     full_refresh: bool = False,
     settings: Settings | None = None,
     config: str | None = None,
+    progress: Progress | None = None,
     **overrides: Any,
 ) -> list[Summary]:
     """Load bronze files not yet loaded, like ``evo-frames run``.
 
     Settings: ``settings`` as resolved, else ``overrides`` (e.g. ``lake=``, ``target=``) over the
-    environment and the config file.
+    environment and the config file. ``progress`` receives the figures of each batch (see
+    :mod:`evo_frames.progress`); none are shown by default.
     """
     resolved = _resolve(settings, config, overrides)
     load_id = new_load_id()
     with connect(resolved) as sink:
         return [
-            run_entity(sink, ent, resolved, load_id=load_id, run_id=run_id, since=since, reload=full_refresh)
+            run_entity(
+                sink, ent, resolved, load_id=load_id, run_id=run_id, since=since, reload=full_refresh, progress=progress
+            )
             for ent in select(discover(), entity)
         ]
 
@@ -78,6 +84,7 @@ def transform(
     full_refresh: bool = False,
     settings: Settings | None = None,
     config: str | None = None,
+    progress: Progress | None = None,
     **overrides: Any,
 ) -> list[Summary]:
     """STG → CORE without reading the lake, like ``evo-frames transform``."""
@@ -85,7 +92,7 @@ def transform(
     load_id = new_load_id()
     with connect(resolved) as sink:
         return [
-            transform_entity(sink, ent, resolved, load_id=load_id, full_refresh=full_refresh)
+            transform_entity(sink, ent, resolved, load_id=load_id, full_refresh=full_refresh, progress=progress)
             for ent in select(discover(), entity)
         ]
 
@@ -122,6 +129,7 @@ def synth(
     runs: int = 2,
     settings: Settings | None = None,
     config: str | None = None,
+    progress: Progress | None = None,
     **overrides: Any,
 ) -> dict[str, SynthResult | None]:
     """Write sample bronze into the lake, like ``evo-frames synth``.
@@ -136,7 +144,7 @@ def synth(
         try:
             out[name] = generate(
                 resolved.lake, name, records, seed=seed, runs=runs, prefix=resolved.lake_prefix,
-                storage_options=storage_options(resolved.lake),
+                storage_options=storage_options(resolved.lake), progress=progress,
             )  # fmt: skip
         except FileExistsError:
             out[name] = None
@@ -151,7 +159,7 @@ def extract(
     resume: bool = False,
     settings: Settings | None = None,
     config: str | None = None,
-    progress: Progress | None = None,
+    progress: ExtractProgress | None = None,
     **overrides: Any,
 ) -> list[ExtractSummary]:
     """EVO API → bronze, like ``evo-frames extract``; one run id for all entities of the call.

@@ -82,6 +82,9 @@ ConfigOpt = Annotated[
     str | None, typer.Option("--config", help="Config file [env EVO_FRAMES_CONFIG; default ./config.toml if present].")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Show only the summary and errors (no progress, no warnings).")
+]
 
 
 def _settings(config: str | None, **flags: Any) -> Settings:
@@ -94,6 +97,15 @@ def _sink(settings: Settings, read_only: bool = False) -> Any:
     from .api import connect
 
     return connect(settings, read_only=read_only)
+
+
+def _progress(quiet: bool) -> Any:
+    """Live progress on a terminal, one line per batch elsewhere, none with --quiet (on stderr)."""
+    from .progress import display
+
+    if quiet:
+        logging.getLogger("evo_frames").setLevel(logging.ERROR)
+    return display(quiet)
 
 
 def _emit(data: Any, as_json: bool, text: str) -> None:
@@ -190,6 +202,7 @@ def run(
     ] = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Load new bronze files into STG and CORE.
 
@@ -209,7 +222,10 @@ def run(
         writers=writers,
         max_bad_ratio=max_bad_ratio,
     )
-    summaries = run_load(entity, run_id=run_id, since=since, full_refresh=full_refresh, settings=settings)
+    with _progress(quiet) as progress:
+        summaries = run_load(
+            entity, run_id=run_id, since=since, full_refresh=full_refresh, settings=settings, progress=progress
+        )
     if all(s.files_found == 0 for s in summaries):
         raise EvoFramesError(
             f"no bronze files for {entity} under {redact(settings.lake)}/{settings.lake_prefix}/entity=…; "
@@ -292,6 +308,7 @@ def transform(
     ] = False,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Rebuild CORE from STG, without the lake.
 
@@ -299,7 +316,9 @@ def transform(
     """
     from .api import transform as run_transform
 
-    summaries = run_transform(entity, full_refresh=full_refresh, settings=_settings(config, target=target))
+    settings = _settings(config, target=target)
+    with _progress(quiet) as progress:
+        summaries = run_transform(entity, full_refresh=full_refresh, settings=settings, progress=progress)
     if all(s.error for s in summaries):
         raise EvoFramesError("; ".join(s.error or "" for s in summaries))
     _emit(
@@ -336,6 +355,7 @@ def synth(
     runs: Annotated[int, typer.Option("--runs", help="Runs to write; later ones re-send earlier records.", min=1)] = 2,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Write realistic sample bronze into the lake.
 
@@ -344,7 +364,8 @@ def synth(
     from .api import synth as run_synth
 
     settings = _settings(config, lake=lake)
-    results = run_synth(entity, records=records, seed=seed, runs=runs, settings=settings)
+    with _progress(quiet) as progress:
+        results = run_synth(entity, records=records, seed=seed, runs=runs, settings=settings, progress=progress)
     where = f"{redact(settings.lake)}/{settings.lake_prefix}"
     _emit(
         [
@@ -468,6 +489,8 @@ def _load_line(load: dict[str, Any]) -> str:
 
 
 def report_text(report: dict[str, Any]) -> str:
+    from .drift import report_text as drift_text
+
     lines = [f"target {report['target']}"]
     for name, e in report["entities"].items():
         lines.append(
@@ -496,6 +519,7 @@ def report_text(report: dict[str, Any]) -> str:
             size = f", {t['bytes'] / 2**20:.1f} MiB" if t.get("bytes") is not None else ""
             dead = f", {t['dead_rows']} dead rows" if t.get("dead_rows") else ""
             lines.append(f"  {table}: {t['rows']} rows{size}{dead}")
+        lines += drift_text(e["drift"])
     if "loads" in report:
         lines.append(f"latest {len(report['loads'])} loads:")
         for load in report["loads"]:

@@ -7,6 +7,7 @@ import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from . import drift
 from . import lake as lakes
 from .config import Settings, storage_options
 from .errors import SinkError, redact
@@ -109,6 +110,7 @@ def status(
             "last_attempt": last_attempt,
             "last_success": success[0] if success else None,
             "tables": tables,
+            "drift": drift.report(sink, ent),
         }
     where = f"entity = '{entity}'" if entity else "true"
     if loads:

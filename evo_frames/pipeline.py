@@ -35,11 +35,13 @@ from typing import Any
 import polars as pl
 import polars_hash as plh
 
+from . import drift
 from . import expr as E
 from . import lake as lakes
 from .config import Settings, storage_options
 from .errors import EvoFramesError, TransformError, redact
 from .expr import LATEST_ORDER, text
+from .progress import Progress
 from .reader import CHUNK_BYTES, REJECT_SCHEMA, FileStats, decode, iter_lines
 from .retry import with_retries
 from .sinks import Counts, SqlSink
@@ -545,8 +547,11 @@ class _Claims:
 class Loader:
     """Loads one entity's selected files into a sink; see the module docstring."""
 
-    def __init__(self, sink: SqlSink, entity: Entity, settings: Settings, summary: Summary) -> None:
+    def __init__(
+        self, sink: SqlSink, entity: Entity, settings: Settings, summary: Summary, progress: Progress | None = None
+    ) -> None:
         self.sink = sink
+        self.progress = progress or Progress()
         self.entity = entity
         self.settings = settings
         self.summary = summary
@@ -804,6 +809,13 @@ class Loader:
         add_cast_failures(s, casts)
         for name, n in zones.items():
             s.zone_fallbacks[name] = s.zone_fallbacks.get(name, 0) + n
+        self.progress.advance(
+            s.entity,
+            files=len(outcomes),
+            records=int(files_frame["lines_read"].sum()),
+            rejects=int(files_frame["rejects"].sum()),
+            bytes=sum(o.file.size for o in outcomes),
+        )
 
 
 @contextlib.contextmanager
@@ -879,6 +891,7 @@ def run_entity(
     since: dt.date | None = None,
     reload: bool = False,
     command: str = "run",
+    progress: Progress | None = None,
 ) -> Summary:
     """Load the selected bronze files of one entity; see the module docstring.
 
@@ -903,11 +916,16 @@ def run_entity(
         for problem in summary.problems:
             log.warning("%s", problem)
         deferred = sink.defer_indexes(entity.tables) if selected else []
+        progress = progress or Progress()
+        progress.start(entity.name, files=len(selected), bytes=sum(f.size for f in selected))
         try:
             writers = (settings.writers or sink.default_writers()) if sink.dialect.parallel_writers else 1
-            Loader(sink, entity, settings, summary).load(selected, writers=writers)
+            Loader(sink, entity, settings, summary, progress).load(selected, writers=writers)
             summary.problems += zone_problems(entity, summary, settings.source_timezone)
+            if selected:
+                drift.record(sink, entity, load_id)
         finally:
+            progress.finish(entity.name)
             try:
                 sink.rollback()
                 sink.build_indexes(deferred)
@@ -916,7 +934,15 @@ def run_entity(
     return summary
 
 
-def transform_entity(sink: SqlSink, entity: Entity, settings: Settings, *, load_id: str, full_refresh: bool) -> Summary:
+def transform_entity(
+    sink: SqlSink,
+    entity: Entity,
+    settings: Settings,
+    *,
+    load_id: str,
+    full_refresh: bool,
+    progress: Progress | None = None,
+) -> Summary:
     """STG → CORE without reading the lake: re-derive CORE rows from ``raw_data``.
 
     Incremental: only keys whose CORE parent row is missing or older than the STG row. With
@@ -933,14 +959,17 @@ def transform_entity(sink: SqlSink, entity: Entity, settings: Settings, *, load_
                 f"evo-frames run -e {entity.name}"
             )
             return summary
-        _transform(sink, entity, settings, summary, full_refresh)
+        _transform(sink, entity, settings, summary, full_refresh, progress or Progress())
     return summary
 
 
-def _transform(sink: SqlSink, entity: Entity, settings: Settings, summary: Summary, full_refresh: bool) -> None:
+def _transform(
+    sink: SqlSink, entity: Entity, settings: Settings, summary: Summary, full_refresh: bool, progress: Progress
+) -> None:
     ctx = TransformContext(source_timezone=settings.source_timezone)
     if full_refresh:
         sink.begin_refresh(entity)
+    progress.start(entity.name, records=int(sink.scalar(f"SELECT count(*) FROM {qt(entity.stg)}") or 0))
     for stg in sink.read_stg(entity, settings.chunk_rows, settings.chunk_bytes):
         lines = stg.select(
             pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_line"), pl.col("raw_data").alias("raw")
@@ -965,6 +994,8 @@ def _transform(sink: SqlSink, entity: Entity, settings: Settings, summary: Summa
         add_cast_failures(summary, casts)
         summary.lines_read += stg.height
         summary.rows_loaded += keyed.height
+        progress.advance(entity.name, records=stg.height)
+    progress.finish(entity.name)
     if full_refresh:
         sink.finish_refresh(entity)
     summary.problems += zone_problems(entity, summary, settings.source_timezone)

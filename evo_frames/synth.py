@@ -67,6 +67,8 @@ from typing import Any
 import fsspec
 import polars as pl
 
+from .progress import Progress
+
 __all__ = [
     "BATCH_ROWS",
     "CHANGE_SHARE",
@@ -162,6 +164,7 @@ def generate(
     gzip_level: int = 6,
     start: datetime.datetime | None = None,
     change_share: float = CHANGE_SHARE,
+    progress: Progress | None = None,
 ) -> SynthResult:
     """Write realistic bronze for one entity into a lake, deterministically.
 
@@ -177,6 +180,7 @@ def generate(
         storage_options: Options for ``fsspec.core.url_to_fs`` (e.g. an Azure connection string).
         gzip_level: gzip compression level, 0 to 9 (the reference extractor uses 9).
         start: When the first run happens (naive means UTC); defaults to :data:`DEFAULT_START`.
+        progress: Receives the records built after each batch (see :mod:`evo_frames.progress`).
 
     Returns:
         The runs, files and counts written.
@@ -206,6 +210,8 @@ def generate(
         _refuse_existing(fs, f"{base_dir}/{rel_run}")
     files: list[str] = []
     lines = 0
+    progress = progress or Progress()
+    progress.start(entity, records=sum(run.hi - run.lo for run in plan.runs))
     with _Writer(fs, gzip_level) as writer:
         for run, rel_run in zip(plan.runs, rel_runs, strict=True):
             run_dir = f"{base_dir}/{rel_run}"
@@ -218,6 +224,7 @@ def generate(
                 entity,
                 ctx,
                 lambda name, data, run_dir=run_dir: writer.submit(f"{run_dir}/{name}", data),
+                lambda n: progress.advance(entity, records=n),
             )
             writer.drain()
             results = [w.result(p.lines, len(p.names), entity) for w, p in zip(windows, parts, strict=True)]
@@ -235,6 +242,7 @@ def generate(
                 base_url,
                 rel_run,
             )
+    progress.finish(entity)
     return SynthResult(
         entity=entity,
         run_ids=tuple(r.run_id for r in plan.runs),
@@ -252,6 +260,7 @@ def _write_run(
     entity: str,
     ctx: _Context,
     submit: Callable[[str, bytes], None],
+    on_batch: Callable[[int], None],
 ) -> list[_Parts]:
     """Build a run's records batch by batch and cut them into each window's parts, in order."""
     parts = [_Parts(PART_SIZE[entity], w.prefix, submit) for w in windows]
@@ -270,6 +279,7 @@ def _write_run(
             if window.hi <= b:
                 parts[w].flush()
                 done = w + 1
+        on_batch(b - a)
     return parts
 
 

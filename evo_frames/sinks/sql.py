@@ -144,7 +144,27 @@ CAST_FAILURES = Table(
     ),
 )
 
-META_TABLES = (FILES, REJECTS, LOADS, CAST_FAILURES)
+KEY_STATS = Table(
+    META_SCHEMA,
+    "key_stats",
+    (
+        Column("entity", "text", nullable=False, doc="the entity"),
+        Column("run_id", "text", nullable=False, doc="the bronze run the sampled records came from"),
+        Column("path", "text", nullable=False, doc="key path: `a`, `a.b` in an object, `a[].b` in an array of objects"),
+        Column("sampled", "bigint", nullable=False, doc="records of the run parsed (at most 2,000)"),
+        Column("present", "bigint", nullable=False, doc="sampled records that carry the key"),
+        Column("non_null", "bigint", nullable=False, doc="sampled records that carry it with a non-null value"),
+        Column("types", "text", nullable=False, doc="JSON types seen, comma-separated"),
+        Column("load_id", "text", nullable=False, doc="the load that sampled the run"),
+    ),
+    primary_key=("entity", "run_id", "path"),
+    doc=(
+        "per entity, run and JSON key path: how many of a sample of the run's STG records carry it; "
+        "`evo-frames status` compares them with the keys the transforms read (see evo_frames.drift)"
+    ),
+)
+
+META_TABLES = (FILES, REJECTS, LOADS, CAST_FAILURES, KEY_STATS)
 
 #: earlier column names in evo_meta, renamed in place (data kept) by ``ensure_tables``:
 #: ``(schema, table, old) -> new``
