@@ -11,9 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
+
+if TYPE_CHECKING:  # the synth package imports this module's Sample
+    from .synth.kit import Frame
 
 #: logical column types; each sink maps them to its own SQL type (see ``sinks.dialect``)
 ColumnType = Literal["bigint", "int", "decimal", "text", "bool", "date", "timestamptz", "json"]
@@ -222,7 +225,7 @@ class Sample:
     """
 
     entity: str
-    build: Callable[[Any, Mapping[str, int]], pl.LazyFrame]
+    build: Callable[[Frame, Mapping[str, int]], pl.LazyFrame]
     part_size: int
     batch_rows: int
     page_size: int

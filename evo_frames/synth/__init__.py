@@ -6,9 +6,10 @@ lake URL::
     <lake>/<prefix>/entity=<e>/ingestion_date=YYYY-MM-DD/run_id=YYYYMMDDTHHMMSSZ/<window>part-NNNNN.jsonl.gz
     <lake>/<prefix>/entity=<e>/ingestion_date=YYYY-MM-DD/run_id=YYYYMMDDTHHMMSSZ/_manifest.json
 
-- Records: each entity's sample module in ``transforms/`` builds them (:class:`~evo_frames.spec.Sample`,
-  with the building blocks of :mod:`evo_frames.synth.kit`); this module lays out the runs,
-  windows and parts and writes them. The API's own keys and nesting (members with ``contacts[]``, ``memberships[]`` with
+- Records: each entity's sample module in ``transforms/`` builds them (its ``SAMPLE``, a
+  :class:`~evo_frames.spec.Sample`, with the building blocks of :mod:`evo_frames.synth.kit`);
+  this module lays out the runs, windows and parts and writes them. They have the API's own keys
+  and nesting (members with ``contacts[]``, ``memberships[]`` with
   ``freezes[]``/``sessions[]`` and ``responsibles[]``; sales with ``saleItens[]`` and
   ``receivables[]``; flat entries; prospects with a ``responsible`` object or null), serialised
   like the extractor's ``json.dumps(record, ensure_ascii=False)``: default ``", "``/``": "``
@@ -17,8 +18,9 @@ lake URL::
   midnight. Keys go missing and values go null at realistic rates, some arrays are ``null`` or
   ``[]``, and names, streets, cities and plans are Portuguese.
 - Files: gzip of the lines joined by ``\\n`` with no trailing newline. Full parts hold
-  :data:`PART_SIZE` records, and the window prefix is ``YYYY-MM_`` (members and prospects in
-  3-month windows, sales monthly) or ``YYYY-MM-DD_`` (entries, weekly). Numbering restarts at
+  :data:`PART_SIZE` records, and the window prefix is ``YYYY-MM_`` (windows of
+  :attr:`Sample.window_months <evo_frames.spec.Sample.window_months>`: members and prospects 3,
+  sales 1) or ``YYYY-MM-DD_`` (weekly: entries). Numbering restarts at
   ``00001`` in each window.
 - Runs: the first run holds ``records`` distinct records. Each later run, a day or more after the
   previous one, re-sends the newest ``resend_share`` of all earlier records (about half byte for
