@@ -34,20 +34,26 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-ENTITY_NAMES = ("members", "sales", "entries", "prospects")
 _state: dict[str, Any] = {"verbose": False}
 
 
+def _entity_names() -> tuple[str, ...]:
+    """The registry's entities in load order (``$EVO_FRAMES_TRANSFORMS`` or ``transforms``)."""
+    from .registry import discover
+
+    return tuple(discover())
+
+
 def _entity(value: str) -> str:
-    valid = (*ENTITY_NAMES, "all")
+    valid = (*_entity_names(), "all")
     if value not in valid:
         raise typer.BadParameter(f"unknown entity {value!r}; valid: {', '.join(valid)}")
     return value
 
 
 def _one_entity(value: str | None) -> str | None:
-    if value is not None and value not in ENTITY_NAMES:
-        raise typer.BadParameter(f"unknown entity {value!r}; valid: {', '.join(ENTITY_NAMES)}")
+    if value is not None and value not in (valid := _entity_names()):
+        raise typer.BadParameter(f"unknown entity {value!r}; valid: {', '.join(valid)}")
     return value
 
 
@@ -60,12 +66,10 @@ def _date(value: str | None) -> dt.date | None:
         raise typer.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD, e.g. 2026-01-11") from e
 
 
-EntityOpt = Annotated[
-    str, typer.Option("--entity", "-e", help="members, sales, entries, prospects or all.", callback=_entity)
-]
+EntityOpt = Annotated[str, typer.Option("--entity", "-e", help="An entity of the registry, or all.", callback=_entity)]
 OneEntityOpt = Annotated[
     str | None,
-    typer.Option("--entity", "-e", help="members, sales, entries or prospects (default: all).", callback=_one_entity),
+    typer.Option("--entity", "-e", help="An entity of the registry (default: all).", callback=_one_entity),
 ]
 LakeOpt = Annotated[
     str | None, typer.Option("--lake", help="Lake URL or path [env EVO_FRAMES_LAKE; default data/lake].")
@@ -454,7 +458,7 @@ def bench(
     ] = None,
     records: Annotated[int, typer.Option("--records", "-n", help="Distinct records per entity.", min=100)] = 200_000,
     entity: Annotated[
-        list[str] | None, typer.Option("--entity", "-e", help="Entity to measure; repeatable [entries, members].")
+        list[str] | None, typer.Option("--entity", "-e", help="Entity to measure; repeatable [default: all].")
     ] = None,
     one_file: Annotated[
         bool, typer.Option("--one-file", help="Also load run 1 as one big file, to show memory stays flat.")
@@ -473,7 +477,7 @@ def bench(
     from .bench import bench as run_bench
     from .bench import format_report
 
-    names = tuple(entity or ("entries", "members"))
+    names = tuple(entity or _entity_names())
     for name in names:
         _one_entity(name)
     report = run_bench(target or "duckdb:bench.duckdb", records, names, one_file=one_file, part_records=part_records)

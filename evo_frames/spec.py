@@ -8,11 +8,15 @@ these declarations, so both sinks see the same data and differ only in dialect.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
+
+if TYPE_CHECKING:  # the synth package imports this module's Sample
+    from .synth.kit import Frame
 
 #: logical column types; each sink maps them to its own SQL type (see ``sinks.dialect``)
 ColumnType = Literal["bigint", "int", "decimal", "text", "bool", "date", "timestamptz", "json"]
@@ -194,6 +198,49 @@ TransformFn = Callable[[pl.LazyFrame, TransformContext], dict[str, pl.LazyFrame]
 
 
 @dataclass(frozen=True)
+class Sample:
+    """How ``evo-frames synth`` writes realistic bronze of one entity (see :mod:`evo_frames.synth`).
+
+    A module ``transforms/<entity>_sample.py`` declares it as ``SAMPLE``; the registry sets it as
+    the entity's :attr:`Entity.sample`.
+
+    Attributes:
+        entity: name of the entity it samples.
+        build: ``build(frame, populations)``: the records of ``frame`` (an
+            :class:`evo_frames.synth.kit.Frame`) as a LazyFrame of ``i`` and ``line`` (JSON text),
+            in ``i`` order; ``populations`` sizes the entities of :attr:`refers`.
+        part_size: records in a full part file, as the extractor flushes them (pages x page size).
+        batch_rows: records built per Polars query: large enough to amortise planning, small
+            enough to bound memory.
+        page_size: records per API request, for the manifest's request counts.
+        history: start of the extracted history of a stock entity: its first run spreads the
+            records over it. None for an event entity, whose first run spans the last
+            ``min_span`` seconds.
+        window_months: months per extraction window (window prefix ``YYYY-MM_``), or 0 for weekly
+            windows (``YYYY-MM-DD_``).
+        min_step: seconds between consecutive records at least.
+        min_span: seconds a first run of an event entity spans at least.
+        refers: records of each entity this one points at, per record of this one (so referenced
+            ids stay inside what the same ``records`` generates for that entity).
+        workers: the manifest's ``workers``.
+        manifest: further keys of the manifest, before ``results``.
+    """
+
+    entity: str
+    build: Callable[[Frame, Mapping[str, int]], pl.LazyFrame]
+    part_size: int
+    batch_rows: int
+    page_size: int
+    history: dt.date | None = None
+    window_months: int = 0
+    min_step: int = 1
+    min_span: int = 0
+    refers: Mapping[str, float] = field(default_factory=dict)
+    workers: int = 4
+    manifest: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Entity:
     """Everything the engine needs to load one EVO entity.
 
@@ -212,6 +259,8 @@ class Entity:
         order: position in ``--entity all`` (lower first).
         api: where ``evo-frames extract`` fetches the entity from, if anywhere.
         zone: the field naming each record's time zone, if the records have one.
+        sample: its sample-data generator for ``synth``, set by the registry from the
+            ``SAMPLE`` of a sample module; None when it has none.
     """
 
     name: str
@@ -223,6 +272,7 @@ class Entity:
     order: int = 100
     api: Endpoint | None = None
     zone: RecordZone | None = None
+    sample: Sample | None = None
     stg: Table = field(init=False)
 
     def __post_init__(self) -> None:

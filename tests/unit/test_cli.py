@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.helpers import rows, scalar
 
 
 def cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -61,3 +64,85 @@ def test_empty_lake_says_how_to_make_sample_data(tmp_path: Path) -> None:
 def test_version(tmp_path: Path) -> None:
     r = cli("--version", cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.startswith("evo-frames ")
+
+
+# A fifth entity the engine has never heard of: one module declares it, another its sample.
+VISITS = """
+import polars as pl
+
+from evo_frames import expr as E
+from evo_frames.spec import Column, Entity, Table
+
+KEY = (Column("visit_id", "bigint", nullable=False),)
+VISITS = Table(
+    "core",
+    "evo_visits",
+    (*KEY, Column("branch_id", "bigint", source="idBranch"), Column("visit_date", "timestamptz", source="visitDate")),
+    primary_key=("visit_id",),
+)
+
+
+def keys(records, ctx):
+    return records.with_columns(visit_id=E.bigint("idVisit")).with_columns(
+        _key_error=pl.when(pl.col("visit_id").is_null()).then(pl.lit("key field idVisit is not an integer"))
+    )
+
+
+def transform(records, ctx):
+    return {
+        VISITS.qualified: records.select(
+            "visit_id",
+            E.bigint("idBranch").alias("branch_id"),
+            E.timestamp("visitDate", ctx.source_timezone).alias("visit_date"),
+        )
+    }
+
+
+RECORD = pl.Struct({"idVisit": pl.String, "idBranch": pl.String, "visitDate": pl.String})
+ENTITY = Entity(name="visits", record=RECORD, key=KEY, keys=keys, core=(VISITS,), transform=transform)
+"""
+VISITS_SAMPLE = """
+import polars as pl
+
+from evo_frames.spec import Sample
+from evo_frames.synth import kit as s
+
+
+def build(f, populations):
+    d = f.at("i")
+    fields = [
+        s.F("idVisit", s.jn(pl.col("i") + 1)),
+        s.F("idBranch", s.jn(s.home_branch(f, "visit", "i") + 1)),
+        s.F("visitDate", s.ts(d, "v.date", pl.col("t"))),
+    ]
+    return s.line(f, fields, pl.lit(False))
+
+
+SAMPLE = Sample(entity="visits", build=build, part_size=10, batch_rows=25, page_size=10, min_span=7 * 86_400)
+"""
+
+
+def test_an_entity_declared_outside_the_engine_is_synthesized_and_loaded(tmp_path: Path) -> None:
+    package = tmp_path / "more_transforms"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "visits.py").write_text(VISITS)
+    (package / "visits_sample.py").write_text(VISITS_SAMPLE)
+    env = {"EVO_FRAMES_TRANSFORMS": "more_transforms", "PYTHONPATH": str(tmp_path)}
+    lake, target = str(tmp_path / "lake"), f"duckdb:{tmp_path / 'evo.duckdb'}"
+
+    r = cli("run", "--entity", "members", cwd=tmp_path, env=env)
+    assert r.returncode == 2 and "unknown entity 'members'; valid: visits, all" in r.stderr
+    r = cli("synth", "--lake", lake, "--entity", "all", "--records", "40", "--json", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert [(e["entity"], e["distinct"]) for e in json.loads(r.stdout)] == [("visits", 42)]
+    r = cli("run", "--entity", "all", "--lake", lake, "--target", target, "--json", cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+
+    # run 1: 40 records; run 2 re-sends 8 of them and adds 2 new ones
+    got = rows(
+        target, "SELECT count(*) AS n, count(DISTINCT visit_id) AS ids, min(visit_id) AS first FROM core.evo_visits"
+    )
+    assert got == [{"n": 42, "ids": 42, "first": 1}]
+    assert scalar(target, "SELECT count(*) FROM stg_evo.visits_raw") == 42
+    assert scalar(target, "SELECT count(*) FROM core.evo_visits WHERE branch_id IS NULL OR visit_date IS NULL") == 0

@@ -27,7 +27,7 @@ def test_engine_never_imports_transforms() -> None:
 
 
 def test_transforms_import_only_polars_and_the_engine() -> None:
-    allowed = {"__future__", "polars", "polars_hash", "evo_frames", "typing", "collections"}
+    allowed = {"__future__", "polars", "polars_hash", "evo_frames", "typing", "collections", "datetime"}
     for path in (ROOT / "transforms").glob("*.py"):
         extra = _imports(path) - allowed
         assert not extra, f"{path.name} imports {sorted(extra)}; transforms are pure Polars"
