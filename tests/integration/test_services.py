@@ -110,8 +110,9 @@ def test_postgres_comes_from_the_wheel_or_the_bin_dir_asked_for(pg_server: Postg
     assert server_num // 10_000 == pg_server.major_version == major_version(expected)
     if not override:
         assert pg_server.major_version >= 18
-    # the backend process serving us belongs to the server's OS user: never root
-    pid = _scalar(pg_url, "select pg_backend_pid()")
+    # the server's processes belong to its OS user, never root; the checkpointer lives as long as the
+    # server (a backend's pid would be gone once its connection closes)
+    pid = _scalar(pg_url, "select pid from pg_stat_activity where backend_type = 'checkpointer'")
     owner = pwd.getpwuid(Path(f"/proc/{pid}").stat().st_uid).pw_name
     assert owner == (PG_OS_USER if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name)
 
