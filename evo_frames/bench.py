@@ -49,6 +49,7 @@ from .lake import BronzeFile, list_files
 from .pgbin import find_psql
 from .registry import discover
 from .sinks import open_sink
+from .sinks.dialect import POSTGRESQL
 from .sinks.postgres import describe
 from .spec import TransformContext
 from .synth import generate
@@ -217,7 +218,7 @@ def copy_limits(url: str, admin: str, entity: str, workdir: Path) -> list[Stage]
         keys = ", ".join(ent.key_names)
         ref = workdir / "one-table.copy"
         _psql_run(url, f"\\copy (SELECT {keys}, raw_data FROM {ent.stg.qualified}) TO '{ref}'")
-        cols = ", ".join(f"{c.name} {'TIMESTAMPTZ' if c.type == 'timestamptz' else 'BIGINT'}" for c in ent.key)
+        cols = ", ".join(f"{c.name} {POSTGRESQL.types[c.type]}" for c in ent.key)
         _psql_run(limit, f"CREATE TABLE bench_one_table ({cols}, doc JSONB NOT NULL, PRIMARY KEY ({keys}))")
         seconds = _psql_run(limit, f"\\copy bench_one_table FROM '{ref}'")
         stages.append(Stage("one-table \\copy (key + JSONB)", records, seconds))
