@@ -233,15 +233,32 @@ def _scalar(url: str, sql: str) -> Any:
 
 
 def decode_only(lake: str, entity: str, run_id: str) -> int:
-    """Decode, key and transform a run's files without a database; returns the records seen."""
-    from .pipeline import read_file
+    """Decode, key and transform a run's files without a database, in the load's chunks (the
+    pieces of a batch of files, up to ``chunk_rows`` records or ``chunk_bytes`` of text, are
+    transformed at once); returns the records seen."""
+    import polars as pl
+
+    from .config import Settings
+    from .pipeline import read_file, transform_records
 
     ent = discover()[entity]
+    settings, ctx = Settings(), TransformContext()
+    files = _run_files(lake, entity, run_id)
     n = 0
-    for f in _run_files(lake, entity, run_id):
-        pieces, _ = read_file(f, ent, TransformContext(), chunk_rows=100_000, options={})
-        for piece in pieces:  # read_file has decoded, keyed and transformed each piece
-            n += piece.records.height
+    for start in range(0, len(files), settings.batch_size):
+        pending: list[pl.DataFrame] = []
+        rows = size = 0
+        for f in files[start : start + settings.batch_size]:
+            pieces, _ = read_file(f, ent, ctx, chunk_rows=settings.chunk_rows, options={}, transform=False)
+            for piece in pieces:
+                pending.append(piece.records)
+                rows, size = rows + piece.records.height, size + piece.raw_bytes
+                if rows >= settings.chunk_rows or size >= settings.chunk_bytes:
+                    transform_records(ent, pl.concat(pending, how="vertical_relaxed"), ctx)
+                    n, pending, rows, size = n + rows, [], 0, 0
+        if pending:
+            transform_records(ent, pl.concat(pending, how="vertical_relaxed"), ctx)
+            n += rows
     return n
 
 

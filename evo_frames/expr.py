@@ -17,7 +17,7 @@ from typing import Literal
 
 import polars as pl
 
-from .spec import RecordZone
+from .spec import RecordZone, Table
 
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
 
@@ -169,7 +169,7 @@ def source_run_id() -> pl.Expr:
     return pl.col("run_id").alias("_source_run_id")
 
 
-#: how :func:`json_list` types one leaf of a JSON object (timestamps stay ``text``: as sent)
+#: how :func:`with_json_lists` types one leaf of a JSON object (timestamps stay ``text``: as sent)
 JsonLeaf = Literal["int", "number", "bool", "text"]
 
 
@@ -187,22 +187,41 @@ _JSON_LEAF: Mapping[str, Callable[[pl.Expr], pl.Expr]] = {
 }
 
 
-def json_list(value: str | pl.Expr, fields: Mapping[str, JsonLeaf]) -> pl.Expr:
-    """JSON array text of a list of objects (a ``json`` column), its leaves typed by ``fields``.
+def with_json_lists(frame: pl.LazyFrame, lists: Mapping[str, tuple[pl.Expr, Mapping[str, JsonLeaf]]]) -> pl.LazyFrame:
+    """Adds, for each ``column: (value, fields)`` of ``lists``, the JSON array text of the list of
+    objects ``value`` (a ``json`` column), its leaves typed by ``fields``.
 
-    Keys keep their API spelling and order of ``fields``; leaves are cleaned like the typed
+    Keys keep their API spelling and the order of ``fields``; leaves are cleaned like the typed
     columns (trimmed, ``''`` → null, bad values → null). A null list (missing, JSON ``null`` or
-    not an array) gives NULL, an empty one ``[]``; null elements are dropped.
+    not an array) gives NULL, an empty one ``[]``; null elements are dropped. Whole-column work:
+    the elements of all rows are exploded, typed and encoded at once, then joined per row.
 
     >>> dt = pl.List(pl.Struct({"id": pl.String, "days": pl.String, "ok": pl.String}))
     >>> df = pl.DataFrame({"v": [[{"id": "7", "days": " 3 ", "ok": "true"}, None], [], None]}, {"v": dt})
-    >>> df.select(json_list("v", {"id": "int", "days": "number", "ok": "bool"})).to_series().to_list()
+    >>> out = with_json_lists(df.lazy(), {"j": (pl.col("v"), {"id": "int", "days": "number", "ok": "bool"})})
+    >>> out.collect()["j"].to_list()
     ['[{"id":7,"days":3.0,"ok":true}]', '[]', None]
     """
-    e = pl.element()
-    typed = pl.struct(*(_JSON_LEAF[kind](e.struct.field(name)).alias(name) for name, kind in fields.items()))
-    items = _as_expr(value).list.drop_nulls().list.eval(typed.struct.json_encode())
-    return pl.concat_str([pl.lit("["), items.list.join(","), pl.lit("]")])
+    row = "_json_row"
+    base = frame.with_row_index(row)
+    for column, (value, fields) in lists.items():
+        e = pl.col("_json_el")
+        typed = pl.struct(*(_JSON_LEAF[kind](e.struct.field(name)).alias(name) for name, kind in fields.items()))
+        encoded = (
+            base.select(row, value.alias("_json_el"))
+            .explode("_json_el")
+            .filter(e.is_not_null())
+            .group_by(row)
+            .agg(typed.struct.json_encode().str.join(",").alias("_json_items"))
+        )
+        items = pl.col("_json_items").fill_null("")
+        base = (
+            base.with_columns(value.is_null().alias("_json_null"))
+            .join(encoded, on=row, how="left", maintain_order="left")
+            .with_columns(pl.when(~pl.col("_json_null")).then(pl.lit("[") + items + pl.lit("]")).alias(column))
+            .drop("_json_items", "_json_null")
+        )
+    return base.drop(row)
 
 
 #: the latest-wins order of records (see DESIGN "Latest wins"): run, then file, then line
@@ -248,3 +267,26 @@ def keep_latest(frame: pl.LazyFrame, key: Sequence[str]) -> pl.LazyFrame:
     """
     ordered = frame.sort(*LATEST_ORDER, "_pos", maintain_order=True)
     return ordered.unique(key, keep="last", maintain_order=True)
+
+
+def child_table(rows: pl.LazyFrame, table: Table) -> pl.LazyFrame:
+    """The rows of the child ``table`` from the typed element rows ``rows`` of :func:`elements`.
+
+    Rows whose primary key is incomplete are dropped, a repeated key keeps its latest row (see
+    :func:`keep_latest`) and the table's columns are selected. The result carries ``rows`` as its
+    ``element_rows`` attribute: the engine counts cast failures on the values typed there (a
+    value present in ``_el`` whose column is NULL), in the same query, so nothing is parsed twice.
+
+    >>> from evo_frames.spec import Column
+    >>> dt = pl.List(pl.Struct({"id": pl.String}))
+    >>> t = Table("core", "t", (Column("k", "bigint"), Column("id", "bigint", source="items[].id")), ("k", "id"))
+    >>> recs = pl.DataFrame({"k": [1], "items": [[{"id": "7"}, {"id": "x"}, {"id": "7"}]], "run_id": "r",
+    ...                      "_source_file": "f", "_source_line": [1]}, schema_overrides={"items": dt})
+    >>> rows = elements(recs.lazy(), "items", ["k"]).with_columns(bigint(pl.col("_el").struct.field("id")).alias("id"))
+    >>> child_table(rows, t).collect().rows()
+    [(1, 7)]
+    """
+    complete = pl.all_horizontal(*(pl.col(k).is_not_null() for k in table.primary_key))
+    out = keep_latest(rows.filter(complete), table.primary_key).select(table.column_names)
+    out.element_rows = rows  # type: ignore[attr-defined]
+    return out

@@ -174,10 +174,14 @@ def read_file(
     chunk_rows: int,
     options: dict[str, str],
     chunk_bytes: int = CHUNK_BYTES,
+    transform: bool = True,
 ) -> tuple[Iterator[Piece], FileStats]:
     """Stream one bronze file as transformed pieces; ``stats`` is final once the iterator is exhausted.
 
-    Runs in a decode thread: everything up to the SQL happens here, so that it overlaps the load.
+    Runs in a decode thread, so that it overlaps the load. With ``transform`` False the pieces
+    hold decoded, keyed records only (``core`` and ``casts`` empty): the load transforms a whole
+    chunk of pieces at once, since a transform query costs tens of milliseconds to plan whatever
+    its rows (members: about 70 ms), which small files would pay once each.
     """
     stats = FileStats()
 
@@ -202,7 +206,7 @@ def read_file(
                 good = keyed.filter(pl.col("_key_error").is_null()).drop("_key_error")
                 # latest wins inside the chunk; across chunks the consumer checks again
                 latest = good.filter(pl.struct(entity.key_names).is_last_distinct())
-                core, casts = transform_records(entity, latest, ctx)
+                core, casts = transform_records(entity, latest, ctx) if transform else ({}, {})
                 yield Piece(
                     records=latest,
                     core=core,
@@ -217,10 +221,18 @@ def read_file(
 def transform_records(
     entity: Entity, records: pl.DataFrame, ctx: TransformContext
 ) -> tuple[dict[str, pl.DataFrame], CastCounts]:
-    """The checked CORE frames of deduplicated records, and the values that could not be typed."""
-    core = check_output(entity, entity.transform(records.lazy(), ctx), records)
+    """The checked CORE frames of deduplicated records, and the values that could not be typed.
+
+    One query computes the tables and the child tables' cast failures: a child frame built with
+    :func:`evo_frames.expr.child_table` shares its typed element rows with the count, so each
+    value is parsed once.
+    """
+    frames = entity.transform(records.lazy(), ctx)
+    counted = _child_failures(entity, records, frames, ctx)
+    core, sums = _collect_checked(entity, frames, records, [f for _, f in counted])
     casts: CastCounts = defaultdict(int)
-    count_cast_failures(entity, records, core, casts, ctx)
+    _parent_failures(entity, records, core, casts)
+    _add_failures(casts, [t for t, _ in counted], sums)
     return core, dict(casts)
 
 
@@ -365,12 +377,20 @@ class _Direct(_Source):
 
 def check_output(entity: Entity, frames: dict[str, pl.LazyFrame], records: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """Collect a transform's frames, cast to the declared types; refuse missing tables/columns."""
+    return _collect_checked(entity, frames, records, [])[0]
+
+
+def _collect_checked(
+    entity: Entity, frames: dict[str, pl.LazyFrame], records: pl.DataFrame, extra: Sequence[pl.LazyFrame]
+) -> tuple[dict[str, pl.DataFrame], list[pl.DataFrame]]:
+    """:func:`check_output`, collecting ``extra`` in the same query (shared subplans computed once)."""
     expected = {t.qualified: t for t in entity.core}
     if set(frames) != set(expected):
         raise TransformError(
             f"transform {entity.name} returned tables {sorted(frames)}; it declares {sorted(expected)}"
         )
-    collected = pl.collect_all([frames[name] for name in expected])
+    everything = pl.collect_all([*(frames[name] for name in expected), *extra])
+    collected, rest = everything[: len(expected)], everything[len(expected) :]
     out: dict[str, pl.DataFrame] = {}
     for (name, table), frame in zip(expected.items(), collected, strict=True):
         missing = [c for c in table.column_names if c not in frame.columns]
@@ -386,7 +406,7 @@ def check_output(entity: Entity, frames: dict[str, pl.LazyFrame], records: pl.Da
             f"transform {entity.name}: parent table {parent} has {out[parent].height} rows for "
             f"{records.height} records; the parent must keep one row per record"
         )
-    return out
+    return out, rest
 
 
 def count_cast_failures(
@@ -399,30 +419,67 @@ def count_cast_failures(
     Child columns (``list[].field``): a non-empty scalar in an element of the list that does not
     parse as the column's type (objects and arrays inside elements are not seen: the decoder
     drops them), counted for every element, whether it became a row or not.
+
+    :func:`transform_records` counts the same in the transform's own query; this function, given
+    collected tables, types the child values again.
     """
+    _parent_failures(entity, records, core, casts)
+    counted = _child_failures(entity, records, {}, ctx)
+    _add_failures(casts, [t for t, _ in counted], pl.collect_all([f for _, f in counted]))
+
+
+def _add_failures(casts: CastCounts, tables: Sequence[str], sums: Sequence[pl.DataFrame]) -> None:
+    for table_name, frame in zip(tables, sums, strict=True):
+        for row in frame.iter_rows(named=True):
+            path = row.pop("_source_file")
+            for name, n in row.items():
+                if n:
+                    casts[(path, table_name, name)] += n
+
+
+def _by_file(frame: pl.LazyFrame) -> pl.LazyFrame:
+    return frame.group_by("_source_file").agg(pl.exclude("_source_file").cast(pl.Int64).sum())
+
+
+def _parent_failures(entity: Entity, records: pl.DataFrame, core: dict[str, pl.DataFrame], casts: CastCounts) -> None:
+    """Parent columns: a present value at the source key whose typed column is NULL."""
     parent = entity.core[0]
-    flags: list[tuple[str, pl.LazyFrame]] = []
     sourced = [(c.name, c.source) for c in parent.columns if c.source is not None and c.source in records.columns]
-    if sourced:
-        nulls = core[parent.qualified].select(pl.col(name).is_null().alias(f"_null:{name}") for name, _ in sourced)
-        frame = records.select("_source_file", "raw", *dict.fromkeys(src for _, src in sourced)).hstack(nulls)
-        # a non-empty scalar that the cast turned into NULL: one pass over all columns
-        lost = [(_present(pl.col(src)) & pl.col(f"_null:{name}")).alias(name) for name, src in sourced]
-        flags.append((parent.qualified, frame.lazy().select("_source_file", *lost)))
-        # objects and arrays at a scalar key were decoded as null: only lines holding one at such a
-        # key (one regular expression over the raw lines) are parsed again to find them
-        keys = "|".join(re.escape(src) for _, src in sourced)
-        held = frame.lazy().filter(pl.col("raw").str.contains(f'"(?:{keys})"\\s*:\\s*[\\[{{]'))
-        nested = [
-            (
-                pl.col(f"_null:{name}")
-                & ~_present(pl.col(src))
-                & _present(pl.col("raw").str.json_path_match(_json_path(src)))
-            ).alias(name)
-            for name, src in sourced
-        ]
-        flags.append((parent.qualified, held.select("_source_file", *nested)))
+    if not sourced:
+        return
+    nulls = core[parent.qualified].select(pl.col(name).is_null().alias(f"_null:{name}") for name, _ in sourced)
+    frame = records.select("_source_file", "raw", *dict.fromkeys(src for _, src in sourced)).hstack(nulls)
+    # a non-empty scalar that the cast turned into NULL: one pass over all columns
+    lost = [(_present(pl.col(src)) & pl.col(f"_null:{name}")).alias(name) for name, src in sourced]
+    # objects and arrays at a scalar key were decoded as null: only lines holding one at such a
+    # key (one regular expression over the raw lines) are parsed again to find them
+    keys = "|".join(re.escape(src) for _, src in sourced)
+    held = frame.lazy().filter(pl.col("raw").str.contains(f'"(?:{keys})"\\s*:\\s*[\\[{{]'))
+    nested = [
+        (
+            pl.col(f"_null:{name}")
+            & ~_present(pl.col(src))
+            & _present(pl.col("raw").str.json_path_match(_json_path(src)))
+        ).alias(name)
+        for name, src in sourced
+    ]
+    sums = pl.collect_all(
+        [_by_file(frame.lazy().select("_source_file", *lost)), _by_file(held.select("_source_file", *nested))]
+    )
+    _add_failures(casts, [parent.qualified] * 2, sums)
+
+
+def _child_failures(
+    entity: Entity, records: pl.DataFrame, frames: dict[str, pl.LazyFrame], ctx: TransformContext
+) -> list[tuple[str, pl.LazyFrame]]:
+    """Per child table, a lazy count by file of the values present in a list element and NULL once typed.
+
+    A frame of ``frames`` built by :func:`evo_frames.expr.child_table` is counted on its
+    ``element_rows`` (the transform's own typed values); otherwise the values are typed here.
+    """
+    counted: list[tuple[str, pl.LazyFrame]] = []
     for table in entity.core[1:]:
+        rows = getattr(frames.get(table.qualified), "element_rows", None)
         by_list: dict[str, list[pl.Expr]] = defaultdict(list)
         for col in table.columns:
             if col.source and "[]." in col.source and col.type in _PARSERS:
@@ -430,22 +487,14 @@ def count_cast_failures(
                 value = pl.col("_el")
                 for name in field_path.split("."):
                     value = value.struct.field(name)
-                failed = _present(value) & _PARSERS[col.type](value, ctx.source_timezone).is_null()
-                by_list[items].append(failed.alias(col.name))
-        flags += [
-            (table.qualified, E.elements(records.lazy(), items, []).select("_source_file", *failed))
-            for items, failed in by_list.items()
-            if items in records.columns
-        ]
-    summed = pl.collect_all(
-        f.group_by("_source_file").agg(pl.exclude("_source_file").cast(pl.Int64).sum()) for _, f in flags
-    )
-    for (table_name, _), frame in zip(flags, summed, strict=True):
-        for row in frame.iter_rows(named=True):
-            path = row.pop("_source_file")
-            for name, n in row.items():
-                if n:
-                    casts[(path, table_name, name)] += n
+                typed = pl.col(col.name) if rows is not None else _PARSERS[col.type](value, ctx.source_timezone)
+                by_list[items].append((_present(value) & typed.is_null()).alias(col.name))
+        for items, failed in by_list.items():
+            if items not in records.columns:
+                continue
+            source = rows if rows is not None else E.elements(records.lazy(), items, [])
+            counted.append((table.qualified, _by_file(source.select("_source_file", *failed))))
+    return counted
 
 
 def _json_path(key: str) -> str:
@@ -568,6 +617,7 @@ class Loader:
             chunk_rows=self._chunk_rows,
             options=self.options,
             chunk_bytes=self._chunk_bytes,
+            transform=False,
         )
 
     def load(self, files: Sequence[lakes.BronzeFile], writers: int = 1) -> None:
@@ -738,24 +788,16 @@ class Loader:
         entity = self.entity
         records = pl.concat([p.records for p in pending], how="vertical_relaxed")
         latest = records.select(pl.struct(entity.key_names).is_last_distinct()).to_series()
-        if latest.all():
-            core = {t.qualified: pl.concat([p.core[t.qualified] for p in pending]) for t in entity.core}
-            for piece in pending:
-                for col, n in piece.casts.items():
-                    casts[col] += n
-            # a child id under parents from two pieces (it moved): the later piece wins
-            for t in entity.core:
-                if t.parent_key:
-                    core[t.qualified] = core[t.qualified].unique(list(t.primary_key), keep="last", maintain_order=True)
-        else:
-            # the same key in two files of the chunk: keep the latest record and transform again
+        if not latest.all():
+            # the same key in two files of the chunk: keep the latest record
             dropped = records.filter(~latest).group_by("_source_file").len()
             for path, n in dropped.iter_rows():
                 dups[path] += n
             records = records.filter(latest)
-            core, piece_casts = transform_records(entity, records, self.ctx)
-            for col, n in piece_casts.items():
-                casts[col] += n
+        # the pieces come untransformed (see read_file): one transform for the whole chunk
+        core, piece_casts = transform_records(entity, records, self.ctx)
+        for col, n in piece_casts.items():
+            casts[col] += n
         count_zone_fallbacks(entity, records, zones)
         stg = records.rename({"raw": "raw_data"}).with_columns(
             plh.col("raw_data").nchash.xxhash64().reinterpret(signed=True).alias(CONTENT_HASH)
@@ -983,9 +1025,7 @@ def _transform(
             .drop("_row")
         )
         keyed = entity.keys(records.lazy(), ctx).collect().filter(pl.col("_key_error").is_null())
-        core = check_output(entity, entity.transform(keyed.lazy(), ctx), keyed)
-        casts: CastCounts = defaultdict(int)
-        count_cast_failures(entity, keyed, core, casts, ctx)
+        core, casts = transform_records(entity, keyed, ctx)
         count_zone_fallbacks(entity, keyed, summary.zone_fallbacks)
         for table, c in sink.write_core(entity, keyed, core, shadow=full_refresh).items():
             summary.tables.setdefault(table, Counts()).add(c)

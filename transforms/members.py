@@ -301,34 +301,43 @@ def _contact_label(contact: pl.Expr) -> pl.Expr:
     return pl.coalesce(E.text(label), E.text(v2_label))
 
 
-def _pick_contact(types: tuple[int, ...], label_hint: str | None = None) -> pl.Expr:
-    """The description of the best contact: of ``types`` first, then (if given) labelled like the hint.
+def _with_picked_contacts(records: pl.LazyFrame, picks: dict[str, tuple[tuple[int, ...], str | None]]) -> pl.LazyFrame:
+    """Adds, per ``column: (types, label_hint)`` of ``picks``, the description of the best contact:
+    of ``types`` first, then (if given) labelled like the hint.
 
-    Ties go to the lowest ``idPhone`` (null last), then to the first in the list.
+    Ties go to the lowest ``idPhone`` (null last), then to the first in the list. Whole-column:
+    the contacts of all records are exploded once, ranked, sorted and joined back per record.
     """
-    c = pl.element()
-    description = E.text(c.struct.field("description"))
-    by_label = (
-        _contact_label(c).str.to_lowercase().str.contains(label_hint, literal=True)
-        if label_hint is not None
-        else pl.lit(False)
+    row = "_contact_row"
+    base = records.with_row_index(row)
+    c = pl.col("_c")
+    contacts = (
+        base.select(row, pl.col("contacts").alias("_c"))
+        .filter(c.list.len() > 0)
+        .with_columns(_pos=pl.int_ranges(c.list.len()))
+        .explode("_c", "_pos")
+        .select(
+            row,
+            "_pos",
+            E.text(c.struct.field("description")).alias("_description"),
+            E.int32(c.struct.field("idContactType")).alias("_type"),
+            _contact_label(c).str.to_lowercase().alias("_label"),
+            E.bigint(c.struct.field("idPhone")).alias("_phone"),
+        )
+        .filter(pl.col("_description").is_not_null())
     )
-    rank = (
-        pl.when(description.is_null())
-        .then(None)
-        .when(E.int32(c.struct.field("idContactType")).is_in(types))
-        .then(0)
-        .when(by_label)
-        .then(1)
-    )
-    # a non-candidate has a null rank and sorts last, so the first value is null when none qualifies
-    best = (
-        pl.when(rank.is_not_null())
-        .then(description)
-        .sort_by([rank, E.bigint(c.struct.field("idPhone"))], nulls_last=True, maintain_order=True)
-        .first()
-    )
-    return pl.col("contacts").list.eval(best).list.first()
+    for column, (types, label_hint) in picks.items():
+        by_label = pl.col("_label").str.contains(label_hint, literal=True) if label_hint is not None else pl.lit(False)
+        rank = pl.when(pl.col("_type").is_in(types)).then(0).when(by_label).then(1)
+        best = (
+            contacts.with_columns(_rank=rank)
+            .filter(pl.col("_rank").is_not_null())
+            .sort(row, "_rank", "_phone", "_pos", nulls_last=True)
+            .unique(row, keep="first", maintain_order=True)
+            .select(row, pl.col("_description").alias(column))
+        )
+        base = base.join(best, on=row, how="left", maintain_order="left")
+    return base.drop(row)
 
 
 def _employee(flat: str, nested: str, role: str) -> list[pl.Expr]:
@@ -340,7 +349,8 @@ def _employee(flat: str, nested: str, role: str) -> list[pl.Expr]:
 
 
 def _members(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
-    return records.select(
+    picks = {"_email": (EMAIL_TYPES, "mail"), "_cellphone": (CELLPHONE_TYPES, None)}
+    return _with_picked_contacts(records, picks).select(
         "member_id",
         E.bigint("idBranch").alias("branch_id"),
         E.text("branchName").alias("branch_name"),
@@ -352,8 +362,8 @@ def _members(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
         E.flag("usePreferredName").alias("use_preferred_name"),
         E.text("document").alias("document"),
         E.text("documentId").alias("document_id"),
-        _pick_contact(EMAIL_TYPES, "mail").alias("email"),
-        _pick_contact(CELLPHONE_TYPES).alias("cellphone"),
+        pl.col("_email").alias("email"),
+        pl.col("_cellphone").alias("cellphone"),
         E.text("gender").alias("gender"),
         E.date("birthDate").alias("birth_date"),
         E.text("maritalStatus").alias("marital_status"),
@@ -440,12 +450,10 @@ def _memberships(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
         *(E.int32(f(key)).alias(col) for col, key in counters.items()),
         *(E.flag(f(key)).alias(col) for col, key in flags.items()),
         E.text(f("contractPrinting")).alias("contract_printing"),
-        E.json_list(f("freezes"), FREEZE_JSON).alias("freezes"),
-        E.json_list(f("sessions"), SESSION_JSON).alias("sessions"),
         E.source_run_id(),
     )
-    rows = rows.filter(pl.col("member_membership_id").is_not_null())
-    return E.keep_latest(rows, MEMBERSHIPS.primary_key).select(MEMBERSHIPS.column_names)
+    rows = E.with_json_lists(rows, {"freezes": (f("freezes"), FREEZE_JSON), "sessions": (f("sessions"), SESSION_JSON)})
+    return E.child_table(rows, MEMBERSHIPS)
 
 
 def _contacts(records: pl.LazyFrame) -> pl.LazyFrame:
@@ -462,16 +470,11 @@ def _contacts(records: pl.LazyFrame) -> pl.LazyFrame:
     content = pl.concat_str(
         [pl.col("contact_type_id").cast(pl.String).fill_null(""), pl.col("description")], separator="|"
     )
-    rows = (
-        rows.filter(pl.col("phone_id").is_not_null() | pl.col("description").is_not_null())
-        .with_columns(_content=content)
-        .with_columns(
-            contact_key=pl.coalesce(
-                pl.col("phone_id").cast(pl.String), pl.lit("md5:") + plh.col("_content").nchash.md5()
-            )
-        )
+    # null when there is neither an idPhone nor a description: child_table then drops the element
+    rows = rows.with_columns(_content=content).with_columns(
+        contact_key=pl.coalesce(pl.col("phone_id").cast(pl.String), pl.lit("md5:") + plh.col("_content").nchash.md5())
     )
-    return E.keep_latest(rows, CONTACTS.primary_key).select(CONTACTS.column_names)
+    return E.child_table(rows, CONTACTS)
 
 
 def transform(records: pl.LazyFrame, ctx: TransformContext) -> dict[str, pl.LazyFrame]:

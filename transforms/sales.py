@@ -263,8 +263,7 @@ def _items(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
         E.text(f("idSaleItemMigration")).alias("sale_item_migration_id"),
         E.source_run_id(),
     )
-    rows = rows.filter(pl.col("sale_item_id").is_not_null())
-    return E.keep_latest(rows, ITEMS.primary_key).select(ITEMS.column_names)
+    return E.child_table(rows, ITEMS)
 
 
 def _receivables(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
@@ -291,8 +290,7 @@ def _receivables(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
         E.text(f("transactionToken")).alias("transaction_token"),
         E.source_run_id(),
     )
-    rows = rows.filter(pl.col("receivable_id").is_not_null())
-    return E.keep_latest(rows, RECEIVABLES.primary_key).select(RECEIVABLES.column_names)
+    return E.child_table(rows, RECEIVABLES)
 
 
 def transform(records: pl.LazyFrame, ctx: TransformContext) -> dict[str, pl.LazyFrame]:

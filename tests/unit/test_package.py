@@ -49,3 +49,14 @@ def test_public_api_is_sorted_and_complete() -> None:
         assert hasattr(evo_frames, name), name
     public = {n for n in vars(evo_frames) if not n.startswith("_") and n[0].isupper()}
     assert public <= set(names), f"not in __all__: {sorted(public - set(names))}"
+
+
+def test_transforms_type_nested_records_with_whole_column_operations() -> None:
+    # list.eval and Python callbacks work element by element; explode/unnest, joins and
+    # group_by type every element of a chunk at once
+    banned = {"eval", "map_batches", "map_elements", "map_rows"}
+    paths = [p for p in (ROOT / "transforms").glob("*.py") if not p.name.endswith("_sample.py")]
+    for path in [*paths, ROOT / "evo_frames" / "expr.py"]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        calls = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+        assert not calls & banned, f"{path.name} calls {sorted(calls & banned)}"
