@@ -59,7 +59,8 @@ _GZIP_RATIO = 8
 
 @dataclass
 class Piece:
-    """One decoded chunk of a file: records (keys, lineage, raw), their CORE frames, rejected lines."""
+    """One decoded chunk of a file: records (keys, lineage, raw), their CORE frames (empty when
+    read for the load, which transforms whole chunks), rejected lines."""
 
     records: pl.DataFrame
     core: dict[str, pl.DataFrame]
