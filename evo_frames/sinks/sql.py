@@ -4,8 +4,9 @@ Per chunk, inside the batch's transaction:
 
 1. The probe: the chunk's keys, content hashes and lineage (no payload) go into a TEMP table, and
    one query returns the rows that are new, or whose content hash differs from the stored row's
-   *and* whose (run_id, file, line) is later: an older run never overwrites a newer one, and an
-   unchanged record is dropped before any JSON parsing or index work.
+   *and* whose (run_id, file, line) is the same or later: an older run never overwrites a newer
+   one, a file re-sent at the same path with corrected content replaces what it brought before,
+   and an unchanged record is dropped before any JSON parsing or index work.
 2. New rows go straight into STG and the CORE parent: on PostgreSQL by binary COPY into the final
    (partitioned) tables, with no TEMP table and no INSERT … SELECT (``dialect.direct_copy``).
 3. Changed rows go into a TEMP table and are upserted (``ON CONFLICT … DO UPDATE``).
@@ -226,8 +227,9 @@ LINEAGE = ("run_id", "_source_file", "_source_line")
 
 
 def _newer_content(new: str, old: str) -> str:
-    """SQL: row ``new`` differs from row ``old`` in content and comes from a later (run, file, line)."""
-    later = f"({', '.join(f'{new}.{c}' for c in LINEAGE)}) > ({', '.join(f'{old}.{c}' for c in LINEAGE)})"
+    """SQL: row ``new`` differs from row ``old`` in content and comes from the same or a later
+    (run, file, line): the same one when a file is re-sent at its path with corrected content."""
+    later = f"({', '.join(f'{new}.{c}' for c in LINEAGE)}) >= ({', '.join(f'{old}.{c}' for c in LINEAGE)})"
     return f"({new}.{q(CONTENT_HASH)} IS DISTINCT FROM {old}.{q(CONTENT_HASH)} AND {later})"
 
 
