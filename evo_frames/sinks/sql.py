@@ -233,9 +233,17 @@ def _newer_content(new: str, old: str) -> str:
     return f"({new}.{q(CONTENT_HASH)} IS DISTINCT FROM {old}.{q(CONTENT_HASH)} AND {later})"
 
 
-def _partition(table: Table, month: dt.datetime) -> str:
-    """The name of the monthly partition of ``table`` starting at ``month``."""
-    return f"{table.name}_p{month:%Y_%m}"
+def _partition(table: Table, month: dt.date) -> str:
+    """The name of the monthly partition of ``table`` starting at ``month`` (a date or datetime)."""
+    return f"{table.name}_p{month.year:04d}_{month.month:02d}"
+
+
+def _month_bounds(month: dt.date) -> tuple[str, str]:
+    """The ``FROM`` and ``TO`` literals of the monthly partition starting at ``month``, as UTC
+    instants: the year zero-padded (PostgreSQL reads ``'5-01-01'`` as 2005), and the month after
+    December 9999 written as year 10000, which no Python date holds but PostgreSQL reads."""
+    year, next_month = (month.year + 1, 1) if month.month == 12 else (month.year, month.month + 1)
+    return f"{month.year:04d}-{month.month:02d}-01 00:00:00+00", f"{year:04d}-{next_month:02d}-01 00:00:00+00"
 
 
 def _arrow(frame: pl.DataFrame) -> pa.Table:
@@ -577,15 +585,14 @@ class SqlSink:
             return
         months = frame.select(pl.col(table.partition_by).dt.truncate("1mo").unique().drop_nulls()).to_series()
         for month in months.to_list():
-            start = month.replace(tzinfo=dt.UTC) if isinstance(month, dt.datetime) else month  # date keys
-            end = (start + dt.timedelta(days=32)).replace(day=1)
-            part = _partition(table, start)
+            part = _partition(table, month)
             if (table.qualified, part) in self._partitions:
                 continue
+            start, end = _month_bounds(month)
             try:
                 self.execute(
                     f"CREATE TABLE IF NOT EXISTS {q(table.schema)}.{q(part)} PARTITION OF {qt(table)} "
-                    f"FOR VALUES FROM ('{start:%Y-%m-%d} 00:00:00+00') TO ('{end:%Y-%m-%d} 00:00:00+00')",
+                    f"FOR VALUES FROM ('{start}') TO ('{end}')",
                     f"creating partition {table.schema}.{part}",
                 )
             except SinkError as e:

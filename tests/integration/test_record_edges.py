@@ -98,3 +98,62 @@ def test_resent_azure_blob_applies_its_changed_rows(
     s = load(az_lake.url, target_url)
     assert s.files_loaded == 1 and s.tables["stg_evo.entries_raw"].updated == 1
     assert names(target_url) == {0: "Bia", 1: "Ana", 2: "Ana"}
+
+
+# no record blocks a load -----------------------------------------------------------------------
+
+SAO_PAULO = "E. South America Standard Time"
+
+
+def dated(date: str, member: int, **extra: object) -> dict[str, object]:
+    return {**entry(0, member), "date": date, **extra}
+
+
+def test_out_of_range_times_become_null_and_are_counted(tmp_path: Path, target_url: str) -> None:
+    lake = str(tmp_path)
+    write_bronze(lake, "entries", R1, [
+        dated("2025-11-03T06:41:01", 1, dateTurn="0000-01-01T00:00:00"),
+        dated("2025-11-03T06:41:02", 2, dateTurn="9999-12-31T23:59:59-03:00"),  # year 10000 in UTC
+        dated("9999-12-31T23:59:59", 3, timeZone=SAO_PAULO),  # a valid key; in UTC the instant overflows
+        dated("0001-01-01T00:00:00+03:00", 4),  # year 0 in UTC
+        dated("0001-01-01T12:00:00", 5),  # the first day that fits
+    ])  # fmt: skip
+    s = load(lake, target_url)
+    assert (s.rows_loaded, s.rejects) == (5, 0)
+    assert s.cast_failures == {"core.evo_entries.entry_date_turn": 2, "core.evo_entries.entry_date": 2}
+    got = rows(target_url, "SELECT member_id, entry_local_date, entry_date, entry_date_turn FROM core.evo_entries")
+    by_member = {r["member_id"]: r for r in got}
+    assert by_member[1]["entry_date_turn"] is None and by_member[2]["entry_date_turn"] is None
+    assert by_member[3]["entry_date"] is None and str(by_member[3]["entry_local_date"]) == "9999-12-31"
+    assert by_member[4]["entry_date"] is None and by_member[5]["entry_date"].year == 1
+    assert load(lake, target_url).files_skipped == 1  # the next run goes on as usual
+
+
+def test_key_date_out_of_range_is_rejected_naming_field_and_value(tmp_path: Path, target_url: str) -> None:
+    lake = str(tmp_path)
+    write_bronze(lake, "entries", R1, [entry(1, 1), dated("0000-01-01T00:00:00", 2), entry(3, 3)])
+    s = load(lake, target_url)
+    assert (s.rows_loaded, s.rejects) == (2, 1)
+    got = rows(target_url, "SELECT line, stage, reason FROM evo_meta.rejects")
+    assert [(r["line"], r["stage"]) for r in got] == [(2, "transform")]
+    assert "date" in got[0]["reason"] and "0000-01-01T00:00:00" in got[0]["reason"]
+    assert sorted(names(target_url)) == [1, 3]
+    reconcile(target_url)
+
+
+def test_early_years_land_in_their_own_partitions(tmp_path: Path, target_url: str) -> None:
+    lake = str(tmp_path)
+    dates = ["0005-03-01T10:00:00", "2005-03-01T10:00:00", "0999-12-31T10:00:00", "9999-12-01T10:00:00"]
+    write_bronze(lake, "entries", R1, [dated(d, i) for i, d in enumerate(dates)])
+    s = load(lake, target_url)
+    assert (s.rows_loaded, s.rejects) == (4, 0)
+    got = rows(target_url, "SELECT member_id, entry_local_date FROM core.evo_entries")
+    assert sorted((r["member_id"], str(r["entry_local_date"])) for r in got) == [
+        (0, "0005-03-01"), (1, "2005-03-01"), (2, "0999-12-31"), (3, "9999-12-01")
+    ]  # fmt: skip
+    if target_url.startswith("postgresql"):
+        parts = rows(target_url, "SELECT tableoid::regclass::text AS part, member_id FROM core.evo_entries")
+        assert sorted((r["member_id"], r["part"]) for r in parts) == [
+            (0, "core.evo_entries_p0005_03"), (1, "core.evo_entries_p2005_03"), (2, "core.evo_entries_p0999_12"),
+            (3, "core.evo_entries_p9999_12"),
+        ]  # fmt: skip
