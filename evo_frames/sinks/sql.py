@@ -87,7 +87,12 @@ REJECTS = Table(
         Column("path", "text", nullable=False, doc="the file (as in evo_meta.files.path)"),
         Column("line", "bigint", nullable=False, doc="physical line number in the file, from 1 (STG's _source_line)"),
         Column("entity", "text", nullable=False, doc="the entity"),
-        Column("stage", "text", nullable=False, doc="read (bytes), decode (JSON) or transform (key)"),
+        Column(
+            "stage",
+            "text",
+            nullable=False,
+            doc="read (bytes), decode (JSON), transform (key) or load (refused by the target)",
+        ),
         Column("reason", "text", nullable=False, doc="what is wrong, naming the field and value"),
         Column("raw", "text", doc="the line (first 64 KiB)"),
         Column("raw_length", "bigint", doc="the line's full length in bytes"),
@@ -389,6 +394,8 @@ class SqlSink:
     def rollback(self) -> None:
         if self._conn is None:
             return
+        # partitions created in the transaction are gone with it
+        self._partitions.clear()
         try:
             self._conn.rollback()
         except Exception:  # a dead connection cannot roll back; reconnect() will replace it
