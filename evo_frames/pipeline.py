@@ -42,7 +42,7 @@ from .config import Settings, storage_options
 from .errors import EvoFramesError, TransformError, redact
 from .expr import LATEST_ORDER, text
 from .progress import Progress
-from .reader import CHUNK_BYTES, REJECT_SCHEMA, FileStats, _clip, decode, iter_lines
+from .reader import CHUNK_BYTES, REJECT_SCHEMA, FileStats, _clip, decode, iter_lines, reject_duplicate_keys
 from .retry import is_data_error, with_retries
 from .sinks import Counts, SqlSink
 from .sinks.sql import FILES, qt
@@ -185,6 +185,7 @@ def read_file(
         with lakes.reading(file.path), lakes.open_file(file.path, options) as fh:
             for lines, read_rejects in iter_lines(fh, stats=stats, chunk_lines=chunk_rows, chunk_bytes=chunk_bytes):
                 records, decode_rejects = decode(lines, entity.record)
+                records, dup_rejects = reject_duplicate_keys(records)
                 lineage = records.with_columns(
                     pl.lit(file.path).alias("_source_file"),
                     pl.lit(file.run_id).alias("run_id"),
@@ -207,7 +208,7 @@ def read_file(
                     records=latest,
                     core=core,
                     casts=casts,
-                    rejects=pl.concat([read_rejects, decode_rejects, key_rejects.cast(REJECT_SCHEMA)]),
+                    rejects=pl.concat([read_rejects, decode_rejects, dup_rejects, key_rejects.cast(REJECT_SCHEMA)]),
                     duplicates=good.height - latest.height,
                 )
 

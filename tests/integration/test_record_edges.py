@@ -227,3 +227,35 @@ def test_a_key_python_cannot_convert_is_quarantined(tmp_path: Path, target_url: 
         got = rows(target_url, "SELECT line, stage, reason FROM evo_meta.rejects")
         assert [(r["line"], r["stage"]) for r in got] == [(2, "load")] and "year 0" in got[0]["reason"]
     assert {1, 3} <= set(names(target_url))
+
+
+# duplicate JSON keys -------------------------------------------------------------------------
+
+
+def test_duplicate_json_keys_are_rejected_so_stg_and_core_agree(tmp_path: Path, target_url: str) -> None:
+    lake = str(tmp_path)
+    good = [json.dumps(entry(i, i)) for i in range(6)]
+    top = good[1][:-1] + ', "nameMember": "Bia"}'  # the first value typed, the last kept by jsonb
+    write_bronze(lake, "entries", R1, [good[0], top, *good[2:]])
+    nested = sale(2)
+    nested["saleItens"][0]["description"] = "first"
+    nested_line = json.dumps(nested).replace('"description": "first"', '"description": "first", "description": "last"')
+    write_bronze(lake, "sales", R1, [json.dumps(sale(1)), nested_line, json.dumps(sale(3))], name=SALES_PART)
+    s = load(lake, target_url)
+    assert (s.rows_loaded, s.rejects) == (5, 1)
+    sales = load(lake, target_url, "sales")
+    assert (sales.rows_loaded, sales.rejects) == (2, 1)
+    got = rows(target_url, "SELECT entity, line, stage, reason FROM evo_meta.rejects ORDER BY entity")
+    assert [(r["entity"], r["line"], r["stage"]) for r in got] == [("entries", 2, "decode"), ("sales", 2, "decode")]
+    assert "'nameMember'" in got[0]["reason"] and "'description'" in got[1]["reason"]
+    assert sorted(names(target_url)) == [0, 2, 3, 4, 5]
+    assert scalar(target_url, "SELECT count(*) FROM core.evo_sales") == 2
+    reconcile(target_url)
+
+
+def test_a_key_repeated_in_every_line_is_found(tmp_path: Path, target_url: str) -> None:
+    lines = [json.dumps(entry(i, i))[:-1] + f', "idMember": {100 + i}}}' for i in range(4)]
+    write_bronze(str(tmp_path), "entries", R1, [*lines, json.dumps(entry(9, 9))])
+    s = load(tmp_path, target_url)
+    assert (s.rows_loaded, s.rejects) == (1, 4)
+    assert sorted(names(target_url)) == [9]
