@@ -806,7 +806,6 @@ class Loader:
         if not lines or not bad.any():
             return piece
         records = piece.records.filter(~bad)
-        core, casts = transform_records(self.entity, records, self.ctx)
         gone = piece.records.filter(bad)
         rejected = pl.DataFrame(
             {
@@ -820,8 +819,8 @@ class Loader:
         )
         return Piece(
             records=records,
-            core=core,
-            casts=casts,
+            core={},  # the load transforms whole chunks (see read_file)
+            casts={},
             rejects=pl.concat([piece.rejects, rejected]),
             duplicates=piece.duplicates,
         )
