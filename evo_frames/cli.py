@@ -151,6 +151,11 @@ def _format_summary(s: Any) -> str:
     else:
         lines += [
             f"  files: {s.files_found} found, {s.files_skipped} already loaded, {s.files_loaded} loaded"
+            + (
+                f", {s.files_loaded_elsewhere} loaded meanwhile by a concurrent load"
+                if s.files_loaded_elsewhere
+                else ""
+            )
             + (f", {len(s.files_partial)} partial (truncated gzip)" if s.files_partial else ""),
             f"  lines: {s.lines_read} read, {s.rows_loaded} loaded, {s.duplicates} duplicates, {s.rejects} rejected",
         ]
