@@ -966,6 +966,14 @@ def run_entity(
                 f"no bronze files for {entity.name} under {redact(settings.lake)}/{settings.lake_prefix}/"
                 f"entity={entity.name}"
             )
+        elif (run_id is not None or since is not None) and not any(lakes.matches(f, run_id, since) for f in files):
+            asked = " and ".join(
+                x for x in (f"--run-id {run_id}" if run_id else "", f"--since {since}" if since else "") if x
+            )
+            summary.error = lakes.shown(
+                f"no bronze file of {entity.name} matches {asked}; the nearest runs in the lake: "
+                + ", ".join(lakes.nearest_runs(files, run_id))
+            )
         manifest = sink.manifest(entity.name)
         selected, summary.files_skipped = lakes.select_files(
             files,
