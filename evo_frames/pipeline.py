@@ -952,7 +952,11 @@ def run_entity(
     """Load the selected bronze files of one entity; see the module docstring.
 
     The load is recorded in ``evo_meta.runs`` whatever its outcome; a lake without files of the
-    entity makes it ``failed`` (``summary.error`` says where it looked).
+    entity makes it ``failed`` (``summary.error`` says where it looked), and so does a ``run_id``
+    or ``since`` that matches none of its files (the error lists the nearest run ids).
+
+    Each batch re-checks the manifest under its files' locks, so a concurrent load of the entity
+    never loads a file twice (see :meth:`Loader._not_loaded_meanwhile`).
     """
     summary = Summary(entity=entity.name, target=sink.display, load_id=load_id)
     sink.ensure_tables([entity])
