@@ -25,7 +25,7 @@ ENV_PREFIX = "EVO_FRAMES_"
 #: config.toml sections and the settings each may hold
 SECTIONS: Mapping[str, tuple[str, ...]] = {
     "lake": ("lake", "lake_prefix"),
-    "target": ("target", "duckdb_memory_limit", "connect_timeout", "statement_timeout"),
+    "target": ("target", "duckdb_memory_limit", "connect_timeout", "statement_timeout", "lock_timeout"),
     "load": (
         "batch_size", "workers", "writers", "chunk_rows", "max_bad_ratio", "retries", "source_timezone",
         "memory_budget",
@@ -51,6 +51,8 @@ class Settings:
             ``memory_budget`` (see :attr:`duckdb_memory`).
         connect_timeout: seconds to wait for a database connection.
         statement_timeout: seconds one SQL statement may run (PostgreSQL).
+        lock_timeout: seconds a writing command waits for another process that has the DuckDB
+            file open (DuckDB lets one process write a file); then it fails naming that process.
         batch_size: bronze files per transaction.
         workers: files decoded ahead of the load, in parallel threads.
         writers: batches loaded at once, each on its own connection; 0 = as many as the cores
@@ -79,6 +81,7 @@ class Settings:
     duckdb_memory_limit: str = ""
     connect_timeout: int = 10
     statement_timeout: int = 3600
+    lock_timeout: int = 600
     batch_size: int = 10
     workers: int = 2
     writers: int = 1
@@ -111,6 +114,7 @@ class Settings:
             ("retries", 1),
             ("connect_timeout", 1),
             ("statement_timeout", 1),
+            ("lock_timeout", 0),
             ("extract_workers", 1),
             ("pages_in_flight", 1),
             ("request_attempts", 1),

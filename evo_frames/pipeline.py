@@ -90,6 +90,8 @@ class Summary:
     files_found: int = 0
     files_skipped: int = 0
     files_loaded: int = 0
+    #: selected files that a concurrent load of the entity committed first (re-checked per batch)
+    files_loaded_elsewhere: int = 0
     files_partial: list[str] = field(default_factory=list)
     lines_read: int = 0
     rows_loaded: int = 0
@@ -139,6 +141,7 @@ class Summary:
                 "found": self.files_found,
                 "skipped_already_loaded": self.files_skipped,
                 "loaded": self.files_loaded,
+                "loaded_by_concurrent_load": self.files_loaded_elsewhere,
                 "partial": self.files_partial,
             },
             "lines_read": self.lines_read,
@@ -337,6 +340,10 @@ class _Source:
     def pieces(self) -> Iterator[Piece]:  # pragma: no cover - each kind implements it
         raise NotImplementedError
 
+    def skip(self) -> None:  # pragma: no cover - each kind implements it
+        """Never read this file: a concurrent load committed it."""
+        raise NotImplementedError
+
 
 class _Prefetched(_Source):
     """A file decoded ahead by the prefetcher; its feed is taken only when the load reaches it."""
@@ -350,6 +357,9 @@ class _Prefetched(_Source):
         assert feed.stats is not None
         self.stats = feed.stats
 
+    def skip(self) -> None:
+        self._prefetch.discard([self._index])
+
 
 class _Direct(_Source):
     """A file read in the calling thread (replays after a transient error)."""
@@ -362,6 +372,11 @@ class _Direct(_Source):
 
     def pieces(self) -> Iterator[Piece]:
         return self._pieces
+
+    def skip(self) -> None:
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
 
 
 def check_output(entity: Entity, frames: dict[str, pl.LazyFrame], records: pl.DataFrame) -> dict[str, pl.DataFrame]:
@@ -577,6 +592,9 @@ class Loader:
         self.summary = summary
         self.ctx = TransformContext(source_timezone=settings.source_timezone)
         self.options = storage_options(settings.lake)
+        #: ``path -> load_id`` of the manifest rows when the files were selected (``--full-refresh``
+        #: selects loaded files too): a row written since by another load means it loaded the file
+        self.listed: dict[str, str] = {}
         self._accounting = threading.Lock()
         self._chunk_rows, self._chunk_bytes = settings.chunk_rows, settings.chunk_bytes
 
@@ -783,6 +801,7 @@ class Loader:
         contested = claims.contested(owner) if claims else None
         try:
             sink.begin()
+            sources, elsewhere = self._not_loaded_meanwhile(sink, sources)
             outcomes: list[FileOutcome] = []
             rejects: list[pl.DataFrame] = []
             pending: list[Piece] = []
@@ -832,6 +851,11 @@ class Loader:
                 claims.release(owner)
         with self._accounting:
             self._account(outcomes, files_frame, table_counts, casts, zones)
+            if elsewhere:
+                self.summary.files_loaded_elsewhere += len(elsewhere)
+                self.progress.advance(self.summary.entity, files=len(elsewhere), bytes=sum(f.size for f in elsewhere))
+        if elsewhere:
+            log.info("%s: %d file(s) loaded meanwhile by a concurrent load, skipped", self.entity.name, len(elsewhere))
         log.info(
             "loaded %s: %d file(s), %d line(s) in %.1fs",
             self.entity.name,
@@ -839,6 +863,32 @@ class Loader:
             int(files_frame["lines_read"].sum()),
             time.perf_counter() - started,
         )
+
+    def _not_loaded_meanwhile(
+        self, sink: SqlSink, sources: list[_Source]
+    ) -> tuple[list[_Source], list[lakes.BronzeFile]]:
+        """Lock the batch's files for this transaction and drop those a concurrent load of the
+        entity committed since they were selected (the same size and etag, another load's row).
+
+        A concurrent load of the same files waits here until this batch commits, then skips them.
+        """
+        sink.lock(self.entity, [s.file.path for s in sources])
+        now = sink.manifest(self.entity.name, [s.file.path for s in sources])
+        keep: list[_Source] = []
+        elsewhere: list[lakes.BronzeFile] = []
+        for source in sources:
+            f = source.file
+            row = now.get(f.path)
+            if (
+                row is not None
+                and row[:2] == (f.size, f.etag)
+                and row[2] not in (self.listed.get(f.path), self.summary.load_id)
+            ):
+                source.skip()
+                elsewhere.append(f)
+            else:
+                keep.append(source)
+        return keep, elsewhere
 
     def _flush(
         self,
@@ -989,8 +1039,14 @@ def _recorded(sink: SqlSink, entity: Entity, summary: Summary, command: str, set
             try:
                 sink.rollback()
                 sink.record_load(row)
-            except EvoFramesError:  # the load's own error is the one to report
-                log.warning("could not record the end of load %s of %s", summary.load_id, entity.name, exc_info=True)
+            except EvoFramesError as e:  # the load's own error is the one to report
+                log.warning(
+                    "could not record the end of load %s of %s: %s",
+                    summary.load_id,
+                    entity.name,
+                    redact(str(e)),
+                    exc_info=log.isEnabledFor(logging.INFO),  # the traceback with --verbose only
+                )
 
 
 def add_cast_failures(summary: Summary, casts: CastCounts) -> None:
@@ -1015,7 +1071,11 @@ def run_entity(
     """Load the selected bronze files of one entity; see the module docstring.
 
     The load is recorded in ``evo_meta.runs`` whatever its outcome; a lake without files of the
-    entity makes it ``failed`` (``summary.error`` says where it looked).
+    entity makes it ``failed`` (``summary.error`` says where it looked), and so does a ``run_id``
+    or ``since`` that matches none of its files (the error lists the nearest run ids).
+
+    Each batch re-checks the manifest under its files' locks, so a concurrent load of the entity
+    never loads a file twice (see :meth:`Loader._not_loaded_meanwhile`).
     """
     summary = Summary(entity=entity.name, target=sink.display, load_id=load_id)
     sink.ensure_tables([entity])
@@ -1029,8 +1089,21 @@ def run_entity(
                 f"no bronze files for {entity.name} under {redact(settings.lake)}/{settings.lake_prefix}/"
                 f"entity={entity.name}"
             )
+        elif (run_id is not None or since is not None) and not any(lakes.matches(f, run_id, since) for f in files):
+            asked = " and ".join(
+                x for x in (f"--run-id {run_id}" if run_id else "", f"--since {since}" if since else "") if x
+            )
+            summary.error = lakes.shown(
+                f"no bronze file of {entity.name} matches {asked}; the nearest runs in the lake: "
+                + ", ".join(lakes.nearest_runs(files, run_id))
+            )
+        manifest = sink.manifest(entity.name)
         selected, summary.files_skipped = lakes.select_files(
-            files, loaded=sink.loaded_files(entity.name), run_id=run_id, since=since, reload=reload
+            files,
+            loaded={path: (size, etag) for path, (size, etag, _) in manifest.items()},
+            run_id=run_id,
+            since=since,
+            reload=reload,
         )
         for problem in summary.problems:
             log.warning("%s", problem)
@@ -1039,7 +1112,9 @@ def run_entity(
         progress.start(entity.name, files=len(selected), bytes=sum(f.size for f in selected))
         try:
             writers = (settings.writers or sink.default_writers()) if sink.dialect.parallel_writers else 1
-            Loader(sink, entity, settings, summary, progress).load(selected, writers=writers)
+            loader = Loader(sink, entity, settings, summary, progress)
+            loader.listed = {path: load for path, (_, _, load) in manifest.items()}
+            loader.load(selected, writers=writers)
             summary.problems += zone_problems(entity, summary, settings.source_timezone)
             if selected:
                 drift.record(sink, entity, load_id)
@@ -1048,8 +1123,13 @@ def run_entity(
             try:
                 sink.rollback()
                 sink.build_indexes(deferred)
-            except EvoFramesError:  # reported by the run's own error; the next run's ensure_tables retries
-                log.warning("could not build the deferred indexes of %s", entity.name, exc_info=True)
+            except EvoFramesError as e:  # the next run's ensure_tables builds them
+                log.warning(
+                    "could not build the deferred indexes of %s: %s",
+                    entity.name,
+                    redact(str(e)),
+                    exc_info=log.isEnabledFor(logging.INFO),  # the traceback with --verbose only
+                )
     return summary
 
 

@@ -15,16 +15,23 @@ __all__ = ["Counts", "SqlSink", "open_sink"]
 
 
 def open_sink(
-    url: str, *, memory_limit: str, connect_timeout: int, statement_timeout: int, read_only: bool = False
+    url: str,
+    *,
+    memory_limit: str,
+    connect_timeout: int,
+    statement_timeout: int,
+    lock_timeout: int = 0,
+    read_only: bool = False,
 ) -> SqlSink:
     """The sink for a target URL (no connection is made until first use).
 
     ``read_only``: never write, never create a file (a missing DuckDB file is an error).
+    ``lock_timeout``: seconds a DuckDB writer waits for another process's file lock.
     """
     if url.startswith("duckdb:"):
         from .duckdb import DuckDBSink
 
-        return DuckDBSink(url, memory_limit, read_only)
+        return DuckDBSink(url, memory_limit, read_only, lock_timeout=lock_timeout)
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresSink
 
