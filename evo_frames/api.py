@@ -43,6 +43,7 @@ def connect(settings: Settings, *, read_only: bool = False) -> SqlSink:
         connect_timeout=settings.connect_timeout,
         statement_timeout=settings.statement_timeout,
         read_only=read_only,
+        retry_wait=settings.retry_wait,
     )
 
 

@@ -27,8 +27,8 @@ SECTIONS: Mapping[str, tuple[str, ...]] = {
     "lake": ("lake", "lake_prefix"),
     "target": ("target", "duckdb_memory_limit", "connect_timeout", "statement_timeout"),
     "load": (
-        "batch_size", "workers", "writers", "chunk_rows", "max_bad_ratio", "retries", "source_timezone",
-        "memory_budget",
+        "batch_size", "workers", "writers", "chunk_rows", "max_bad_ratio", "retries", "retry_wait",
+        "source_timezone", "memory_budget",
     ),
     "extract": (
         "requests_per_minute", "free_hours", "free_requests_per_minute", "api_timezone", "extract_workers",
@@ -58,6 +58,8 @@ class Settings:
         chunk_rows: records per staged chunk (bounds memory).
         max_bad_ratio: share of rejected lines above which ``run`` exits 3.
         retries: attempts for a batch that fails with a transient error.
+        retry_wait: seconds a reconnect waits out a PostgreSQL failover (refused or reset
+            connections, a server starting up or shutting down) before the run fails.
         source_timezone: time zone of EVO's offset-less timestamps.
         requests_per_minute: ``extract``: API requests per minute, shared by all windows.
         free_hours: ``extract``: local hours ``H-H`` (start inclusive, end exclusive, in
@@ -85,6 +87,7 @@ class Settings:
     chunk_rows: int = 100_000
     max_bad_ratio: float = 1.0
     retries: int = 5
+    retry_wait: float = 300.0
     source_timezone: str = "America/Sao_Paulo"
     requests_per_minute: float = 40.0
     free_hours: str = ""
@@ -109,6 +112,7 @@ class Settings:
             ("writers", 0),
             ("chunk_rows", 1000),
             ("retries", 1),
+            ("retry_wait", 0.0),
             ("connect_timeout", 1),
             ("statement_timeout", 1),
             ("extract_workers", 1),

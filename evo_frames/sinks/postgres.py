@@ -60,15 +60,47 @@ class PostgresSink(SqlSink):
 
     dialect = POSTGRESQL
 
-    def __init__(self, url: str, connect_timeout: int, statement_timeout: int, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        connect_timeout: int,
+        statement_timeout: int,
+        read_only: bool = False,
+        retry_wait: float = 300.0,
+    ) -> None:
         super().__init__(url, describe(url), read_only)
         self.connect_timeout = connect_timeout
+        #: seconds a reconnect waits out a server that is down, starting up or shutting down
+        self.retry_wait = retry_wait
+        #: set by :meth:`reconnect`: the server was reachable, so a refused connection is a failover
+        self._reconnecting = False
         self._uri = with_timeouts(url, connect_timeout, statement_timeout)
 
-    def _connect(self) -> Any:
+    def reconnect(self) -> None:
+        super().reconnect()
+        self._reconnecting = True
+
+    def _connect_once(self) -> Any:
         import adbc_driver_postgresql.dbapi
 
         try:
             return adbc_driver_postgresql.dbapi.connect(self._uri)
         except Exception as e:
             raise _connect_failure(e, self.display, self.connect_timeout) from e
+
+    def _connect(self) -> Any:
+        """Connect; wait out a failover for up to ``retry_wait`` seconds.
+
+        A first connect waits only for a server that says it is starting up or shutting down; a
+        reconnect also waits while the connection is refused or reset (the server restarts).
+        """
+        from ..retry import connect_within, is_server_restarting, is_transient_connect
+
+        conn = connect_within(
+            self._connect_once,
+            budget=self.retry_wait,
+            display=self.display,
+            transient=is_transient_connect if self._reconnecting else is_server_restarting,
+        )
+        self._reconnecting = False
+        return conn
