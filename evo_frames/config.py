@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -22,6 +23,24 @@ from typing import Any, get_type_hints
 from .errors import ConfigError, redact
 
 ENV_PREFIX = "EVO_FRAMES_"
+#: the documented form of ``duckdb_memory_limit`` (DuckDB's own units); nothing else reaches SQL
+MEMORY_LIMIT = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)")
+
+
+def check_memory_limit(value: str, where: str = "setting duckdb_memory_limit") -> str:
+    """``value`` when it is a DuckDB memory size such as ``2GB`` or ``512MiB``; else a ConfigError.
+
+    >>> check_memory_limit("1.5GiB")
+    '1.5GiB'
+    """
+    if not MEMORY_LIMIT.fullmatch(value.strip()):
+        raise ConfigError(
+            f"{where} = {value!r} is not a memory size; use a number and a unit, e.g. '2GB' or '512MiB' "
+            "(units: KB MB GB TB KiB MiB GiB TiB)"
+        )
+    return value.strip()
+
+
 #: config.toml sections and the settings each may hold
 SECTIONS: Mapping[str, tuple[str, ...]] = {
     "lake": ("lake", "lake_prefix"),
@@ -143,6 +162,16 @@ class Settings:
                 f"setting api_timezone = {self.api_timezone!r} is not an IANA time zone; use e.g. 'America/Sao_Paulo'"
             ) from e
         free_hours(self.free_hours)
+        if self.duckdb_memory_limit:
+            check_memory_limit(
+                self.duckdb_memory_limit, f"setting duckdb_memory_limit{self._origin('duckdb_memory_limit')}"
+            )
+
+    def _origin(self, name: str) -> str:
+        origin = self.origins.get(name, "default")
+        if origin == "env":
+            return f" (environment {ENV_PREFIX}{name.upper()})"
+        return f" ({origin})" if origin.startswith("file") else ""
 
     @property
     def duckdb_memory(self) -> str:

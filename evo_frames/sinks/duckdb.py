@@ -44,7 +44,10 @@ class DuckDBSink(SqlSink):
     def __init__(self, url: str, memory_limit: str, read_only: bool = False) -> None:
         self.path = duckdb_path(url)
         super().__init__(url, f"duckdb:{self.path}", read_only)
-        self.memory_limit = memory_limit
+        from ..config import check_memory_limit
+
+        #: validated: it is written into a SET statement (DuckDB does not bind SET values)
+        self.memory_limit = check_memory_limit(memory_limit)
 
     def _connect(self) -> Any:
         import adbc_driver_duckdb
