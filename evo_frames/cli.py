@@ -133,11 +133,16 @@ def _root(
     ] = False,
 ) -> None:
     _state["verbose"] = verbose
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
+
+
+class _RedactingFormatter(logging.Formatter):
+    """Log lines and tracebacks (messages, chained causes, notes) without any secret."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def _format_summary(s: Any) -> str:
@@ -553,6 +558,9 @@ def main() -> None:
         sys.exit(130)
     except Exception as e:
         if _state["verbose"]:
-            raise
+            import traceback
+
+            typer.echo(redact(traceback.format_exc()), err=True)
+            sys.exit(1)
         typer.echo(f"error: {redact(f'{type(e).__name__}: {e}')} (rerun with --verbose for the traceback)", err=True)
         sys.exit(1)
