@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from .errors import ConfigError, redact
+from .errors import ConfigError, redact, register_secret
 
 ENV_PREFIX = "EVO_FRAMES_"
 #: the documented form of ``duckdb_memory_limit`` (DuckDB's own units); nothing else reaches SQL
@@ -309,6 +309,9 @@ def storage_options(lake: str, env: Mapping[str, str] | None = None) -> dict[str
     env = os.environ if env is None else env
     if not lake.startswith(("az://", "abfs://", "abfss://")):
         return {}
+    for name in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_KEY",
+                 "AZURE_STORAGE_SAS_TOKEN"):  # fmt: skip
+        register_secret(env.get(name))  # redact() removes them from every message and traceback
     if env.get("AZURE_STORAGE_CONNECTION_STRING"):
         return {"connection_string": env["AZURE_STORAGE_CONNECTION_STRING"]}
     account = env.get("AZURE_STORAGE_ACCOUNT_NAME") or env.get("AZURE_STORAGE_ACCOUNT")

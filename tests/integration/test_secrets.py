@@ -73,3 +73,13 @@ def test_unknown_scheme_hides_the_password(tmp_path: Path, verbose: bool) -> Non
 def test_redact_any_scheme() -> None:
     assert redact("postgresq://etl:p@ssW0rd@host/db") == "postgresq://etl:***@host/db"
     assert "xyzzy" not in redact("DefaultEndpointsProtocol=https;AccountName=a;AccountKey=xyzzy==;")
+
+
+def test_azure_key_and_sas_are_redacted_everywhere() -> None:
+    from evo_frames.config import storage_options
+
+    key, sas = "Xk3vQ9/abcDEF+ghi==", "sv=2024&sig=Pq8wLm%2Fzz"
+    storage_options("az://c/x", {"AZURE_STORAGE_ACCOUNT_NAME": "acct", "AZURE_STORAGE_ACCOUNT_KEY": key})
+    storage_options("az://c/x", {"AZURE_STORAGE_ACCOUNT_NAME": "acct", "AZURE_STORAGE_SAS_TOKEN": sas})
+    shown = redact(f"auth failed for key {key} and token {sas} at https://acct.blob.core.windows.net/c?{sas}")
+    assert key not in shown and "Pq8wLm" not in shown and "acct" in shown
