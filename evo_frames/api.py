@@ -44,6 +44,7 @@ def connect(settings: Settings, *, read_only: bool = False) -> SqlSink:
         statement_timeout=settings.statement_timeout,
         lock_timeout=settings.lock_timeout,
         read_only=read_only,
+        retry_wait=settings.retry_wait,
     )
 
 

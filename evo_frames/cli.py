@@ -134,17 +134,21 @@ def _root(
 ) -> None:
     _state["verbose"] = verbose
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_OneLine("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
 
 
-class _OneLine(logging.Formatter):
-    """Log messages with control characters escaped: a file name cannot forge a log line."""
+class _LogFormatter(logging.Formatter):
+    """Log lines without any secret, and with control characters escaped: a file name cannot
+    forge a log line."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
         from .lake import shown
 
         return shown(super().formatMessage(record))
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def _format_summary(s: Any) -> str:
@@ -585,6 +589,11 @@ def main() -> None:
         sys.exit(130)
     except Exception as e:
         if _state["verbose"]:
-            raise
-        typer.echo(f"error: {_line(f'{type(e).__name__}: {e}')} (rerun with --verbose for the traceback)", err=True)
+            import traceback
+
+            typer.echo(redact(traceback.format_exc()), err=True)
+            sys.exit(1)
+        typer.echo(
+            f"error: {_line(redact(f'{type(e).__name__}: {e}'))} (rerun with --verbose for the traceback)", err=True
+        )
         sys.exit(1)

@@ -13,22 +13,41 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from .errors import ConfigError, redact
+from .errors import ConfigError, redact, register_secret
 
 ENV_PREFIX = "EVO_FRAMES_"
+#: the documented form of ``duckdb_memory_limit`` (DuckDB's own units); nothing else reaches SQL
+MEMORY_LIMIT = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)")
+
+
+def check_memory_limit(value: str, where: str = "setting duckdb_memory_limit") -> str:
+    """``value`` when it is a DuckDB memory size such as ``2GB`` or ``512MiB``; else a ConfigError.
+
+    >>> check_memory_limit("1.5GiB")
+    '1.5GiB'
+    """
+    if not MEMORY_LIMIT.fullmatch(value.strip()):
+        raise ConfigError(
+            f"{where} = {value!r} is not a memory size; use a number and a unit, e.g. '2GB' or '512MiB' "
+            "(units: KB MB GB TB KiB MiB GiB TiB)"
+        )
+    return value.strip()
+
+
 #: config.toml sections and the settings each may hold
 SECTIONS: Mapping[str, tuple[str, ...]] = {
     "lake": ("lake", "lake_prefix"),
     "target": ("target", "duckdb_memory_limit", "connect_timeout", "statement_timeout", "lock_timeout"),
     "load": (
-        "batch_size", "workers", "writers", "chunk_rows", "max_bad_ratio", "retries", "source_timezone",
-        "memory_budget",
+        "batch_size", "workers", "writers", "chunk_rows", "max_bad_ratio", "retries", "retry_wait",
+        "source_timezone", "memory_budget",
     ),
     "extract": (
         "requests_per_minute", "free_hours", "free_requests_per_minute", "api_timezone", "extract_workers",
@@ -60,6 +79,8 @@ class Settings:
         chunk_rows: records per staged chunk (bounds memory).
         max_bad_ratio: share of rejected lines above which ``run`` exits 3.
         retries: attempts for a batch that fails with a transient error.
+        retry_wait: seconds a reconnect waits out a PostgreSQL failover (refused or reset
+            connections, a server starting up or shutting down) before the run fails.
         source_timezone: time zone of EVO's offset-less timestamps.
         requests_per_minute: ``extract``: API requests per minute, shared by all windows.
         free_hours: ``extract``: local hours ``H-H`` (start inclusive, end exclusive, in
@@ -88,6 +109,7 @@ class Settings:
     chunk_rows: int = 100_000
     max_bad_ratio: float = 1.0
     retries: int = 5
+    retry_wait: float = 300.0
     source_timezone: str = "America/Sao_Paulo"
     requests_per_minute: float = 40.0
     free_hours: str = ""
@@ -112,6 +134,7 @@ class Settings:
             ("writers", 0),
             ("chunk_rows", 1000),
             ("retries", 1),
+            ("retry_wait", 0.0),
             ("connect_timeout", 1),
             ("statement_timeout", 1),
             ("lock_timeout", 0),
@@ -143,6 +166,16 @@ class Settings:
                 f"setting api_timezone = {self.api_timezone!r} is not an IANA time zone; use e.g. 'America/Sao_Paulo'"
             ) from e
         free_hours(self.free_hours)
+        if self.duckdb_memory_limit:
+            check_memory_limit(
+                self.duckdb_memory_limit, f"setting duckdb_memory_limit{self._origin('duckdb_memory_limit')}"
+            )
+
+    def _origin(self, name: str) -> str:
+        origin = self.origins.get(name, "default")
+        if origin == "env":
+            return f" (environment {ENV_PREFIX}{name.upper()})"
+        return f" ({origin})" if origin.startswith("file") else ""
 
     @property
     def duckdb_memory(self) -> str:
@@ -280,6 +313,9 @@ def storage_options(lake: str, env: Mapping[str, str] | None = None) -> dict[str
     env = os.environ if env is None else env
     if not lake.startswith(("az://", "abfs://", "abfss://")):
         return {}
+    for name in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_KEY",
+                 "AZURE_STORAGE_SAS_TOKEN"):  # fmt: skip
+        register_secret(env.get(name))  # redact() removes them from every message and traceback
     if env.get("AZURE_STORAGE_CONNECTION_STRING"):
         return {"connection_string": env["AZURE_STORAGE_CONNECTION_STRING"]}
     account = env.get("AZURE_STORAGE_ACCOUNT_NAME") or env.get("AZURE_STORAGE_ACCOUNT")

@@ -22,11 +22,13 @@ def open_sink(
     statement_timeout: int,
     lock_timeout: int = 0,
     read_only: bool = False,
+    retry_wait: float = 300.0,
 ) -> SqlSink:
     """The sink for a target URL (no connection is made until first use).
 
     ``read_only``: never write, never create a file (a missing DuckDB file is an error).
     ``lock_timeout``: seconds a DuckDB writer waits for another process's file lock.
+    ``retry_wait``: seconds a PostgreSQL reconnect waits out a failover.
     """
     if url.startswith("duckdb:"):
         from .duckdb import DuckDBSink
@@ -35,7 +37,7 @@ def open_sink(
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresSink
 
-        return PostgresSink(url, connect_timeout, statement_timeout, read_only)
+        return PostgresSink(url, connect_timeout, statement_timeout, read_only, retry_wait)
     raise ConfigError(
         f"unknown target {redact(url)!r}; use duckdb:///abs/file.duckdb, duckdb:rel/file.duckdb "
         "or postgresql://user:pass@host:port/db"

@@ -45,7 +45,10 @@ class DuckDBSink(SqlSink):
     def __init__(self, url: str, memory_limit: str, read_only: bool = False, *, lock_timeout: int = 0) -> None:
         self.path = duckdb_path(url)
         super().__init__(url, f"duckdb:{self.path}", read_only)
-        self.memory_limit = memory_limit
+        from ..config import check_memory_limit
+
+        #: validated: it is written into a SET statement (DuckDB does not bind SET values)
+        self.memory_limit = check_memory_limit(memory_limit)
         #: a writer waits this long for another process to close the file; a reader never waits
         self.lock_timeout = 0 if read_only else lock_timeout
 
