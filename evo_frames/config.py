@@ -68,9 +68,10 @@ class Settings:
         pages_in_flight: ``extract``: pages of one window requested ahead, at once.
         request_timeout: ``extract``: seconds one API request may take (connect, read, write).
         request_attempts: ``extract``: attempts of one page before its window fails.
-        memory_budget: MiB of peak memory the whole process should stay under. It sizes the text
-            of each decoded chunk (:attr:`chunk_bytes`), the bronze decoded ahead and DuckDB's
-            ``memory_limit`` (DuckDB spills to ``<database file>.tmp`` beyond it).
+        memory_budget: MiB of peak memory the whole process should stay under. It sizes the
+            decoded size of each chunk of a load (:attr:`piece_bytes`), hence the bronze decoded
+            ahead, the text of each chunk ``transform`` reads from STG (:attr:`chunk_bytes`) and
+            DuckDB's ``memory_limit`` (DuckDB spills to ``<database file>.tmp`` beyond it).
     """
 
     lake: str = "data/lake"
@@ -150,8 +151,25 @@ class Settings:
         return self.duckdb_memory_limit or f"{self.memory_budget * 3 // 8}MiB"
 
     @property
+    def piece_bytes(self) -> int:
+        """Most decoded bytes per chunk (records, their raw JSON and CORE frames), from
+        ``memory_budget`` and ``workers``.
+
+        Up to ``workers + 2`` chunks are alive at once in the load (two queued per decoding
+        file, the one being built, the one being written), the one being written about four
+        times over while it is staged (its pieces, their concatenation, the STG frame, the rows
+        sent), so the budget is shared by ``8 * (workers + 2)`` decoded chunks. The load
+        measures how much each entity's JSON grows once decoded on its first chunk and sizes the
+        text of the next chunks from this (see ``pipeline._Expansion``).
+
+        >>> Settings().piece_bytes >> 20, Settings(workers=6).piece_bytes >> 20
+        (24, 9)
+        """
+        return (self.memory_budget << 20) // (8 * (self.workers + 2))
+
+    @property
     def chunk_bytes(self) -> int:
-        """Most JSON text per decoded chunk, from ``memory_budget`` and ``workers``.
+        """Most JSON text per chunk ``transform`` reads from STG, from ``memory_budget`` and ``workers``.
 
         Up to ``workers + 2`` chunks are alive at once (one being decoded per worker, the queued
         ones, the one being written), each decoded and copied while it is staged at about 8 to 16
