@@ -152,20 +152,20 @@ class Settings:
 
     @property
     def piece_bytes(self) -> int:
-        """Most decoded bytes per chunk (records, their raw JSON and CORE frames), from
-        ``memory_budget`` and ``workers``.
+        """Most decoded bytes per chunk of a load (records with their raw JSON, and CORE frames),
+        from ``memory_budget`` and ``workers``.
 
-        Up to ``workers + 2`` chunks are alive at once in the load (two queued per decoding
-        file, the one being built, the one being written), the one being written about four
-        times over while it is staged (its pieces, their concatenation, the STG frame, the rows
-        sent), so the budget is shared by ``8 * (workers + 2)`` decoded chunks. The load
-        measures how much each entity's JSON grows once decoded on its first chunk and sizes the
-        text of the next chunks from this (see ``pipeline._Expansion``).
+        Each decoding file holds up to three chunks (two queued, one being built, which decodes
+        through about twice its size) and the chunk being written is held about four times over
+        (its pieces, their concatenation, the STG frame, the rows sent): so the budget is shared
+        by ``16 * (workers + 2)`` decoded chunks, which leaves most of it to the interpreter, the
+        libraries and DuckDB. The load measures how much an entity's JSON grows once decoded on
+        its first chunk and sizes the text of the next ones from it (``pipeline._Expansion``).
 
         >>> Settings().piece_bytes >> 20, Settings(workers=6).piece_bytes >> 20
-        (24, 9)
+        (12, 6)
         """
-        return (self.memory_budget << 20) // (8 * (self.workers + 2))
+        return (self.memory_budget << 20) // (16 * (self.workers + 2))
 
     @property
     def chunk_bytes(self) -> int:

@@ -64,7 +64,7 @@ def test_load_chunks_are_bounded_by_their_decoded_size(tmp_path: Path, monkeypat
     settings = Settings(lake=lake, target=f"duckdb:///{tmp_path}/evo.duckdb", memory_budget=256, workers=8)
     (summary,) = api.run("members", settings=settings)
     assert summary.rows_loaded == 8_000
-    bound = (settings.memory_budget << 20) // (8 * (settings.workers + 2))  # Settings.piece_bytes: 3.2 MiB
+    bound = (settings.memory_budget << 20) // (16 * (settings.workers + 2))  # Settings.piece_bytes: 1.6 MiB
     assert len(decoded) > 2
     assert max(decoded) <= bound * 1.1, (
         f"decoded chunks of {[round(n / 2**20, 1) for n in decoded]} MiB, bound {bound / 2**20:.1f} MiB"
