@@ -77,6 +77,22 @@ def record_zone(zone: RecordZone, fallback: str) -> pl.Expr:
     return text(zone.field).replace_strict(dict(zone.zones), default=pl.lit(fallback), return_dtype=pl.String)
 
 
+#: the years every target and Python can hold (PostgreSQL's timestamptz and ``datetime`` both can):
+#: a date or an instant (in UTC) outside them becomes NULL, counted as a value that could not be typed
+MIN_YEAR, MAX_YEAR = 1, 9999
+
+
+def in_range(value: pl.Expr) -> pl.Expr:
+    """``value`` (a date, or a datetime in UTC) where its year is 1..9999, else NULL.
+
+    >>> import datetime as dt
+    >>> df = pl.DataFrame({"d": [dt.date(1, 1, 1), dt.date(9999, 12, 31), dt.date(2025, 1, 1)]})
+    >>> df.select(in_range(pl.col("d").dt.offset_by("-1d"))).to_series().to_list()
+    [None, datetime.date(9999, 12, 30), datetime.date(2024, 12, 31)]
+    """
+    return pl.when(value.dt.year().is_between(MIN_YEAR, MAX_YEAR)).then(value)
+
+
 def _in_zone(local: pl.Expr, tz: str) -> pl.Expr:
     return local.dt.replace_time_zone(tz, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
 
@@ -100,14 +116,15 @@ def timestamp(value: str | pl.Expr, tz: str) -> pl.Expr:
     Offset-less values are local time in ``tz`` (EVO sends Brazilian local time). An ambiguous
     local time (the hour repeated when daylight saving ends) takes the earlier instant; a
     non-existent one (the hour skipped when it starts) becomes NULL. Values that carry an offset
-    or ``Z`` keep it. Accepted: ``YYYY-MM-DD[(T| )HH:MM[:SS[.f]]]``.
+    or ``Z`` keep it. Accepted: ``YYYY-MM-DD[(T| )HH:MM[:SS[.f]]]``. An instant whose year in UTC
+    is outside 1..9999 (``0000-01-01``, or ``9999-12-31T23:59:59`` read west of UTC) becomes NULL.
 
     >>> df = pl.DataFrame({"t": ["2025-11-03T06:41:17.5", "2025-11-03", "2025-11-03T06:41:17Z", "x"]})
     >>> [str(v) for v in df.select(timestamp("t", "America/Sao_Paulo")).to_series()]
     ['2025-11-03 09:41:17.500000+00:00', '2025-11-03 03:00:00+00:00', '2025-11-03 06:41:17+00:00', 'None']
     """
     local, offset = _local_and_offset(value)
-    return pl.coalesce(_in_zone(local, tz), offset)
+    return in_range(pl.coalesce(_in_zone(local, tz), offset))
 
 
 def is_timestamp(value: str | pl.Expr) -> pl.Expr:
@@ -146,7 +163,8 @@ def with_zoned_timestamps(
     def read(c: str) -> pl.Expr:
         # replace_time_zone takes one zone per call: each zone converts only its own records
         local = pl.col(f"_local_{c}")
-        return pl.coalesce(*(_in_zone(pl.when(in_zone == z).then(local), z) for z in names), pl.col(f"_offset_{c}"))
+        zoned = (_in_zone(pl.when(in_zone == z).then(local), z) for z in names)
+        return in_range(pl.coalesce(*zoned, pl.col(f"_offset_{c}")))
 
     return staged.with_columns(read(c).alias(c) for c in fields).drop(
         *(f"_{part}_{c}" for c in fields for part in ("local", "offset"))
@@ -154,8 +172,14 @@ def with_zoned_timestamps(
 
 
 def date(value: str | pl.Expr) -> pl.Expr:
-    """DATE from a date or a midnight timestamp (the calendar date as sent, no zone shift)."""
-    return text(value).str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False, exact=True)
+    """DATE from a date or a midnight timestamp (the calendar date as sent, no zone shift); a
+    year outside 1..9999 becomes NULL.
+
+    >>> pl.DataFrame({"d": ["2025-11-03T06:41:17", "0000-01-01", "0005-03-01", "x"]}).select(
+    ...     date("d")).to_series().to_list()
+    [datetime.date(2025, 11, 3), None, datetime.date(5, 3, 1), None]
+    """
+    return in_range(text(value).str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False, exact=True))
 
 
 def full_name(first: str | pl.Expr, last: str | pl.Expr) -> pl.Expr:

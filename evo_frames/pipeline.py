@@ -42,8 +42,8 @@ from .config import Settings, storage_options
 from .errors import EvoFramesError, TransformError, redact
 from .expr import LATEST_ORDER, text
 from .progress import Progress
-from .reader import CHUNK_BYTES, REJECT_SCHEMA, FileStats, decode, iter_lines
-from .retry import with_retries
+from .reader import CHUNK_BYTES, REJECT_SCHEMA, FileStats, _clip, decode, iter_lines, reject_duplicate_keys
+from .retry import is_data_error, with_retries
 from .sinks import Counts, SqlSink
 from .sinks.sql import FILES, qt
 from .spec import CONTENT_HASH, Entity, TransformContext
@@ -195,6 +195,7 @@ def read_file(
         with lakes.reading(file.path), lakes.open_file(file.path, options) as fh:
             for lines, read_rejects in iter_lines(fh, stats=stats, chunk_lines=chunk_rows, chunk_bytes=chunk_bytes):
                 records, decode_rejects = decode(lines, entity.record)
+                records, dup_rejects = reject_duplicate_keys(records)
                 lineage = records.with_columns(
                     pl.lit(file.path).alias("_source_file"),
                     pl.lit(file.run_id).alias("run_id"),
@@ -220,7 +221,7 @@ def read_file(
                     records=latest,
                     core=core,
                     casts=casts,
-                    rejects=pl.concat([read_rejects, decode_rejects, key_rejects.cast(REJECT_SCHEMA)]),
+                    rejects=pl.concat([read_rejects, decode_rejects, dup_rejects, key_rejects.cast(REJECT_SCHEMA)]),
                     duplicates=good.height - latest.height,
                     decoded_bytes=decoded,
                 )
@@ -580,6 +581,25 @@ class _Claims:
             self._held.pop(id(owner), None)
 
 
+class _BadChunk(Exception):
+    """Writing one chunk failed with a data error (see ``retry.is_data_error``); the batch is
+    rolled back and the chunk's records are narrowed down to the offending ones."""
+
+    def __init__(self, records: pl.DataFrame, error: Exception) -> None:
+        super().__init__(str(error))
+        self.records = records
+        self.error = error
+
+
+#: lines of a batch quarantined at the load stage: ``(path, line) -> reason``
+Quarantine = dict[tuple[str, int], str]
+
+
+def _halves(frame: pl.DataFrame) -> list[pl.DataFrame]:
+    half = frame.height // 2
+    return [frame.slice(0, half), frame.slice(half)]
+
+
 class Loader:
     """Loads one entity's selected files into a sink; see the module docstring."""
 
@@ -684,17 +704,25 @@ class Loader:
         prefetch: _Prefetcher,
         claims: _Claims | None,
     ) -> None:
-        tries = iter(range(self.settings.retries))
+        # records whose write failed with a data error: kept across replays of the batch
+        quarantined: Quarantine = {}
+        fresh = [True]
 
         def attempt() -> None:
-            if next(tries) == 0:
-                # the first try takes the files decoded ahead, each when the load reaches it
-                sources: list[_Source] = [_Prefetched(files[i], prefetch, i) for i in batch]
-            else:
-                # a replay re-reads the batch in this thread; what was decoded ahead is dropped
-                prefetch.discard(batch)
-                sources = [_Direct(files[i], self._read) for i in batch]
-            self._load_batch(sink, sources, claims)
+            while True:
+                if fresh[0]:
+                    # the first try takes the files decoded ahead, each when the load reaches it
+                    sources: list[_Source] = [_Prefetched(files[i], prefetch, i) for i in batch]
+                else:
+                    # a replay re-reads the batch in this thread; what was decoded ahead is dropped
+                    prefetch.discard(batch)
+                    sources = [_Direct(files[i], self._read) for i in batch]
+                fresh[0] = False
+                try:
+                    self._load_batch(sink, sources, claims, quarantined)
+                    return
+                except _BadChunk as bad:  # rolled back: find the offending records, then replay
+                    quarantined.update(self._isolate(sink, bad.records, bad.error))
 
         with_retries(
             attempt,
@@ -703,7 +731,93 @@ class Loader:
             what=f"loading {len(batch)} {self.entity.name} file(s) from {files[batch.start].path}",
         )
 
-    def _load_batch(self, sink: SqlSink, sources: list[_Source], claims: _Claims | None) -> None:
+    def _isolate(self, sink: SqlSink, records: pl.DataFrame, error: Exception) -> Quarantine:
+        """The records of a chunk whose write fails with a data error, by bisection.
+
+        Each half that fails is halved again; each try writes its records in a fresh transaction
+        that is rolled back. One bad record costs about 2·log2(chunk) tries; when the tries
+        allowed (16·log2(chunk)) run out, or no single record fails alone, ``error`` is raised.
+        """
+        budget = 16 * max(1, records.height.bit_length())
+        found: Quarantine = {}
+        parts = _halves(records) if records.height > 1 else [records]
+        while parts:
+            part = parts.pop()
+            if part.height == 0:
+                continue
+            if budget == 0:
+                raise error
+            budget -= 1
+            failure = self._try_write(sink, part)
+            if failure is None:
+                continue
+            if part.height > 1:
+                parts += _halves(part)
+                continue
+            reason = redact(str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__)
+            found[(part.item(0, "_source_file"), int(part.item(0, "_source_line")))] = (
+                f"the target refused the record: {reason}"
+            )
+        if not found:
+            raise error
+        log.warning(
+            "%s: %d record(s) quarantined in evo_meta.rejects (stage load): %s",
+            self.entity.name,
+            len(found),
+            next(iter(found.values())),
+        )
+        return found
+
+    def _try_write(self, sink: SqlSink, records: pl.DataFrame) -> Exception | None:
+        """Write ``records`` in a transaction of their own and roll it back; the data error, if any."""
+        sink.rollback()
+        try:
+            core, _ = transform_records(self.entity, records, self.ctx)
+            sink.write_chunk(self.entity, self._stg(records), core)
+            return None
+        except Exception as e:
+            if is_data_error(e):
+                return e
+            raise
+        finally:
+            sink.rollback()
+
+    def _stg(self, records: pl.DataFrame) -> pl.DataFrame:
+        """The STG rows of deduplicated records: the raw line as ``raw_data``, and its content hash."""
+        return records.rename({"raw": "raw_data"}).with_columns(
+            plh.col("raw_data").nchash.xxhash64().reinterpret(signed=True).alias(CONTENT_HASH)
+        )
+
+    def _without(self, piece: Piece, path: str, quarantined: Quarantine) -> Piece:
+        """``piece`` without its quarantined records, which become rejects (stage ``load``)."""
+        lines = [line for (p, line) in quarantined if p == path]
+        bad = piece.records["_source_line"].is_in(pl.Series(lines, dtype=pl.Int64).implode())
+        if not lines or not bad.any():
+            return piece
+        records = piece.records.filter(~bad)
+        core, casts = transform_records(self.entity, records, self.ctx)
+        gone = piece.records.filter(bad)
+        rejected = pl.DataFrame(
+            {
+                "line": gone["_source_line"].cast(pl.Int64),
+                "stage": ["load"] * gone.height,
+                "reason": [quarantined[(path, int(n))] for n in gone["_source_line"]],
+                "raw": [_clip(raw.encode("utf-8")) for raw in gone["raw"]],
+                "raw_length": gone["raw"].str.len_bytes().cast(pl.Int64),
+            },
+            schema=REJECT_SCHEMA,
+        )
+        return Piece(
+            records=records,
+            core=core,
+            casts=casts,
+            rejects=pl.concat([piece.rejects, rejected]),
+            duplicates=piece.duplicates,
+        )
+
+    def _load_batch(
+        self, sink: SqlSink, sources: list[_Source], claims: _Claims | None, quarantined: Quarantine | None = None
+    ) -> None:
         started = time.perf_counter()
         owner = object()
         contested = claims.contested(owner) if claims else None
@@ -720,6 +834,8 @@ class Loader:
             for source in sources:
                 file = source.file
                 for piece in source.pieces():
+                    if quarantined:
+                        piece = self._without(piece, file.path, quarantined)
                     dups[file.path] += piece.duplicates
                     if piece.rejects.height:
                         rejects.append(piece.rejects.with_columns(pl.lit(file.path).alias("path")))
@@ -797,10 +913,13 @@ class Loader:
             for col, n in piece_casts.items():
                 casts[col] += n
         count_zone_fallbacks(entity, records, zones)
-        stg = records.rename({"raw": "raw_data"}).with_columns(
-            plh.col("raw_data").nchash.xxhash64().reinterpret(signed=True).alias(CONTENT_HASH)
-        )
-        for table, counts in sink.write_chunk(entity, stg, core, contested).items():
+        try:
+            written = sink.write_chunk(entity, self._stg(records), core, contested)
+        except Exception as e:
+            if is_data_error(e):
+                raise _BadChunk(records, e) from e
+            raise
+        for table, counts in written.items():
             table_counts[table].add(counts)
 
     def _manifest(self, outcomes: list[FileOutcome], rejects: pl.DataFrame, dups: dict[str, int]) -> pl.DataFrame:

@@ -780,3 +780,80 @@ def _coercer(dtype: pl.DataType) -> Callable[[Any], Any]:
         return value
 
     return leaf
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> None:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen.add(key)
+
+
+def _duplicated_key(raw: str) -> str | None:
+    """The first key that one object of the JSON text ``raw`` holds twice, or None."""
+    try:
+        json.loads(raw, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey as dup:
+        return str(dup.args[0])
+    except (ValueError, RecursionError):  # not for this check to judge
+        return None
+    return None
+
+
+def reject_duplicate_keys(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split decoded ``records`` (from :func:`decode`) into those whose JSON objects hold each key
+    once and rejects (stage ``decode``) of lines where one object holds a key twice.
+
+    Such a line would load two different records: the typed columns keep the first value (as
+    Polars decodes) while PostgreSQL's ``jsonb`` raw_data keeps the last, so a CORE rebuilt from
+    STG would differ from the first load's. Cheap: one literal count of key tokens (``":``) per
+    line flags candidates, the lines with more key tokens than is usual among the chunk's lines of
+    the same shape (top-level list lengths); only those, and one usual line per shape (a producer
+    that repeats a key in every line), are parsed again in Python to find the key.
+    """
+    if records.height == 0:
+        return records, pl.DataFrame(schema=REJECT_SCHEMA)
+    lists = [name for name, dtype in records.schema.items() if isinstance(dtype, pl.List)]
+    shape = [pl.col(c).list.len().fill_null(-1) for c in lists] or [pl.lit(0)]
+    tokens = pl.col("raw").str.count_matches('":', literal=True)
+    flags = records.select(
+        tokens.alias("_tokens"),
+        pl.struct(shape).rank("dense").alias("_shape") if lists else pl.lit(0).alias("_shape"),
+    ).with_columns(_usual=pl.col("_tokens").mode().min().over("_shape"))
+    usual = pl.col("_tokens") == pl.col("_usual")
+    candidate = flags.select(
+        (pl.col("_tokens") > pl.col("_usual")) | (usual & ~usual.cum_sum().over("_shape").gt(1))
+    ).to_series()
+    if not candidate.any():
+        return records, pl.DataFrame(schema=REJECT_SCHEMA)
+    rows = candidate.arg_true()
+    found = {int(i): key for i, key in ((i, _duplicated_key(records["raw"][i])) for i in rows.to_list()) if key}
+    # a usual line holding a duplicate: every line of its shape may hold one
+    dup_shapes = {flags["_shape"][i] for i in found if flags["_tokens"][i] == flags["_usual"][i]}
+    for i in flags.with_row_index("_i").filter(pl.col("_shape").is_in(list(dup_shapes)))["_i"].to_list():
+        if i not in found and (key := _duplicated_key(records["raw"][i])):
+            found[i] = key
+    if not found:
+        return records, pl.DataFrame(schema=REJECT_SCHEMA)
+    bad = pl.Series(list(found), dtype=pl.UInt32)
+    mask = pl.int_range(records.height, eager=True, dtype=pl.UInt32).is_in(bad.implode())
+    gone = records.filter(mask)
+    rejects = pl.DataFrame(
+        {
+            "line": gone["_source_line"].cast(pl.Int64),
+            "stage": ["decode"] * gone.height,
+            "reason": [
+                f"duplicate key {found[i]!r} in one JSON object (its values would disagree between raw_data and CORE)"
+                for i in sorted(found)
+            ],
+            "raw": [_clip(raw.encode("utf-8")) for raw in gone["raw"]],
+            "raw_length": gone["raw"].str.len_bytes().cast(pl.Int64),
+        },
+        schema=REJECT_SCHEMA,
+    )
+    return records.filter(~mask), rejects

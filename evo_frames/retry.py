@@ -54,6 +54,39 @@ def is_transient(error: BaseException) -> bool:
     return status == "INVALID_STATE" and "read-only transaction" in str(error)
 
 
+#: SQLSTATE classes of errors caused by the data written: data exception, integrity violation
+DATA_SQLSTATE_CLASSES = frozenset({"22", "23"})
+#: ADBC status codes of errors caused by the data written
+DATA_STATUS = frozenset({"INVALID_DATA", "INTEGRITY"})
+#: DuckDB's exception classes (by name) for values it cannot store
+DATA_EXCEPTIONS = frozenset({"ConversionException", "ConstraintException", "OutOfRangeException"})
+#: how DuckDB over ADBC names those exceptions: status INVALID_ARGUMENT, the message starting so
+DUCKDB_DATA_MESSAGES = ("Conversion Error:", "Constraint Error:", "Out of Range Error:")
+
+
+def is_data_error(error: BaseException) -> bool:
+    """True when ``error`` (or an error it was raised from) says a value could not be stored: a
+    data exception or integrity violation (SQLSTATE class 22 or 23), ADBC ``INVALID_DATA`` or
+    ``INTEGRITY``, DuckDB's conversion, constraint or out-of-range errors, or a Python
+    ``ValueError``/``OverflowError`` while converting values. Never for a transient error."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, Transient) or (seen is not error and is_transient(seen)):
+            return False
+        sqlstate = getattr(seen, "sqlstate", None)
+        if sqlstate and sqlstate[:2] in DATA_SQLSTATE_CLASSES:
+            return True
+        if _status(seen) in DATA_STATUS or type(seen).__name__ in DATA_EXCEPTIONS:
+            return True
+        if isinstance(seen, (ValueError, OverflowError)) and not isinstance(seen, EvoFramesError):
+            return True
+        status = _status(seen)
+        if status in ("INVALID_ARGUMENT", "INTERNAL") and str(seen).startswith(DUCKDB_DATA_MESSAGES, len(status) + 2):
+            return True  # DuckDB over ADBC: the kind of error is named only at the start of the message
+        seen = seen.__cause__
+    return False
+
+
 def translate(error: BaseException, what: str, target: str) -> EvoFramesError:
     """A driver error as an evo-frames error naming the operation and the target."""
     if isinstance(error, EvoFramesError):

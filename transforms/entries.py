@@ -109,6 +109,8 @@ def keys(records: pl.LazyFrame, ctx: TransformContext) -> pl.LazyFrame:
         .with_columns(
             _key_error=pl.when(pl.col("date").is_null())
             .then(pl.lit("key field date is missing"))
+            .when(pl.col("entry_local_date").is_null() & is_timestamp)
+            .then(pl.format("key field date {} is outside the years 0001 to 9999", pl.col("date")))
             .when(pl.col("entry_local_date").is_null())
             .then(pl.format("key field date {} is not a timestamp (YYYY-MM-DDTHH:MM:SS)", pl.col("date")))
         )

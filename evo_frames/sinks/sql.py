@@ -4,8 +4,9 @@ Per chunk, inside the batch's transaction:
 
 1. The probe: the chunk's keys, content hashes and lineage (no payload) go into a TEMP table, and
    one query returns the rows that are new, or whose content hash differs from the stored row's
-   *and* whose (run_id, file, line) is later: an older run never overwrites a newer one, and an
-   unchanged record is dropped before any JSON parsing or index work.
+   *and* whose (run_id, file, line) is the same or later: an older run never overwrites a newer
+   one, a file re-sent at the same path with corrected content replaces what it brought before,
+   and an unchanged record is dropped before any JSON parsing or index work.
 2. New rows go straight into STG and the CORE parent: on PostgreSQL by binary COPY into the final
    (partitioned) tables, with no TEMP table and no INSERT … SELECT (``dialect.direct_copy``).
 3. Changed rows go into a TEMP table and are upserted (``ON CONFLICT … DO UPDATE``).
@@ -86,7 +87,12 @@ REJECTS = Table(
         Column("path", "text", nullable=False, doc="the file (as in evo_meta.files.path)"),
         Column("line", "bigint", nullable=False, doc="physical line number in the file, from 1 (STG's _source_line)"),
         Column("entity", "text", nullable=False, doc="the entity"),
-        Column("stage", "text", nullable=False, doc="read (bytes), decode (JSON) or transform (key)"),
+        Column(
+            "stage",
+            "text",
+            nullable=False,
+            doc="read (bytes), decode (JSON), transform (key) or load (refused by the target)",
+        ),
         Column("reason", "text", nullable=False, doc="what is wrong, naming the field and value"),
         Column("raw", "text", doc="the line (first 64 KiB)"),
         Column("raw_length", "bigint", doc="the line's full length in bytes"),
@@ -226,14 +232,23 @@ LINEAGE = ("run_id", "_source_file", "_source_line")
 
 
 def _newer_content(new: str, old: str) -> str:
-    """SQL: row ``new`` differs from row ``old`` in content and comes from a later (run, file, line)."""
-    later = f"({', '.join(f'{new}.{c}' for c in LINEAGE)}) > ({', '.join(f'{old}.{c}' for c in LINEAGE)})"
+    """SQL: row ``new`` differs from row ``old`` in content and comes from the same or a later
+    (run, file, line): the same one when a file is re-sent at its path with corrected content."""
+    later = f"({', '.join(f'{new}.{c}' for c in LINEAGE)}) >= ({', '.join(f'{old}.{c}' for c in LINEAGE)})"
     return f"({new}.{q(CONTENT_HASH)} IS DISTINCT FROM {old}.{q(CONTENT_HASH)} AND {later})"
 
 
-def _partition(table: Table, month: dt.datetime) -> str:
-    """The name of the monthly partition of ``table`` starting at ``month``."""
-    return f"{table.name}_p{month:%Y_%m}"
+def _partition(table: Table, month: dt.date) -> str:
+    """The name of the monthly partition of ``table`` starting at ``month`` (a date or datetime)."""
+    return f"{table.name}_p{month.year:04d}_{month.month:02d}"
+
+
+def _month_bounds(month: dt.date) -> tuple[str, str]:
+    """The ``FROM`` and ``TO`` literals of the monthly partition starting at ``month``, as UTC
+    instants: the year zero-padded (PostgreSQL reads ``'5-01-01'`` as 2005), and the month after
+    December 9999 written as year 10000, which no Python date holds but PostgreSQL reads."""
+    year, next_month = (month.year + 1, 1) if month.month == 12 else (month.year, month.month + 1)
+    return f"{month.year:04d}-{month.month:02d}-01 00:00:00+00", f"{year:04d}-{next_month:02d}-01 00:00:00+00"
 
 
 def _arrow(frame: pl.DataFrame) -> pa.Table:
@@ -379,6 +394,8 @@ class SqlSink:
     def rollback(self) -> None:
         if self._conn is None:
             return
+        # partitions created in the transaction are gone with it
+        self._partitions.clear()
         try:
             self._conn.rollback()
         except Exception:  # a dead connection cannot roll back; reconnect() will replace it
@@ -575,15 +592,14 @@ class SqlSink:
             return
         months = frame.select(pl.col(table.partition_by).dt.truncate("1mo").unique().drop_nulls()).to_series()
         for month in months.to_list():
-            start = month.replace(tzinfo=dt.UTC) if isinstance(month, dt.datetime) else month  # date keys
-            end = (start + dt.timedelta(days=32)).replace(day=1)
-            part = _partition(table, start)
+            part = _partition(table, month)
             if (table.qualified, part) in self._partitions:
                 continue
+            start, end = _month_bounds(month)
             try:
                 self.execute(
                     f"CREATE TABLE IF NOT EXISTS {q(table.schema)}.{q(part)} PARTITION OF {qt(table)} "
-                    f"FOR VALUES FROM ('{start:%Y-%m-%d} 00:00:00+00') TO ('{end:%Y-%m-%d} 00:00:00+00')",
+                    f"FOR VALUES FROM ('{start}') TO ('{end}')",
                     f"creating partition {table.schema}.{part}",
                 )
             except SinkError as e:
