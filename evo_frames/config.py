@@ -91,9 +91,10 @@ class Settings:
         pages_in_flight: ``extract``: pages of one window requested ahead, at once.
         request_timeout: ``extract``: seconds one API request may take (connect, read, write).
         request_attempts: ``extract``: attempts of one page before its window fails.
-        memory_budget: MiB of peak memory the whole process should stay under. It sizes the text
-            of each decoded chunk (:attr:`chunk_bytes`), the bronze decoded ahead and DuckDB's
-            ``memory_limit`` (DuckDB spills to ``<database file>.tmp`` beyond it).
+        memory_budget: MiB of peak memory the whole process should stay under. It sizes the
+            decoded size of each chunk of a load (:attr:`piece_bytes`), hence the bronze decoded
+            ahead, the text of each chunk ``transform`` reads from STG (:attr:`chunk_bytes`) and
+            DuckDB's ``memory_limit`` (DuckDB spills to ``<database file>.tmp`` beyond it).
     """
 
     lake: str = "data/lake"
@@ -187,8 +188,25 @@ class Settings:
         return self.duckdb_memory_limit or f"{self.memory_budget * 3 // 8}MiB"
 
     @property
+    def piece_bytes(self) -> int:
+        """Most decoded bytes per chunk of a load (records with their raw JSON, and CORE frames),
+        from ``memory_budget`` and ``workers``.
+
+        Each decoding file holds up to three chunks (two queued, one being built, which decodes
+        through about twice its size) and the chunk being written is held about four times over
+        (its pieces, their concatenation, the STG frame, the rows sent): so the budget is shared
+        by ``16 * (workers + 2)`` decoded chunks, which leaves most of it to the interpreter, the
+        libraries and DuckDB. The load measures how much an entity's JSON grows once decoded on
+        its first chunk and sizes the text of the next ones from it (``pipeline._Expansion``).
+
+        >>> Settings().piece_bytes >> 20, Settings(workers=6).piece_bytes >> 20
+        (12, 6)
+        """
+        return (self.memory_budget << 20) // (16 * (self.workers + 2))
+
+    @property
     def chunk_bytes(self) -> int:
-        """Most JSON text per decoded chunk, from ``memory_budget`` and ``workers``.
+        """Most JSON text per chunk ``transform`` reads from STG, from ``memory_budget`` and ``workers``.
 
         Up to ``workers + 2`` chunks are alive at once (one being decoded per worker, the queued
         ones, the one being written), each decoded and copied while it is staged at about 8 to 16

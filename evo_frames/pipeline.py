@@ -55,6 +55,11 @@ CastCounts = dict[tuple[str, str, str], int]
 
 #: gzip shrinks bronze JSON about this much: compressed bytes decoded ahead are worth this much text
 _GZIP_RATIO = 8
+#: decoded bytes per byte of JSON text assumed until an entity's first chunk is measured (nested
+#: records grow the most: members measured about 3x, entries about 2x)
+_FIRST_EXPANSION = 6.0
+#: chunks with less text than this do not update the measured expansion (fixed overheads dominate)
+_MEASURE_FLOOR = 256 << 10
 
 
 @dataclass
@@ -66,6 +71,8 @@ class Piece:
     casts: CastCounts
     rejects: pl.DataFrame
     duplicates: int
+    #: estimated size of ``records`` (raw JSON included) and ``core`` in memory
+    decoded_bytes: int = 0
 
     @property
     def raw_bytes(self) -> int:
@@ -176,11 +183,14 @@ def read_file(
     *,
     chunk_rows: int,
     options: dict[str, str],
-    chunk_bytes: int = CHUNK_BYTES,
+    chunk_bytes: int | Callable[[], int] = CHUNK_BYTES,
+    measure: Callable[[int, int], None] | None = None,
 ) -> tuple[Iterator[Piece], FileStats]:
     """Stream one bronze file as transformed pieces; ``stats`` is final once the iterator is exhausted.
 
     Runs in a decode thread: everything up to the SQL happens here, so that it overlaps the load.
+    ``chunk_bytes`` is the text per chunk (a callable is asked before each chunk); ``measure``, if
+    given, is told ``(text bytes, decoded bytes)`` of each piece.
     """
     stats = FileStats()
 
@@ -207,12 +217,16 @@ def read_file(
                 # latest wins inside the chunk; across chunks the consumer checks again
                 latest = good.filter(pl.struct(entity.key_names).is_last_distinct())
                 core, casts = transform_records(entity, latest, ctx)
+                decoded = latest.estimated_size() + sum(frame.estimated_size() for frame in core.values())
+                if measure is not None and lines.height:
+                    measure(int(lines["raw"].str.len_bytes().sum()), decoded)
                 yield Piece(
                     records=latest,
                     core=core,
                     casts=casts,
                     rejects=pl.concat([read_rejects, decode_rejects, dup_rejects, key_rejects.cast(REJECT_SCHEMA)]),
                     duplicates=good.height - latest.height,
+                    decoded_bytes=decoded,
                 )
 
     return pieces(), stats
@@ -226,6 +240,30 @@ def transform_records(
     casts: CastCounts = defaultdict(int)
     count_cast_failures(entity, records, core, casts, ctx)
     return core, dict(casts)
+
+
+class _Expansion:
+    """How much one entity's JSON grows once decoded, and the text per chunk that follows from it.
+
+    The decoded size of a piece is the estimated size of its records (raw JSON included) and CORE
+    frames; the expansion is the largest ratio of decoded size to text seen so far in this load
+    (:data:`_FIRST_EXPANSION` before the first piece), so chunks of ``text_bytes()`` of text
+    decode to about ``decoded_bytes`` whatever the entity.
+    """
+
+    def __init__(self, decoded_bytes: int) -> None:
+        self.decoded_bytes = decoded_bytes
+        self.factor: float | None = None
+        self._lock = threading.Lock()
+
+    def measure(self, text_bytes: int, decoded_bytes: int) -> None:
+        if text_bytes <= 0 or (self.factor is not None and text_bytes < _MEASURE_FLOOR):
+            return
+        with self._lock:
+            self.factor = max(self.factor or 0.0, decoded_bytes / text_bytes)
+
+    def text_bytes(self) -> int:
+        return max(1, int(self.decoded_bytes / (self.factor or _FIRST_EXPANSION)))
 
 
 class _Feed:
@@ -283,7 +321,7 @@ class _Feed:
 
 class _Prefetcher:
     """Decodes files ahead of the load, in file order: at least ``workers`` files, and more while
-    the files started ahead total at most ``ahead_bytes`` (compressed), so that the next batch is
+    the files started ahead total at most ``ahead_bytes()`` (compressed), so that the next batch is
     decoded while the current one is in the database. Each file queues at most two pieces, which
     bounds memory whatever the file sizes."""
 
@@ -292,7 +330,7 @@ class _Prefetcher:
         files: Sequence[lakes.BronzeFile],
         make: Callable[[lakes.BronzeFile], _Feed],
         workers: int,
-        ahead_bytes: int,
+        ahead_bytes: Callable[[], int],
     ):
         self._files = list(files)
         self._make = make
@@ -306,11 +344,9 @@ class _Prefetcher:
     def feed(self, index: int) -> _Feed:
         """The feed of file ``index``, starting it and those ahead of it that are not started yet."""
         with self._lock:
-            ahead = 0
+            ahead, most = 0, self._ahead_bytes()
             i = index
-            while i < len(self._files) and (
-                i < index + self._workers or ahead + self._files[i].size <= self._ahead_bytes
-            ):
+            while i < len(self._files) and (i < index + self._workers or ahead + self._files[i].size <= most):
                 if i not in self._started:
                     self._feeds[i] = self._make(self._files[i])
                     self._started.add(i)
@@ -596,7 +632,8 @@ class Loader:
         #: selects loaded files too): a row written since by another load means it loaded the file
         self.listed: dict[str, str] = {}
         self._accounting = threading.Lock()
-        self._chunk_rows, self._chunk_bytes = settings.chunk_rows, settings.chunk_bytes
+        self._chunk_rows = settings.chunk_rows
+        self._expansion = _Expansion(settings.piece_bytes)
 
     def _read(self, file: lakes.BronzeFile) -> tuple[Iterator[Piece], FileStats]:
         return read_file(
@@ -605,7 +642,8 @@ class Loader:
             self.ctx,
             chunk_rows=self._chunk_rows,
             options=self.options,
-            chunk_bytes=self._chunk_bytes,
+            chunk_bytes=self._expansion.text_bytes,
+            measure=self._expansion.measure,
         )
 
     def load(self, files: Sequence[lakes.BronzeFile], writers: int = 1) -> None:
@@ -626,11 +664,13 @@ class Loader:
         # parallel writers share the read-ahead and the chunk budget, so memory does not grow with them
         share = max(1, writers)
         self._chunk_rows = max(1, self.settings.chunk_rows // share)
-        self._chunk_bytes = max(1, self.settings.chunk_bytes // share)
-        # beyond the workers' files, decode ahead about one chunk of text more (as compressed bytes)
-        ahead = self._chunk_bytes // _GZIP_RATIO
+        self._expansion.decoded_bytes = max(1, self.settings.piece_bytes // share)
+        # beyond the workers' files, decode ahead about one chunk more (as compressed bytes)
         prefetch = _Prefetcher(
-            files, lambda f: _Feed(lambda: self._read(f), slots), max(1, self.settings.workers // share), ahead
+            files,
+            lambda f: _Feed(lambda: self._read(f), slots),
+            max(1, self.settings.workers // share),
+            lambda: self._expansion.text_bytes() // _GZIP_RATIO,
         )
         try:
             if writers <= 1:
@@ -821,8 +861,8 @@ class Loader:
                     if piece.records.height:
                         pending.append(piece)
                         pending_rows += piece.records.height
-                        pending_bytes += piece.raw_bytes
-                    if pending_rows >= self._chunk_rows or pending_bytes >= self._chunk_bytes:
+                        pending_bytes += piece.decoded_bytes
+                    if pending_rows >= self._chunk_rows or pending_bytes >= self._expansion.decoded_bytes:
                         self._flush(sink, contested, pending, table_counts, casts, zones, dups)
                         pending, pending_rows, pending_bytes = [], 0, 0
                 outcomes.append(FileOutcome(file=file, stats=source.stats))
