@@ -12,24 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import rows, write_bronze
-from tests.integration.test_kill import snapshot
-
-RUNS = ("20260111T031522Z", "20260118T031522Z")
-PARTS = 6
-
-
-def make_lake(lake: Path) -> int:
-    """Two runs of six files; the second re-sends every key with other content (latest wins)."""
-    for r, run in enumerate(RUNS):
-        for part in range(1, PARTS + 1):
-            records = [
-                {"date": f"2025-{part:02d}-03T06:{i // 60 % 60:02d}:{i % 60:02d}", "idMember": i, "idBranch": 57,
-                 "device": "CATRACA 01", "entryAction": "Allowed", "nameMember": f"membro {i} run {r}"}
-                for i in range(400)
-            ]  # fmt: skip
-            write_bronze(str(lake), "entries", run, records, name=f"2025-{part:02d}-03_part-00001.jsonl.gz")
-    return len(RUNS) * PARTS
+from tests.helpers import entries_snapshot, rows, write_entries_lake
 
 
 def _env() -> dict[str, str]:
@@ -58,10 +41,11 @@ def test_two_runs_at_once_load_each_file_once(
     tmp_path: Path, request: pytest.FixtureRequest, sink: str, init: bool
 ) -> None:
     lake = tmp_path / "lake"
-    n_files = make_lake(lake)
+    # two runs of six files; the second re-sends every key with other content (latest wins)
+    n_files = write_entries_lake(lake, [f"2025-{m:02d}-03" for m in range(1, 7)], 400)
     clean = _fresh(request, tmp_path, sink)
     subprocess.run(_run(lake, clean), check=True, capture_output=True, env=_env(), timeout=300)
-    expected = snapshot(clean)
+    expected = entries_snapshot(clean)
     lines = sum(r["lines_read"] for r in rows(clean, "SELECT lines_read FROM evo_meta.files"))
 
     for _ in range(3):
@@ -81,7 +65,7 @@ def test_two_runs_at_once_load_each_file_once(
             assert p.returncode == 0, err
             assert "Traceback" not in err, err
         summaries = [json.loads(out) for out, _ in outs]
-        assert snapshot(target) == expected
+        assert entries_snapshot(target) == expected
         manifest = rows(target, "SELECT path, load_id FROM evo_meta.files")
         assert len(manifest) == len({m["path"] for m in manifest}) == n_files
         assert {m["load_id"] for m in manifest} <= {s["load_id"] for s in summaries}

@@ -15,10 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import rows, write_bronze
+from tests.helpers import NOVEMBER, entries_snapshot, rows, write_entries_lake
 from tests.services import PostgresServer, ServiceError
-
-RUNS = ("20260111T031522Z", "20260118T031522Z")
 
 
 @pytest.fixture
@@ -33,31 +31,9 @@ def private_pg() -> Iterator[PostgresServer]:
         server.stop()
 
 
-def make_lake(lake: Path) -> None:
-    for r, run in enumerate(RUNS):
-        for part in range(1, 13):
-            records = [
-                {"date": f"2025-11-{part:02d}T06:{i // 60 % 60:02d}:{i % 60:02d}", "idMember": i, "idBranch": 57,
-                 "device": "CATRACA 01", "entryAction": "Allowed", "nameMember": f"membro {i} run {r}"}
-                for i in range(3000)
-            ]  # fmt: skip
-            write_bronze(str(lake), "entries", run, records, name=f"2025-11-{part:02d}_part-00001.jsonl.gz")
-
-
 def command(lake: Path, target: str) -> list[str]:
     return [sys.executable, "-m", "evo_frames", "run", "--entity", "entries", "--lake", str(lake),
             "--target", target, "--batch-size", "1", "--json"]  # fmt: skip
-
-
-def snapshot(target: str) -> dict[str, object]:
-    return {
-        "stg": rows(target, "SELECT entry_id, entry_local_date, run_id, _source_file, _source_line, "
-                            "CAST(raw_data AS TEXT) AS raw FROM stg_evo.entries_raw ORDER BY 1, 2"),
-        "core": rows(target, "SELECT entry_id, entry_local_date, entry_date, member_id, member_name, "
-                             "_source_run_id FROM core.evo_entries ORDER BY 1, 2"),
-        "files": rows(target, "SELECT path, lines_read, rows_loaded, duplicates, rejects FROM evo_meta.files "
-                              "ORDER BY 1"),
-    }  # fmt: skip
 
 
 def loaded_files(target: str) -> int:
@@ -70,7 +46,7 @@ def loaded_files(target: str) -> int:
 @pytest.mark.slow
 def test_server_restart_mid_run_is_waited_out(tmp_path: Path, private_pg: PostgresServer) -> None:
     lake = tmp_path / "lake"
-    make_lake(lake)
+    write_entries_lake(lake, NOVEMBER, 3000)
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVO_FRAMES_")}
     clean_target = private_pg.create_database("clean")
     subprocess.run(command(lake, clean_target), check=True, capture_output=True, env=env, timeout=300)
@@ -93,6 +69,6 @@ def test_server_restart_mid_run_is_waited_out(tmp_path: Path, private_pg: Postgr
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, err
-    got, want = snapshot(target), snapshot(clean_target)
+    got, want = entries_snapshot(target), entries_snapshot(clean_target)
     assert got["files"] == want["files"]
     assert got == want
