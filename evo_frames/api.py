@@ -42,7 +42,9 @@ def connect(settings: Settings, *, read_only: bool = False) -> SqlSink:
         memory_limit=settings.duckdb_memory,
         connect_timeout=settings.connect_timeout,
         statement_timeout=settings.statement_timeout,
+        lock_timeout=settings.lock_timeout,
         read_only=read_only,
+        retry_wait=settings.retry_wait,
     )
 
 

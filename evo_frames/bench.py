@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .errors import ConfigError, SinkError
 from .lake import BronzeFile, list_files
@@ -85,9 +85,10 @@ class EntityBench:
 
 def _run_measured(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
     """Run a child process; return (seconds, its own peak RSS in MB, stdout). Raises on failure."""
+    args, secret_env = _target_out_of_argv(args)
     started = time.perf_counter()
     proc = subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}, text=True
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {}), **secret_env}, text=True
     )
     streams: dict[str, str] = {}
     readers = [
@@ -119,6 +120,25 @@ def _vm_hwm_kib(pid: int) -> int:
     except (FileNotFoundError, ProcessLookupError):  # exited between poll() and the read
         pass
     return 0
+
+
+def _target_out_of_argv(args: list[str]) -> tuple[list[str], dict[str, str]]:
+    """``args`` without ``--target URL``, and the environment that passes the URL instead: a
+    child's command line is visible to every user in ``ps``, its environment is not."""
+    if "--target" not in args:
+        return args, {}
+    i = args.index("--target")
+    return [*args[:i], *args[i + 2 :]], {"EVO_FRAMES_TARGET": args[i + 1]}
+
+
+def _without_password(url: str) -> tuple[str, dict[str, str]]:
+    """A libpq URL without its password, and ``PGPASSWORD`` carrying it (for psql's argv)."""
+    u = urlsplit(url)
+    if u.password is None:
+        return url, {}
+    netloc = u.netloc.rpartition("@")[2]
+    user = u.netloc.rpartition("@")[0].partition(":")[0]
+    return urlunsplit(u._replace(netloc=f"{user}@{netloc}")), {"PGPASSWORD": unquote(u.password)}
 
 
 def _cli(*args: str) -> list[str]:
@@ -158,11 +178,12 @@ def _psql() -> str:
 
 def _psql_run(url: str, *commands: str) -> float:
     """Run psql commands against ``url``; return the seconds they took."""
-    args = [_psql(), url, "-v", "ON_ERROR_STOP=1", "-q"]
+    shown, secret_env = _without_password(url)
+    args = [_psql(), shown, "-v", "ON_ERROR_STOP=1", "-q"]
     for c in commands:
         args += ["-c", c]
     started = time.perf_counter()
-    proc = subprocess.run(args, capture_output=True, text=True)
+    proc = subprocess.run(args, capture_output=True, text=True, env={**os.environ, **secret_env})
     if proc.returncode:
         what = " ".join(commands)[:200]
         raise SinkError(f"psql {what} failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
@@ -249,10 +270,10 @@ def decode_only(lake: str, entity: str, run_id: str) -> int:
         pending: list[pl.DataFrame] = []
         rows = size = 0
         for f in files[start : start + settings.batch_size]:
-            pieces, _ = read_file(f, ent, ctx, chunk_rows=settings.chunk_rows, options={}, transform=False)
+            pieces, _ = read_file(f, ent, ctx, chunk_rows=settings.chunk_rows, options={})
             for piece in pieces:
                 pending.append(piece.records)
-                rows, size = rows + piece.records.height, size + piece.raw_bytes
+                rows, size = rows + piece.records.height, size + piece.text_bytes
                 if rows >= settings.chunk_rows or size >= settings.chunk_bytes:
                     transform_records(ent, pl.concat(pending, how="vertical_relaxed"), ctx)
                     n, pending, rows, size = n + rows, [], 0, 0

@@ -133,17 +133,30 @@ def _root(
     ] = False,
 ) -> None:
     _state["verbose"] = verbose
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
+
+
+class _LogFormatter(logging.Formatter):
+    """Log lines without any secret, and with control characters escaped: a file name cannot
+    forge a log line."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        from .lake import shown
+
+        return shown(super().formatMessage(record))
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def _format_summary(s: Any) -> str:
+    from .lake import shown
+
     lines = [f"{s.entity} -> {s.target}"]
     if s.error:
-        lines.append(f"  {s.status}: {s.error}")
+        lines.append(f"  {s.status}: {shown(s.error)}")
     if s.source == "stg":
         lines.append(
             f"  rows: {s.lines_read} read from STG, {s.rows_written} written to CORE, {s.rows_unchanged} unchanged"
@@ -151,6 +164,11 @@ def _format_summary(s: Any) -> str:
     else:
         lines += [
             f"  files: {s.files_found} found, {s.files_skipped} already loaded, {s.files_loaded} loaded"
+            + (
+                f", {s.files_loaded_elsewhere} loaded meanwhile by a concurrent load"
+                if s.files_loaded_elsewhere
+                else ""
+            )
             + (f", {len(s.files_partial)} partial (truncated gzip)" if s.files_partial else ""),
             f"  lines: {s.lines_read} read, {s.rows_loaded} loaded, {s.duplicates} duplicates, {s.rejects} rejected",
         ]
@@ -170,7 +188,7 @@ def _format_summary(s: Any) -> str:
             + ", ".join(f"{k}={v}" for k, v in sorted(s.zone_fallbacks.items()))
         )
     for problem in s.problems:
-        lines.append(f"  problem: {problem}")
+        lines.append(f"  problem: {shown(problem)}")
     lines.append(f"  {s.seconds:.1f}s, {s.records_per_second:,.0f} records/s")
     return "\n".join(lines)
 
@@ -235,6 +253,8 @@ def run(
             f"no bronze files for {entity} under {redact(settings.lake)}/{settings.lake_prefix}/entity=…; "
             f"make sample data with: evo-frames synth --lake {redact(settings.lake)}"
         )
+    if all(s.error for s in summaries):  # e.g. a --run-id or --since that matches no file
+        raise EvoFramesError("; ".join(s.error or "" for s in summaries))
     _emit(
         [s.to_dict() for s in summaries] if len(summaries) > 1 else summaries[0].to_dict(),
         as_json,
@@ -494,21 +514,28 @@ def _load_line(load: dict[str, Any]) -> str:
 
 def report_text(report: dict[str, Any]) -> str:
     from .drift import report_text as drift_text
+    from .lake import shown
 
     lines = [f"target {report['target']}"]
     for name, e in report["entities"].items():
         lines.append(
             f"{name}: {e['files_loaded']} of {e['files_in_lake']} lake files loaded"
             + (f" ({e['files_partial']} partial)" if e.get("files_partial") else "")
+            + (
+                f" ({e['files_loaded_not_in_lake']} more in evo_meta.files are not in the lake)"
+                if e.get("files_loaded_not_in_lake")
+                else ""
+            )
             + f", {e['rejects']} rejects"
         )
+        lines += [f"  problem: {shown(p)}" for p in e.get("layout_problems", ())]
         last, success = e["last_attempt"], e["last_success"]
         if last is None:
             lines.append("  never loaded: evo-frames run loads it")
         else:
             lines.append(f"  last load: {_load_line(last)}")
             if last["error"]:
-                lines.append(f"    error: {last['error']}")
+                lines.append(f"    error: {shown(last['error'])}")
             if last["cast_failures"]:
                 lines.append(
                     "    values stored as NULL (could not be typed): "
@@ -527,13 +554,22 @@ def report_text(report: dict[str, Any]) -> str:
     if "loads" in report:
         lines.append(f"latest {len(report['loads'])} loads:")
         for load in report["loads"]:
-            lines.append(f"  {load['entity']} {_load_line(load)}" + (f"; {load['error']}" if load["error"] else ""))
+            lines.append(
+                f"  {load['entity']} {_load_line(load)}" + (f"; {shown(load['error'])}" if load["error"] else "")
+            )
     if "rejects" in report:
         lines.append(f"latest {len(report['rejects'])} rejected lines:")
         for r in report["rejects"]:
             raw = (r["raw"] or "")[:80]
-            lines.append(f"  {r['path']}:{r['line']} ({r['stage']}) {r['reason']}: {raw!r}")
+            lines.append(f"  {shown(r['path'])}:{r['line']} ({r['stage']}) {shown(r['reason'])}: {raw!r}")
     return "\n".join(lines)
+
+
+def _line(text: str) -> str:
+    """An error as one line: secrets redacted, control characters (a file name's newline) escaped."""
+    from .lake import shown
+
+    return shown(redact(text))
 
 
 def main() -> None:
@@ -546,13 +582,18 @@ def main() -> None:
     except EvoFramesError as e:
         if _state["verbose"]:
             log.exception("failed")
-        typer.echo(f"error: {redact(str(e))}", err=True)
+        typer.echo(f"error: {_line(str(e))}", err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted; committed batches are kept, rerun to continue", err=True)
         sys.exit(130)
     except Exception as e:
         if _state["verbose"]:
-            raise
-        typer.echo(f"error: {redact(f'{type(e).__name__}: {e}')} (rerun with --verbose for the traceback)", err=True)
+            import traceback
+
+            typer.echo(redact(traceback.format_exc()), err=True)
+            sys.exit(1)
+        typer.echo(
+            f"error: {_line(redact(f'{type(e).__name__}: {e}'))} (rerun with --verbose for the traceback)", err=True
+        )
         sys.exit(1)

@@ -13,22 +13,41 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from .errors import ConfigError, redact
+from .errors import ConfigError, redact, register_secret
 
 ENV_PREFIX = "EVO_FRAMES_"
+#: the documented form of ``duckdb_memory_limit`` (DuckDB's own units); nothing else reaches SQL
+MEMORY_LIMIT = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)")
+
+
+def check_memory_limit(value: str, where: str = "setting duckdb_memory_limit") -> str:
+    """``value`` when it is a DuckDB memory size such as ``2GB`` or ``512MiB``; else a ConfigError.
+
+    >>> check_memory_limit("1.5GiB")
+    '1.5GiB'
+    """
+    if not MEMORY_LIMIT.fullmatch(value.strip()):
+        raise ConfigError(
+            f"{where} = {value!r} is not a memory size; use a number and a unit, e.g. '2GB' or '512MiB' "
+            "(units: KB MB GB TB KiB MiB GiB TiB)"
+        )
+    return value.strip()
+
+
 #: config.toml sections and the settings each may hold
 SECTIONS: Mapping[str, tuple[str, ...]] = {
     "lake": ("lake", "lake_prefix"),
-    "target": ("target", "duckdb_memory_limit", "connect_timeout", "statement_timeout"),
+    "target": ("target", "duckdb_memory_limit", "connect_timeout", "statement_timeout", "lock_timeout"),
     "load": (
-        "batch_size", "workers", "writers", "chunk_rows", "max_bad_ratio", "retries", "source_timezone",
-        "memory_budget",
+        "batch_size", "workers", "writers", "chunk_rows", "max_bad_ratio", "retries", "retry_wait",
+        "source_timezone", "memory_budget",
     ),
     "extract": (
         "requests_per_minute", "free_hours", "free_requests_per_minute", "api_timezone", "extract_workers",
@@ -51,6 +70,8 @@ class Settings:
             ``memory_budget`` (see :attr:`duckdb_memory`).
         connect_timeout: seconds to wait for a database connection.
         statement_timeout: seconds one SQL statement may run (PostgreSQL).
+        lock_timeout: seconds a writing command waits for another process that has the DuckDB
+            file open (DuckDB lets one process write a file); then it fails naming that process.
         batch_size: bronze files per transaction.
         workers: files decoded ahead of the load, in parallel threads.
         writers: batches loaded at once, each on its own connection; 0 = as many as the cores
@@ -58,6 +79,8 @@ class Settings:
         chunk_rows: records per staged chunk (bounds memory).
         max_bad_ratio: share of rejected lines above which ``run`` exits 3.
         retries: attempts for a batch that fails with a transient error.
+        retry_wait: seconds a reconnect waits out a PostgreSQL failover (refused or reset
+            connections, a server starting up or shutting down) before the run fails.
         source_timezone: time zone of EVO's offset-less timestamps.
         requests_per_minute: ``extract``: API requests per minute, shared by all windows.
         free_hours: ``extract``: local hours ``H-H`` (start inclusive, end exclusive, in
@@ -68,9 +91,10 @@ class Settings:
         pages_in_flight: ``extract``: pages of one window requested ahead, at once.
         request_timeout: ``extract``: seconds one API request may take (connect, read, write).
         request_attempts: ``extract``: attempts of one page before its window fails.
-        memory_budget: MiB of peak memory the whole process should stay under. It sizes the text
-            of each decoded chunk (:attr:`chunk_bytes`), the bronze decoded ahead and DuckDB's
-            ``memory_limit`` (DuckDB spills to ``<database file>.tmp`` beyond it).
+        memory_budget: MiB of peak memory the whole process should stay under. It sizes the
+            decoded size of each chunk of a load (:attr:`piece_bytes`), hence the bronze decoded
+            ahead, the text of each chunk ``transform`` reads from STG (:attr:`chunk_bytes`) and
+            DuckDB's ``memory_limit`` (DuckDB spills to ``<database file>.tmp`` beyond it).
     """
 
     lake: str = "data/lake"
@@ -79,12 +103,14 @@ class Settings:
     duckdb_memory_limit: str = ""
     connect_timeout: int = 10
     statement_timeout: int = 3600
+    lock_timeout: int = 600
     batch_size: int = 10
     workers: int = 2
     writers: int = 1
     chunk_rows: int = 100_000
     max_bad_ratio: float = 1.0
     retries: int = 5
+    retry_wait: float = 300.0
     source_timezone: str = "America/Sao_Paulo"
     requests_per_minute: float = 40.0
     free_hours: str = ""
@@ -109,8 +135,10 @@ class Settings:
             ("writers", 0),
             ("chunk_rows", 1000),
             ("retries", 1),
+            ("retry_wait", 0.0),
             ("connect_timeout", 1),
             ("statement_timeout", 1),
+            ("lock_timeout", 0),
             ("extract_workers", 1),
             ("pages_in_flight", 1),
             ("request_attempts", 1),
@@ -139,6 +167,16 @@ class Settings:
                 f"setting api_timezone = {self.api_timezone!r} is not an IANA time zone; use e.g. 'America/Sao_Paulo'"
             ) from e
         free_hours(self.free_hours)
+        if self.duckdb_memory_limit:
+            check_memory_limit(
+                self.duckdb_memory_limit, f"setting duckdb_memory_limit{self._origin('duckdb_memory_limit')}"
+            )
+
+    def _origin(self, name: str) -> str:
+        origin = self.origins.get(name, "default")
+        if origin == "env":
+            return f" (environment {ENV_PREFIX}{name.upper()})"
+        return f" ({origin})" if origin.startswith("file") else ""
 
     @property
     def duckdb_memory(self) -> str:
@@ -150,8 +188,25 @@ class Settings:
         return self.duckdb_memory_limit or f"{self.memory_budget * 3 // 8}MiB"
 
     @property
+    def piece_bytes(self) -> int:
+        """Most decoded bytes per chunk of a load (records with their raw JSON, and CORE frames),
+        from ``memory_budget`` and ``workers``.
+
+        Each decoding file holds up to three chunks (two queued, one being built, which decodes
+        through about twice its size) and the chunk being written is held about four times over
+        (its pieces, their concatenation, the STG frame, the rows sent): so the budget is shared
+        by ``16 * (workers + 2)`` decoded chunks, which leaves most of it to the interpreter, the
+        libraries and DuckDB. The load measures how much an entity's JSON grows once decoded on
+        its first chunk and sizes the text of the next ones from it (``pipeline._Expansion``).
+
+        >>> Settings().piece_bytes >> 20, Settings(workers=6).piece_bytes >> 20
+        (12, 6)
+        """
+        return (self.memory_budget << 20) // (16 * (self.workers + 2))
+
+    @property
     def chunk_bytes(self) -> int:
-        """Most JSON text per decoded chunk, from ``memory_budget`` and ``workers``.
+        """Most JSON text per chunk ``transform`` reads from STG, from ``memory_budget`` and ``workers``.
 
         Up to ``workers + 2`` chunks are alive at once (one being decoded per worker, the queued
         ones, the one being written), each decoded and copied while it is staged at about 8 to 16
@@ -276,6 +331,9 @@ def storage_options(lake: str, env: Mapping[str, str] | None = None) -> dict[str
     env = os.environ if env is None else env
     if not lake.startswith(("az://", "abfs://", "abfss://")):
         return {}
+    for name in ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_KEY",
+                 "AZURE_STORAGE_SAS_TOKEN"):  # fmt: skip
+        register_secret(env.get(name))  # redact() removes them from every message and traceback
     if env.get("AZURE_STORAGE_CONNECTION_STRING"):
         return {"connection_string": env["AZURE_STORAGE_CONNECTION_STRING"]}
     account = env.get("AZURE_STORAGE_ACCOUNT_NAME") or env.get("AZURE_STORAGE_ACCOUNT")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -71,12 +72,38 @@ def open_lake(lake: str, storage_options: Mapping[str, Any] | None = None) -> tu
     return fs, root.rstrip("/")
 
 
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return proto in ("file", "local")
+
+
 def full_url(fs: fsspec.AbstractFileSystem, path: str, scheme: str | None = None) -> str:
     """The path as stored in ``_source_file``: with the lake's own scheme, except for local files."""
-    proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    if proto in ("file", "local"):
+    if _is_local(fs):
         return path
+    proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     return f"{scheme or proto}://{path}"
+
+
+#: C0 and C1 control characters and the Unicode line and paragraph separators
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def shown(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x1b``), for a message: a file name
+    can then never break or forge a log line.
+
+    >>> shown("part-00001\\n2026-01-01 ERROR forged.jsonl.gz")
+    'part-00001\\\\n2026-01-01 ERROR forged.jsonl.gz'
+    """
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(m: re.Match[str]) -> str:
+    char = m[0]
+    if char in "\n\r\t":
+        return repr(char)[1:-1]
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
 
 
 def _scheme(lake: str) -> str | None:
@@ -92,24 +119,38 @@ def list_files(
 ) -> tuple[list[BronzeFile], list[str]]:
     """Every bronze file of ``entity`` in the lake, and the paths that break the layout.
 
+    A local lake's root is resolved (``..``, a trailing slash, symbolic links), so a file has one
+    path however the root is spelled. A symbolic link inside the lake that leads outside it is
+    not followed: it is reported as a problem. Problems escape control characters in names.
+
     Raises:
         SourceError: the lake cannot be listed (missing credentials, network).
     """
     fs, root = open_lake(lake, storage_options)
+    local = _is_local(fs)
+    if local:
+        root = os.path.realpath(root)
     base = f"{root}/{prefix.strip('/')}/entity={entity}" if prefix.strip("/") else f"{root}/entity={entity}"
     try:
         found: dict[str, dict[str, Any]] = fs.find(base, detail=True) if fs.exists(base) else {}
     except Exception as e:  # fsspec backends raise their own types
-        raise SourceError(f"cannot list lake folder {full_url(fs, base, _scheme(lake))}: {e}") from e
+        raise SourceError(f"cannot list lake folder {shown(full_url(fs, base, _scheme(lake)))}: {e}") from e
     files: list[BronzeFile] = []
     problems: list[str] = []
     for path, info in found.items():
         if path.rsplit("/", 1)[-1] in _IGNORED or path.endswith(IN_PROGRESS):
             continue
+        if local and info.get("islink"):
+            target = os.path.realpath(path)
+            if os.path.commonpath([target, root]) != root:
+                problems.append(
+                    f"{shown(path)}: a symbolic link to {shown(target)}, outside the lake {shown(root)}; not followed"
+                )
+                continue
         parsed = parse_path(path)
         if parsed is None or parsed[0] != entity:
             problems.append(
-                f"{full_url(fs, path, _scheme(lake))}: does not follow entity=<e>/ingestion_date=YYYY-MM-DD/"
+                f"{shown(full_url(fs, path, _scheme(lake)))}: does not follow entity=<e>/ingestion_date=YYYY-MM-DD/"
                 "run_id=YYYYMMDDTHHMMSSZ/[window_]part-NNNNN.jsonl.gz; not loaded"
             )
             continue
@@ -125,6 +166,27 @@ def list_files(
             )
         )
     return sorted(files), sorted(problems)
+
+
+def matches(file: BronzeFile, run_id: str | None = None, since: dt.date | None = None) -> bool:
+    """Whether ``file`` is of run ``run_id`` and ingested on or after ``since`` (None: any)."""
+    return (run_id is None or file.run_id == run_id) and (since is None or file.ingestion_date >= since)
+
+
+def nearest_runs(files: Iterable[BronzeFile], run_id: str | None = None, n: int = 3) -> list[str]:
+    """The ``n`` run ids of ``files`` closest in time to ``run_id`` (without one, or if it is no
+    run id: the latest), in order.
+
+    >>> f = [BronzeFile(r, "p", "e", dt.date(2026, 1, 1), 1, "x") for r in ("20260111T031522Z", "20260118T031522Z")]
+    >>> nearest_runs(f, "20260117T000000Z"), nearest_runs(f)
+    (['20260118T031522Z', '20260111T031522Z'], ['20260118T031522Z', '20260111T031522Z'])
+    """
+    runs = sorted({f.run_id for f in files}, reverse=True)
+    try:
+        asked = dt.datetime.strptime(run_id or "", "%Y%m%dT%H%M%SZ")
+    except ValueError:
+        return runs[:n]
+    return sorted(runs, key=lambda r: abs(dt.datetime.strptime(r, "%Y%m%dT%H%M%SZ") - asked))[:n]
 
 
 def select_files(
@@ -146,9 +208,7 @@ def select_files(
     """
     chosen, skipped = [], 0
     for f in sorted(files):
-        if run_id is not None and f.run_id != run_id:
-            continue
-        if since is not None and f.ingestion_date < since:
+        if not matches(f, run_id, since):
             continue
         if not reload and loaded.get(f.path) == (f.size, f.etag):
             skipped += 1

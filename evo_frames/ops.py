@@ -79,10 +79,20 @@ def status(
         in_lake, layout = lakes.list_files(
             settings.lake, ent.name, prefix=settings.lake_prefix, storage_options=storage_options(settings.lake)
         )
-        files = sink.query(
-            f"SELECT count(*) AS n, sum(CASE WHEN partial THEN 1 ELSE 0 END) AS partial "
-            f"FROM {qt(FILES)} WHERE entity = '{ent.name}'"
-        ).to_pylist()[0]
+        # loaded = in the lake now and in the manifest with the same size and etag; manifest rows
+        # of files no longer in the lake (deleted, or listed under another root) are counted apart
+        recorded = {
+            r["path"]: r
+            for r in sink.query(
+                f"SELECT path, size, etag, partial FROM {qt(FILES)} WHERE entity = '{ent.name}'"
+            ).to_pylist()
+        }
+        loaded = [
+            recorded[f.path]
+            for f in in_lake
+            if f.path in recorded and (int(recorded[f.path]["size"]), recorded[f.path]["etag"]) == (f.size, f.etag)
+        ]
+        gone = len(set(recorded) - {f.path for f in in_lake})
         n_rejects = sink.scalar(f"SELECT count(*) FROM {qt(REJECTS)} WHERE entity = '{ent.name}'")
         latest = _loads(sink, f"entity = '{ent.name}'", 1, dead, zone)
         succeeded = f"entity = '{ent.name}' AND status IN ('succeeded', 'partial') AND files > 0"
@@ -103,8 +113,9 @@ def status(
             tables[table.qualified] = info
         report["entities"][ent.name] = {
             "files_in_lake": len(in_lake),
-            "files_loaded": int(files["n"] or 0),
-            "files_partial": int(files["partial"] or 0),
+            "files_loaded": len(loaded),
+            "files_partial": sum(bool(r["partial"]) for r in loaded),
+            "files_loaded_not_in_lake": gone,
             "layout_problems": layout,
             "rejects": int(n_rejects or 0),
             "last_attempt": last_attempt,

@@ -55,6 +55,11 @@ CastCounts = dict[tuple[str, str, str], int]
 
 #: gzip shrinks bronze JSON about this much: compressed bytes decoded ahead are worth this much text
 _GZIP_RATIO = 8
+#: decoded bytes per byte of JSON text assumed until an entity's first chunk is measured (nested
+#: records grow the most: members measured about 3x, entries about 2x)
+_FIRST_EXPANSION = 6.0
+#: chunks with less text than this do not update the measured expansion (fixed overheads dominate)
+_MEASURE_FLOOR = 256 << 10
 
 
 @dataclass
@@ -63,14 +68,10 @@ class Piece:
     read for the load, which transforms whole chunks), rejected lines."""
 
     records: pl.DataFrame
-    core: dict[str, pl.DataFrame]
-    casts: CastCounts
     rejects: pl.DataFrame
     duplicates: int
-
-    @property
-    def raw_bytes(self) -> int:
-        return int(self.records["raw"].str.len_bytes().sum())
+    #: the text of the chunk's lines, rejected ones included
+    text_bytes: int
 
 
 @dataclass
@@ -91,6 +92,8 @@ class Summary:
     files_found: int = 0
     files_skipped: int = 0
     files_loaded: int = 0
+    #: selected files that a concurrent load of the entity committed first (re-checked per batch)
+    files_loaded_elsewhere: int = 0
     files_partial: list[str] = field(default_factory=list)
     lines_read: int = 0
     rows_loaded: int = 0
@@ -140,6 +143,7 @@ class Summary:
                 "found": self.files_found,
                 "skipped_already_loaded": self.files_skipped,
                 "loaded": self.files_loaded,
+                "loaded_by_concurrent_load": self.files_loaded_elsewhere,
                 "partial": self.files_partial,
             },
             "lines_read": self.lines_read,
@@ -174,15 +178,15 @@ def read_file(
     *,
     chunk_rows: int,
     options: dict[str, str],
-    chunk_bytes: int = CHUNK_BYTES,
-    transform: bool = True,
+    chunk_bytes: int | Callable[[], int] = CHUNK_BYTES,
 ) -> tuple[Iterator[Piece], FileStats]:
-    """Stream one bronze file as transformed pieces; ``stats`` is final once the iterator is exhausted.
+    """Stream one bronze file as decoded, keyed pieces; ``stats`` is final once the iterator is exhausted.
 
-    Runs in a decode thread, so that it overlaps the load. With ``transform`` False the pieces
-    hold decoded, keyed records only (``core`` and ``casts`` empty): the load transforms a whole
-    chunk of pieces at once, since a transform query costs tens of milliseconds to plan whatever
-    its rows (members: about 70 ms), which small files would pay once each.
+    Runs in a decode thread, so that it overlaps the load. ``chunk_bytes`` is the text per chunk
+    (a callable is asked before each chunk). The pieces are not transformed: the load transforms
+    a whole chunk of pieces at once (:meth:`Loader._flush`), since a transform query costs tens
+    of milliseconds to plan whatever its rows (members: about 70 ms), which small files would
+    pay once each.
     """
     stats = FileStats()
 
@@ -208,13 +212,11 @@ def read_file(
                 good = keyed.filter(pl.col("_key_error").is_null()).drop("_key_error")
                 # latest wins inside the chunk; across chunks the consumer checks again
                 latest = good.filter(pl.struct(entity.key_names).is_last_distinct())
-                core, casts = transform_records(entity, latest, ctx) if transform else ({}, {})
                 yield Piece(
                     records=latest,
-                    core=core,
-                    casts=casts,
                     rejects=pl.concat([read_rejects, decode_rejects, dup_rejects, key_rejects.cast(REJECT_SCHEMA)]),
                     duplicates=good.height - latest.height,
+                    text_bytes=int(lines["raw"].str.len_bytes().sum()),
                 )
 
     return pieces(), stats
@@ -236,6 +238,30 @@ def transform_records(
     _parent_failures(entity, records, core, casts)
     _add_failures(casts, [t for t, _ in counted], sums)
     return core, dict(casts)
+
+
+class _Expansion:
+    """How much one entity's JSON grows once decoded, and the text per chunk that follows from it.
+
+    The decoded size of a chunk is the estimated size of its records (raw JSON included) and CORE
+    frames, measured once it is transformed; the expansion is the largest ratio of decoded size to
+    text seen so far in this load (:data:`_FIRST_EXPANSION` before the first chunk), so chunks of
+    ``text_bytes()`` of text decode to about ``decoded_bytes`` whatever the entity.
+    """
+
+    def __init__(self, decoded_bytes: int) -> None:
+        self.decoded_bytes = decoded_bytes
+        self.factor: float | None = None
+        self._lock = threading.Lock()
+
+    def measure(self, text_bytes: int, decoded_bytes: int) -> None:
+        if text_bytes <= 0 or (self.factor is not None and text_bytes < _MEASURE_FLOOR):
+            return
+        with self._lock:
+            self.factor = max(self.factor or 0.0, decoded_bytes / text_bytes)
+
+    def text_bytes(self) -> int:
+        return max(1, int(self.decoded_bytes / (self.factor or _FIRST_EXPANSION)))
 
 
 class _Feed:
@@ -293,7 +319,7 @@ class _Feed:
 
 class _Prefetcher:
     """Decodes files ahead of the load, in file order: at least ``workers`` files, and more while
-    the files started ahead total at most ``ahead_bytes`` (compressed), so that the next batch is
+    the files started ahead total at most ``ahead_bytes()`` (compressed), so that the next batch is
     decoded while the current one is in the database. Each file queues at most two pieces, which
     bounds memory whatever the file sizes."""
 
@@ -302,7 +328,7 @@ class _Prefetcher:
         files: Sequence[lakes.BronzeFile],
         make: Callable[[lakes.BronzeFile], _Feed],
         workers: int,
-        ahead_bytes: int,
+        ahead_bytes: Callable[[], int],
     ):
         self._files = list(files)
         self._make = make
@@ -316,11 +342,9 @@ class _Prefetcher:
     def feed(self, index: int) -> _Feed:
         """The feed of file ``index``, starting it and those ahead of it that are not started yet."""
         with self._lock:
-            ahead = 0
+            ahead, most = 0, self._ahead_bytes()
             i = index
-            while i < len(self._files) and (
-                i < index + self._workers or ahead + self._files[i].size <= self._ahead_bytes
-            ):
+            while i < len(self._files) and (i < index + self._workers or ahead + self._files[i].size <= most):
                 if i not in self._started:
                     self._feeds[i] = self._make(self._files[i])
                     self._started.add(i)
@@ -350,6 +374,10 @@ class _Source:
     def pieces(self) -> Iterator[Piece]:  # pragma: no cover - each kind implements it
         raise NotImplementedError
 
+    def skip(self) -> None:  # pragma: no cover - each kind implements it
+        """Never read this file: a concurrent load committed it."""
+        raise NotImplementedError
+
 
 class _Prefetched(_Source):
     """A file decoded ahead by the prefetcher; its feed is taken only when the load reaches it."""
@@ -363,6 +391,9 @@ class _Prefetched(_Source):
         assert feed.stats is not None
         self.stats = feed.stats
 
+    def skip(self) -> None:
+        self._prefetch.discard([self._index])
+
 
 class _Direct(_Source):
     """A file read in the calling thread (replays after a transient error)."""
@@ -375,6 +406,11 @@ class _Direct(_Source):
 
     def pieces(self) -> Iterator[Piece]:
         return self._pieces
+
+    def skip(self) -> None:
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
 
 
 def check_output(entity: Entity, frames: dict[str, pl.LazyFrame], records: pl.DataFrame) -> dict[str, pl.DataFrame]:
@@ -627,8 +663,12 @@ class Loader:
         self.summary = summary
         self.ctx = TransformContext(source_timezone=settings.source_timezone)
         self.options = storage_options(settings.lake)
+        #: ``path -> load_id`` of the manifest rows when the files were selected (``--full-refresh``
+        #: selects loaded files too): a row written since by another load means it loaded the file
+        self.listed: dict[str, str] = {}
         self._accounting = threading.Lock()
-        self._chunk_rows, self._chunk_bytes = settings.chunk_rows, settings.chunk_bytes
+        self._chunk_rows = settings.chunk_rows
+        self._expansion = _Expansion(settings.piece_bytes)
 
     def _read(self, file: lakes.BronzeFile) -> tuple[Iterator[Piece], FileStats]:
         return read_file(
@@ -637,8 +677,7 @@ class Loader:
             self.ctx,
             chunk_rows=self._chunk_rows,
             options=self.options,
-            chunk_bytes=self._chunk_bytes,
-            transform=False,
+            chunk_bytes=self._expansion.text_bytes,
         )
 
     def load(self, files: Sequence[lakes.BronzeFile], writers: int = 1) -> None:
@@ -659,11 +698,13 @@ class Loader:
         # parallel writers share the read-ahead and the chunk budget, so memory does not grow with them
         share = max(1, writers)
         self._chunk_rows = max(1, self.settings.chunk_rows // share)
-        self._chunk_bytes = max(1, self.settings.chunk_bytes // share)
-        # beyond the workers' files, decode ahead about one chunk of text more (as compressed bytes)
-        ahead = self._chunk_bytes // _GZIP_RATIO
+        self._expansion.decoded_bytes = max(1, self.settings.piece_bytes // share)
+        # beyond the workers' files, decode ahead about one chunk more (as compressed bytes)
         prefetch = _Prefetcher(
-            files, lambda f: _Feed(lambda: self._read(f), slots), max(1, self.settings.workers // share), ahead
+            files,
+            lambda f: _Feed(lambda: self._read(f), slots),
+            max(1, self.settings.workers // share),
+            lambda: self._expansion.text_bytes() // _GZIP_RATIO,
         )
         try:
             if writers <= 1:
@@ -819,10 +860,9 @@ class Loader:
         )
         return Piece(
             records=records,
-            core={},  # the load transforms whole chunks (see read_file)
-            casts={},
             rejects=pl.concat([piece.rejects, rejected]),
             duplicates=piece.duplicates,
+            text_bytes=piece.text_bytes,
         )
 
     def _load_batch(
@@ -833,10 +873,11 @@ class Loader:
         contested = claims.contested(owner) if claims else None
         try:
             sink.begin()
+            sources, elsewhere = self._not_loaded_meanwhile(sink, sources)
             outcomes: list[FileOutcome] = []
             rejects: list[pl.DataFrame] = []
             pending: list[Piece] = []
-            pending_rows = pending_bytes = 0
+            pending_rows = pending_text = 0
             table_counts: dict[str, Counts] = defaultdict(Counts)
             casts: CastCounts = defaultdict(int)
             zones: dict[str, int] = defaultdict(int)
@@ -850,12 +891,16 @@ class Loader:
                     if piece.rejects.height:
                         rejects.append(piece.rejects.with_columns(pl.lit(file.path).alias("path")))
                     if piece.records.height:
+                        if pending and pending_text + piece.text_bytes > self._expansion.text_bytes():
+                            # the chunk would decode to more than its share of the budget
+                            self._flush(sink, contested, pending, table_counts, casts, zones, dups)
+                            pending, pending_rows, pending_text = [], 0, 0
                         pending.append(piece)
                         pending_rows += piece.records.height
-                        pending_bytes += piece.raw_bytes
-                    if pending_rows >= self._chunk_rows or pending_bytes >= self._chunk_bytes:
+                        pending_text += piece.text_bytes
+                    if pending_rows >= self._chunk_rows or pending_text >= self._expansion.text_bytes():
                         self._flush(sink, contested, pending, table_counts, casts, zones, dups)
-                        pending, pending_rows, pending_bytes = [], 0, 0
+                        pending, pending_rows, pending_text = [], 0, 0
                 outcomes.append(FileOutcome(file=file, stats=source.stats))
             if pending:
                 self._flush(sink, contested, pending, table_counts, casts, zones, dups)
@@ -882,6 +927,11 @@ class Loader:
                 claims.release(owner)
         with self._accounting:
             self._account(outcomes, files_frame, table_counts, casts, zones)
+            if elsewhere:
+                self.summary.files_loaded_elsewhere += len(elsewhere)
+                self.progress.advance(self.summary.entity, files=len(elsewhere), bytes=sum(f.size for f in elsewhere))
+        if elsewhere:
+            log.info("%s: %d file(s) loaded meanwhile by a concurrent load, skipped", self.entity.name, len(elsewhere))
         log.info(
             "loaded %s: %d file(s), %d line(s) in %.1fs",
             self.entity.name,
@@ -889,6 +939,32 @@ class Loader:
             int(files_frame["lines_read"].sum()),
             time.perf_counter() - started,
         )
+
+    def _not_loaded_meanwhile(
+        self, sink: SqlSink, sources: list[_Source]
+    ) -> tuple[list[_Source], list[lakes.BronzeFile]]:
+        """Lock the batch's files for this transaction and drop those a concurrent load of the
+        entity committed since they were selected (the same size and etag, another load's row).
+
+        A concurrent load of the same files waits here until this batch commits, then skips them.
+        """
+        sink.lock(self.entity, [s.file.path for s in sources])
+        now = sink.manifest(self.entity.name, [s.file.path for s in sources])
+        keep: list[_Source] = []
+        elsewhere: list[lakes.BronzeFile] = []
+        for source in sources:
+            f = source.file
+            row = now.get(f.path)
+            if (
+                row is not None
+                and row[:2] == (f.size, f.etag)
+                and row[2] not in (self.listed.get(f.path), self.summary.load_id)
+            ):
+                source.skip()
+                elsewhere.append(f)
+            else:
+                keep.append(source)
+        return keep, elsewhere
 
     def _flush(
         self,
@@ -912,6 +988,10 @@ class Loader:
             records = records.filter(latest)
         # the pieces come untransformed (see read_file): one transform for the whole chunk
         core, piece_casts = transform_records(entity, records, self.ctx)
+        self._expansion.measure(
+            sum(p.text_bytes for p in pending),
+            records.estimated_size() + sum(frame.estimated_size() for frame in core.values()),
+        )
         for col, n in piece_casts.items():
             casts[col] += n
         count_zone_fallbacks(entity, records, zones)
@@ -1031,8 +1111,14 @@ def _recorded(sink: SqlSink, entity: Entity, summary: Summary, command: str, set
             try:
                 sink.rollback()
                 sink.record_load(row)
-            except EvoFramesError:  # the load's own error is the one to report
-                log.warning("could not record the end of load %s of %s", summary.load_id, entity.name, exc_info=True)
+            except EvoFramesError as e:  # the load's own error is the one to report
+                log.warning(
+                    "could not record the end of load %s of %s: %s",
+                    summary.load_id,
+                    entity.name,
+                    redact(str(e)),
+                    exc_info=log.isEnabledFor(logging.INFO),  # the traceback with --verbose only
+                )
 
 
 def add_cast_failures(summary: Summary, casts: CastCounts) -> None:
@@ -1057,7 +1143,11 @@ def run_entity(
     """Load the selected bronze files of one entity; see the module docstring.
 
     The load is recorded in ``evo_meta.runs`` whatever its outcome; a lake without files of the
-    entity makes it ``failed`` (``summary.error`` says where it looked).
+    entity makes it ``failed`` (``summary.error`` says where it looked), and so does a ``run_id``
+    or ``since`` that matches none of its files (the error lists the nearest run ids).
+
+    Each batch re-checks the manifest under its files' locks, so a concurrent load of the entity
+    never loads a file twice (see :meth:`Loader._not_loaded_meanwhile`).
     """
     summary = Summary(entity=entity.name, target=sink.display, load_id=load_id)
     sink.ensure_tables([entity])
@@ -1071,8 +1161,21 @@ def run_entity(
                 f"no bronze files for {entity.name} under {redact(settings.lake)}/{settings.lake_prefix}/"
                 f"entity={entity.name}"
             )
+        elif (run_id is not None or since is not None) and not any(lakes.matches(f, run_id, since) for f in files):
+            asked = " and ".join(
+                x for x in (f"--run-id {run_id}" if run_id else "", f"--since {since}" if since else "") if x
+            )
+            summary.error = lakes.shown(
+                f"no bronze file of {entity.name} matches {asked}; the nearest runs in the lake: "
+                + ", ".join(lakes.nearest_runs(files, run_id))
+            )
+        manifest = sink.manifest(entity.name)
         selected, summary.files_skipped = lakes.select_files(
-            files, loaded=sink.loaded_files(entity.name), run_id=run_id, since=since, reload=reload
+            files,
+            loaded={path: (size, etag) for path, (size, etag, _) in manifest.items()},
+            run_id=run_id,
+            since=since,
+            reload=reload,
         )
         for problem in summary.problems:
             log.warning("%s", problem)
@@ -1081,7 +1184,9 @@ def run_entity(
         progress.start(entity.name, files=len(selected), bytes=sum(f.size for f in selected))
         try:
             writers = (settings.writers or sink.default_writers()) if sink.dialect.parallel_writers else 1
-            Loader(sink, entity, settings, summary, progress).load(selected, writers=writers)
+            loader = Loader(sink, entity, settings, summary, progress)
+            loader.listed = {path: load for path, (_, _, load) in manifest.items()}
+            loader.load(selected, writers=writers)
             summary.problems += zone_problems(entity, summary, settings.source_timezone)
             if selected:
                 drift.record(sink, entity, load_id)
@@ -1090,8 +1195,13 @@ def run_entity(
             try:
                 sink.rollback()
                 sink.build_indexes(deferred)
-            except EvoFramesError:  # reported by the run's own error; the next run's ensure_tables retries
-                log.warning("could not build the deferred indexes of %s", entity.name, exc_info=True)
+            except EvoFramesError as e:  # the next run's ensure_tables builds them
+                log.warning(
+                    "could not build the deferred indexes of %s: %s",
+                    entity.name,
+                    redact(str(e)),
+                    exc_info=log.isEnabledFor(logging.INFO),  # the traceback with --verbose only
+                )
     return summary
 
 

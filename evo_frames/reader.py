@@ -145,7 +145,7 @@ def iter_lines(
     chunk_lines: int = 100_000,
     read_bytes: int = 4 << 20,
     max_line_bytes: int = MAX_LINE_BYTES,
-    chunk_bytes: int = CHUNK_BYTES,
+    chunk_bytes: int | Callable[[], int] = CHUNK_BYTES,
 ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
     """Stream the lines of a gzipped or plain UTF-8 JSON-lines file.
 
@@ -153,7 +153,9 @@ def iter_lines(
         fileobj: binary file object positioned at the start of the file; only ``read(n)`` is used.
         stats: counters updated while reading (final once the iterator is exhausted).
         chunk_lines: most lines per yielded frame.
-        chunk_bytes: most text per yielded frame (a frame may exceed it by one read block).
+        chunk_bytes: most text per yielded frame (a frame may exceed it by one read block); a
+            callable is asked again for each frame, so a caller that measures how much its frames
+            grow once decoded can size the next ones by their decoded size.
         read_bytes: bytes read from ``fileobj`` per call; at most twice that is inflated at a time.
         max_line_bytes: a line longer than this is rejected and skipped rather than buffered.
 
@@ -324,9 +326,11 @@ def _locate_error(saved: Any, data: bytes) -> tuple[bytes, int]:
 class _Chunker:
     """Turns blocks of complete lines into frames and regroups them into chunks of ``chunk_lines``."""
 
-    def __init__(self, chunk_lines: int, max_line_bytes: int, stats: FileStats, chunk_bytes: int) -> None:
+    def __init__(
+        self, chunk_lines: int, max_line_bytes: int, stats: FileStats, chunk_bytes: int | Callable[[], int]
+    ) -> None:
         self.chunk_lines = chunk_lines
-        self.chunk_bytes = chunk_bytes
+        self._chunk_bytes = chunk_bytes
         self.max_line_bytes = max_line_bytes
         self.stats = stats
         self.frames: list[pl.DataFrame] = []
@@ -354,6 +358,10 @@ class _Chunker:
             self.reject_rows += rejects.height
         return first_line + physical
 
+    def chunk_bytes(self) -> int:
+        """Most text of the next chunk (asked anew each time when given as a callable)."""
+        return self._chunk_bytes() if callable(self._chunk_bytes) else self._chunk_bytes
+
     def reject(self, row: dict[str, Any]) -> None:
         """Queue one rejected line (read stage)."""
         self.stats.lines_read += 1
@@ -366,10 +374,22 @@ class _Chunker:
         A chunk is full at ``chunk_lines`` lines, or earlier at ``chunk_bytes`` of text: large
         nested records then come in fewer lines per chunk, so memory stays bounded either way.
         """
-        if self.rows and self.bytes >= self.chunk_bytes and self.rows < self.chunk_lines:
+        limit = self.chunk_bytes()
+        if self.rows and self.bytes >= limit and self.rows < self.chunk_lines:
             lines = pl.concat(self.frames) if len(self.frames) > 1 else self.frames[0]
-            self.frames, self.rows, self.bytes = [], 0, 0
-            yield lines, self._take_rejects()
+            # a read block may hold several chunks' worth of text: cut it at about the limit
+            while lines.height and self.bytes >= limit:
+                take = min(lines.height, max(1, lines.height * limit // max(self.bytes, 1)))
+                if take == lines.height:
+                    self.bytes = 0
+                else:
+                    self.bytes -= self.bytes * take // lines.height
+                yield lines.slice(0, take), self._take_rejects()
+                lines = lines.slice(take)
+                limit = self.chunk_bytes()
+            self.frames, self.rows = ([lines] if lines.height else []), lines.height
+            if not lines.height:
+                self.bytes = 0
             return
         if self.rows < self.chunk_lines:
             if self.reject_rows >= self.chunk_lines:

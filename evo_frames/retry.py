@@ -124,3 +124,81 @@ def with_retries(
             on_retry(e)
             sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+#: what libpq says when the server is gone, going or coming back (connection failures carry no
+#: SQLSTATE in ADBC's error, so the text is all there is)
+_CONNECT_TRANSIENT_TEXT = (
+    "connection refused",
+    "connection reset",
+    "server closed the connection",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "terminating connection due to administrator command",
+    "no connection to the server",
+    "could not receive data from server",
+    "could not send data to server",
+    "timeout expired",
+)
+#: SQLSTATEs of a failed connect that mean "the server is failing over" (57P01-57P03, 08001, 08006)
+CONNECT_TRANSIENT_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "08001", "08006"})
+
+
+def is_transient_connect(error: BaseException) -> bool:
+    """True when a failed connect may succeed once a failover or restart is over."""
+    sqlstate = getattr(error, "sqlstate", None)
+    if sqlstate in CONNECT_TRANSIENT_SQLSTATES:
+        return True
+    lowered = str(error).lower()
+    return any(text in lowered for text in _CONNECT_TRANSIENT_TEXT)
+
+
+def is_server_restarting(error: BaseException) -> bool:
+    """True when the server answered that it is starting up or shutting down (57P01-57P03)."""
+    lowered = str(error).lower()
+    return getattr(error, "sqlstate", None) in {"57P01", "57P02", "57P03"} or (
+        "the database system is starting up" in lowered or "the database system is shutting down" in lowered
+    )
+
+
+def connect_within(
+    connect: Callable[[], T],
+    *,
+    budget: float,
+    display: str,
+    transient: Callable[[BaseException], bool] = is_transient_connect,
+    base_delay: float = 0.5,
+    max_delay: float = 15.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """``connect()``, retried on transient connect failures until ``budget`` seconds have passed.
+
+    Delays grow exponentially with full jitter, capped at ``max_delay`` and at the time left; each
+    ``connect()`` is itself bounded by the driver's connect timeout. When the budget is spent the
+    error is a :class:`SinkError` of one line naming ``display`` (which carries no password) and
+    the time waited. Permanent failures (a wrong password, a missing database) raise at once.
+    """
+    started = clock()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return connect()
+        except Exception as e:
+            if not transient(e) and not transient(e.__cause__ or e):
+                raise
+            waited = clock() - started
+            left = budget - waited
+            if left <= 0:
+                first = redact(str(e).strip().splitlines()[0]) if str(e).strip() else type(e).__name__
+                raise SinkError(
+                    f"gave up connecting to {display} after {waited:.0f}s (retry_wait = {budget:g}s, "
+                    f"{attempt} attempts): {first}"
+                ) from None
+            cap = min(max_delay, base_delay * 2 ** (attempt - 1))
+            delay = min(left, cap / 2 + random.uniform(0, cap / 2))
+            log.warning("connecting to %s failed (attempt %d), retrying in %.1fs: %s", display, attempt, delay, e)
+            sleep(delay)

@@ -92,3 +92,37 @@ def table_rows(target: str, table: Any, columns: Iterable[str]) -> list[tuple[An
     order = ", ".join(f'"{c}"' for c in table.primary_key)
     got = rows(target, f"SELECT {cols} FROM {table.qualified} ORDER BY {order}")
     return [tuple(_normal(r[c]) for c in columns) for r in got]
+
+
+#: the two runs of the multi-file entries lakes the process-level tests (kill, failover, concurrent) load
+ENTRY_RUNS = ("20260111T031522Z", "20260118T031522Z")
+#: twelve days of November: with 3,000 entries a file, a load long enough to disturb it anywhere
+NOVEMBER = [f"2025-11-{d:02d}" for d in range(1, 13)]
+
+
+def write_entries_lake(lake: str | Path, days: Iterable[str], per_file: int) -> int:
+    """Two runs of one entries file per day; the second re-sends every key with other content
+    (latest wins). Returns the number of files written."""
+    days = list(days)
+    for r, run in enumerate(ENTRY_RUNS):
+        for day in days:
+            records = [
+                {"date": f"{day}T06:{i // 60 % 60:02d}:{i % 60:02d}", "idMember": i, "idBranch": 57,
+                 "device": "CATRACA 01", "entryAction": "Allowed", "nameMember": f"membro {i} run {r}"}
+                for i in range(per_file)
+            ]  # fmt: skip
+            write_bronze(str(lake), "entries", run, records, name=f"{day}_part-00001.jsonl.gz")
+    return len(ENTRY_RUNS) * len(days)
+
+
+def entries_snapshot(target: str) -> dict[str, object]:
+    """STG, CORE and the manifest of an entries load, to compare two targets."""
+    return {
+        "stg": rows(target, "SELECT entry_id, entry_local_date, run_id, _source_file, _source_line, "
+                            "CAST(raw_data AS TEXT) AS raw FROM stg_evo.entries_raw ORDER BY 1, 2"),
+        "core": rows(target, "SELECT * EXCLUDE (_loaded_at, _updated_at) FROM core.evo_entries ORDER BY 1, 2")
+        if target.startswith("duckdb")
+        else rows(target, "SELECT entry_id, entry_local_date, entry_date, member_id, member_name, _source_run_id FROM core.evo_entries "
+                          "ORDER BY 1, 2"),
+        "files": rows(target, "SELECT path, lines_read, rows_loaded, duplicates, rejects FROM evo_meta.files ORDER BY 1"),
+    }  # fmt: skip

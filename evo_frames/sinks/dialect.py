@@ -26,6 +26,9 @@ class Dialect:
         read_only_sql: statements run on every new connection of a read-only sink (DuckDB opens
             the file read-only instead).
         lock_sql: statement that serialises loads of one entity in a transaction (``{}`` = key).
+        ddl_lock_sql: statement that serialises schema, index and partition DDL of concurrent
+            processes until the transaction ends (``{}`` = what is changed), or None where one
+            process writes at a time (DuckDB's file lock).
         load_lock_sql: statement a load's own session runs to hold a lock for as long as it lives
             (``{}`` = key), or None where only one process can write at a time (DuckDB's file lock).
         load_held_sql: query counting (``n``) the sessions holding that lock (``{}`` = key).
@@ -51,6 +54,7 @@ class Dialect:
     time_zone_sql: str
     read_only_sql: tuple[str, ...]
     lock_sql: str | None
+    ddl_lock_sql: str | None
     load_lock_sql: str | None
     load_held_sql: str | None
     parallel_writers: bool
@@ -81,6 +85,7 @@ POSTGRESQL = Dialect(
     time_zone_sql="SET TIME ZONE '{}'",
     read_only_sql=("SET default_transaction_read_only = on",),
     lock_sql="SELECT pg_advisory_xact_lock(hashtext({}))",
+    ddl_lock_sql="SELECT pg_advisory_xact_lock(hashtext('evo_frames:ddl'), hashtext({}))",
     load_lock_sql="SELECT pg_advisory_lock(hashtext('evo_frames:load'), hashtext({}))",
     load_held_sql=(
         "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 "
@@ -120,6 +125,7 @@ DUCKDB = Dialect(
     time_zone_sql="SET TimeZone = '{}'",
     read_only_sql=(),
     lock_sql=None,
+    ddl_lock_sql=None,
     load_lock_sql=None,
     load_held_sql=None,
     # in-process, INSERT … SELECT from Arrow costs no more than an appender would

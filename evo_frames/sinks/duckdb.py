@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +42,15 @@ class DuckDBSink(SqlSink):
 
     dialect = DUCKDB
 
-    def __init__(self, url: str, memory_limit: str, read_only: bool = False) -> None:
+    def __init__(self, url: str, memory_limit: str, read_only: bool = False, *, lock_timeout: int = 0) -> None:
         self.path = duckdb_path(url)
         super().__init__(url, f"duckdb:{self.path}", read_only)
-        self.memory_limit = memory_limit
+        from ..config import check_memory_limit
+
+        #: validated: it is written into a SET statement (DuckDB does not bind SET values)
+        self.memory_limit = check_memory_limit(memory_limit)
+        #: a writer waits this long for another process to close the file; a reader never waits
+        self.lock_timeout = 0 if read_only else lock_timeout
 
     def _connect(self) -> Any:
         import adbc_driver_duckdb
@@ -59,18 +65,34 @@ class DuckDBSink(SqlSink):
             log.warning("creating new database at %s", self.path.absolute())
             self.path.parent.mkdir(parents=True, exist_ok=True)
         kwargs = {"path": str(self.path), **({"access_mode": "READ_ONLY"} if self.read_only else {})}
-        try:
-            conn = adbc_driver_manager.dbapi.connect(
-                driver=adbc_driver_duckdb.driver_path(), entrypoint="duckdb_adbc_init", db_kwargs=kwargs
-            )
-        except Exception as e:
-            held = _LOCK_HOLDER.search(str(e))
-            if "Could not set lock" in str(e):
-                raise SinkError(
-                    f"{self.path} is locked by another process{f' (pid {held[1]})' if held else ''}; "
-                    "wait for it to finish or stop it, then retry"
-                ) from e
-            raise self._translate(e, f"opening {self.path}") from e
+        deadline = time.monotonic() + self.lock_timeout
+        waited = False
+        while True:
+            try:
+                conn = adbc_driver_manager.dbapi.connect(
+                    driver=adbc_driver_duckdb.driver_path(), entrypoint="duckdb_adbc_init", db_kwargs=kwargs
+                )
+                break
+            except Exception as e:
+                if "Could not set lock" not in str(e):
+                    raise self._translate(e, f"opening {self.path}") from e
+                held = _LOCK_HOLDER.search(str(e))
+                holder = f" (pid {held[1]})" if held else ""
+                if time.monotonic() >= deadline:
+                    wait = f"; waited {self.lock_timeout}s (lock_timeout)" if self.lock_timeout else ""
+                    raise SinkError(
+                        f"{self.path} is locked by another process{holder}{wait}; "
+                        "wait for it to finish or stop it, then retry"
+                    ) from e
+                if not waited:
+                    log.warning(
+                        "%s is open in another process%s; waiting up to %ds for it to finish",
+                        self.path,
+                        holder,
+                        self.lock_timeout,
+                    )
+                    waited = True
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
         with conn.cursor() as cur:
             cur.execute(f"SET memory_limit = '{self.memory_limit}'")
         return conn

@@ -7,12 +7,38 @@ the standard ``PG*`` variables (``PGHOST``, ``PGPASSWORD``, …), as libpq does.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from ..errors import SinkError, redact
+from ..errors import ConfigError, SinkError, redact, register_secret
 from .dialect import POSTGRESQL
 from .sql import SqlSink
+
+#: the fixed message for a URL that does not parse: it never quotes any part of the URL
+BAD_URL = (
+    "the PostgreSQL target URL does not parse; write it as postgresql://user:password@host:port/db "
+    "and percent-encode special characters in the password (/ as %2F, : as %3A, @ as %40, % as %25, "
+    "space as %20, ' as %27), e.g. with python3 -c 'import urllib.parse,sys; "
+    'print(urllib.parse.quote(sys.argv[1], safe=""))\' PASSWORD, or put the password in PGPASSWORD'
+)
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def check_url(url: str) -> None:
+    """Register the URL's password as a secret; raise the fixed :data:`BAD_URL` if it does not parse."""
+    try:
+        u = urlsplit(url)
+        password = u.password
+        _ = u.port, u.hostname
+    except ValueError:
+        password, u = None, None
+    # before any check: whatever fails below must not show the password
+    raw = url.partition("://")[2].rpartition("@")[0].partition(":")[2]
+    register_secret(raw)
+    register_secret(password)
+    if u is None or _BAD_PERCENT.search(url.partition("://")[2]) or (" " in url) or ("'" in raw):
+        raise ConfigError(BAD_URL)
 
 
 def describe(url: str) -> str:
@@ -60,15 +86,49 @@ class PostgresSink(SqlSink):
 
     dialect = POSTGRESQL
 
-    def __init__(self, url: str, connect_timeout: int, statement_timeout: int, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        connect_timeout: int,
+        statement_timeout: int,
+        read_only: bool = False,
+        retry_wait: float = 300.0,
+    ) -> None:
+        check_url(url)
+        register_secret(os.environ.get("PGPASSWORD"))
         super().__init__(url, describe(url), read_only)
         self.connect_timeout = connect_timeout
+        #: seconds a reconnect waits out a server that is down, starting up or shutting down
+        self.retry_wait = retry_wait
+        #: set by :meth:`reconnect`: the server was reachable, so a refused connection is a failover
+        self._reconnecting = False
         self._uri = with_timeouts(url, connect_timeout, statement_timeout)
 
-    def _connect(self) -> Any:
+    def reconnect(self) -> None:
+        super().reconnect()
+        self._reconnecting = True
+
+    def _connect_once(self) -> Any:
         import adbc_driver_postgresql.dbapi
 
         try:
             return adbc_driver_postgresql.dbapi.connect(self._uri)
         except Exception as e:
             raise _connect_failure(e, self.display, self.connect_timeout) from e
+
+    def _connect(self) -> Any:
+        """Connect; wait out a failover for up to ``retry_wait`` seconds.
+
+        A first connect waits only for a server that says it is starting up or shutting down; a
+        reconnect also waits while the connection is refused or reset (the server restarts).
+        """
+        from ..retry import connect_within, is_server_restarting, is_transient_connect
+
+        conn = connect_within(
+            self._connect_once,
+            budget=self.retry_wait,
+            display=self.display,
+            transient=is_transient_connect if self._reconnecting else is_server_restarting,
+        )
+        self._reconnecting = False
+        return conn

@@ -466,6 +466,7 @@ class SqlSink:
         """
         changes: list[str] = []
         tables = [*META_TABLES, *(t for entity in entities for t in entity.tables)]
+        self.lock_ddl()
         for schema in sorted({t.schema for t in tables}):
             self.execute(f"CREATE SCHEMA IF NOT EXISTS {q(schema)}")
         changes += self._rename_legacy()
@@ -474,6 +475,13 @@ class SqlSink:
             self._ensure_indexes(table)
         self.commit()
         return changes
+
+    def lock_ddl(self, what: str = "schema") -> None:
+        """Wait for other processes' schema, index or partition DDL on ``what`` to commit, and hold
+        off theirs until this transaction ends (PostgreSQL): two first loads at once then never
+        race on ``CREATE SCHEMA``, a table, an index name or a partition."""
+        if self.dialect.ddl_lock_sql:
+            self.execute(self.dialect.ddl_lock_sql.format(_literal(what)), f"waiting for concurrent DDL on {what}")
 
     def _rename_legacy(self) -> list[str]:
         """Rename columns of an older layout (:data:`RENAMED_COLUMNS`)."""
@@ -532,6 +540,7 @@ class SqlSink:
         """
         if not self.dialect.secondary_indexes:
             return []
+        self.lock_ddl()
         empty = [t for t in tables if t.indexes and self.query(f"SELECT 1 AS x FROM {qt(t)} LIMIT 1").num_rows == 0]
         for table in empty:
             for index in table.indexes:
@@ -541,6 +550,10 @@ class SqlSink:
 
     def build_indexes(self, tables: Iterable[Table]) -> None:
         """Create the secondary indexes of ``tables`` (those :meth:`defer_indexes` dropped)."""
+        tables = list(tables)
+        if not tables:
+            return
+        self.lock_ddl()
         for table in tables:
             self._ensure_indexes(table)
         self.commit()
@@ -595,6 +608,8 @@ class SqlSink:
             part = _partition(table, month)
             if (table.qualified, part) in self._partitions:
                 continue
+            # held until the batch commits: a concurrent creator of the same partition waits, then finds it
+            self.lock_ddl(f"{table.schema}.{part}")
             start, end = _month_bounds(month)
             try:
                 self.execute(
@@ -611,10 +626,20 @@ class SqlSink:
 
     # loading --------------------------------------------------------------------------------
 
-    def lock(self, entity: Entity) -> None:
-        """Serialise concurrent loads of one entity until the transaction ends."""
-        if self.dialect.lock_sql:
+    def lock(self, entity: Entity, paths: Iterable[str] = ()) -> None:
+        """Serialise concurrent loads of one entity until the transaction ends: without ``paths``
+        the entity as a whole; with them, only those files (in path order, so two batches never
+        wait for each other crosswise), which loads of other files pass by."""
+        if not self.dialect.lock_sql:
+            return
+        if not paths:
             self.execute(self.dialect.lock_sql.format(f"'evo_frames:{entity.name}'"), f"locking {entity.name}")
+            return
+        for path in sorted(set(paths)):
+            self.execute(
+                self.dialect.lock_sql.format(_literal(f"evo_frames:{entity.name}:file:{path}")),
+                f"locking {entity.name} file {path!r}",
+            )
 
     def _key_cast(self, entity: Entity) -> str:
         return ", ".join(f"CAST(s.{q(c.name)} AS {self.dialect.types[c.type]}) AS {q(c.name)}" for c in entity.key)
@@ -850,8 +875,18 @@ class SqlSink:
     def loaded_files(self, entity: str) -> dict[str, tuple[int, str]]:
         """``path -> (size, etag)`` of the files of ``entity`` already loaded, partial ones included:
         a partial file is read again only once its size or etag changes."""
-        rows = self.query(f"SELECT path, size, etag FROM {qt(FILES)} WHERE entity = '{entity}'").to_pylist()
-        return {r["path"]: (int(r["size"]), r["etag"]) for r in rows}
+        return {path: (size, etag) for path, (size, etag, _) in self.manifest(entity).items()}
+
+    def manifest(self, entity: str, paths: Iterable[str] | None = None) -> dict[str, tuple[int, str, str]]:
+        """``path -> (size, etag, load_id)`` of the manifest rows of ``entity`` (of ``paths`` only, if given)."""
+        where = f"entity = {_literal(entity)}"
+        if paths is not None:
+            paths = sorted(set(paths))
+            if not paths:
+                return {}
+            where += f" AND path IN ({', '.join(_literal(p) for p in paths)})"
+        rows = self.query(f"SELECT path, size, etag, load_id FROM {qt(FILES)} WHERE {where}", "reading the manifest")
+        return {r["path"]: (int(r["size"]), r["etag"], r["load_id"]) for r in rows.to_pylist()}
 
     def record_files(self, files: pl.DataFrame, rejects: pl.DataFrame) -> None:
         """Write manifest rows (replacing older ones of the same paths) and their rejects."""

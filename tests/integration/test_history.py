@@ -15,7 +15,7 @@ import pytest
 from evo_frames import pipeline
 from evo_frames.errors import SinkError
 from tests.helpers import load, rows, write_bronze
-from tests.integration.test_load_semantics import R1, entry
+from tests.integration.test_load_semantics import R1, R2, entry
 from tests.integration.test_ops import cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,6 +46,7 @@ def test_each_outcome_is_recorded(tmp_path: Path, target_url: str, monkeypatch: 
     nothing = cli(
         "run", "-e", "entries", "--lake", str(tmp_path), "--target", target_url, "--run-id", "20990101T000000Z"
     )
+    assert nothing.returncode == 1 and "matches --run-id 20990101T000000Z" in nothing.stderr
     assert len(rows(target_url, "SELECT load_id FROM evo_meta.runs")) == 3, nothing.stderr
 
     def broken(self: pipeline.Loader, files: object, writers: int = 1) -> None:
@@ -65,7 +66,7 @@ def test_each_outcome_is_recorded(tmp_path: Path, target_url: str, monkeypatch: 
     assert (json.loads(tr.stdout)["rows_written"], json.loads(tr.stdout)["rows_unchanged"]) == (0, 2)
     assert rows(target_url, LOADS + " WHERE command = 'transform'")[0]["status"] == "succeeded"
     full = status(tmp_path, target_url, "--loads", "10", "--rejects", "5")
-    assert [r["status"] for r in full["loads"]] == ["succeeded", "failed", "succeeded", "partial", "failed"]
+    assert [r["status"] for r in full["loads"]] == ["succeeded", "failed", "failed", "partial", "failed"]
     assert [(r["line"], r["stage"]) for r in full["rejects"]] == [(3, "decode")]
 
 
@@ -122,3 +123,57 @@ def test_a_killed_load_shows_as_interrupted(tmp_path: Path, target_url: str) -> 
         "interrupted",
         "succeeded",
     ]
+
+
+def test_a_run_id_or_since_that_matches_no_file_fails_naming_the_nearest_runs(tmp_path: Path, target_url: str) -> None:
+    write_bronze(str(tmp_path), "entries", R1, [entry(1, 1)])
+    write_bronze(str(tmp_path), "entries", R2, [entry(2, 2)])
+    lake = ("--lake", str(tmp_path), "--target", target_url)
+    typo = cli("run", "-e", "entries", *lake, "--run-id", "20260118T031552Z")
+    assert typo.returncode == 1, typo.stderr
+    [error] = [line for line in typo.stderr.splitlines() if line.startswith("error:")]
+    assert f"matches --run-id 20260118T031552Z; the nearest runs in the lake: {R2}, {R1}" in error
+    late = cli("run", "-e", "entries", *lake, "--since", "2099-01-01")
+    assert (
+        late.returncode == 1 and f"matches --since 2099-01-01; the nearest runs in the lake: {R2}, {R1}" in late.stderr
+    )
+    recorded = rows(target_url, "SELECT status, files, error FROM evo_meta.runs ORDER BY started_at")
+    assert [(r["status"], r["files"]) for r in recorded] == [("failed", 0), ("failed", 0)]
+    assert "--run-id 20260118T031552Z" in recorded[0]["error"] and R2 in recorded[0]["error"]
+    right = cli("run", "-e", "entries", *lake, "--run-id", R2, "--json")
+    assert right.returncode == 0 and json.loads(right.stdout)["files"]["loaded"] == 1, right.stderr
+
+
+def test_one_identity_per_file_however_the_lake_is_spelled(tmp_path: Path, target_url: str) -> None:
+    lake = tmp_path / "lake"
+    write_bronze(str(lake), "entries", R1, [entry(1, 1)])
+    (tmp_path / "link").symlink_to(lake)
+    first = cli("run", "-e", "entries", "--lake", str(lake), "--target", target_url)
+    assert first.returncode == 0, first.stderr
+    for spelling in (f"{lake}/../lake/", str(tmp_path / "link"), f"file://{lake}/"):
+        again = cli("run", "-e", "entries", "--lake", spelling, "--target", target_url, "--json")
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["files"] == {
+            "found": 1, "skipped_already_loaded": 1, "loaded": 0, "loaded_by_concurrent_load": 0, "partial": [],
+        }  # fmt: skip
+        report = status(Path(spelling), target_url)["entities"]["entries"]
+        assert (report["files_in_lake"], report["files_loaded"]) == (1, 1)
+
+
+def test_names_with_control_characters_and_links_out_of_the_lake(tmp_path: Path, target_url: str) -> None:
+    lake, outside = tmp_path / "lake", tmp_path / "outside"
+    good = Path(write_bronze(str(lake), "entries", R1, [entry(1, 1)]))
+    secret = Path(write_bronze(str(outside), "entries", R1, [entry(2, 2)]))
+    (good.parent / "2025-11-04_part-00001.jsonl.gz").symlink_to(secret)
+    (good.parent / "x\n2026-01-01 00:00:00,000 ERROR evo_frames: forged.jsonl.gz").write_bytes(b"")
+    run = cli("run", "-e", "entries", "--lake", str(lake), "--target", target_url, "--json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["files"]["loaded"] == 1
+    assert not [line for line in run.stderr.splitlines() if line.startswith("2026-01-01 00:00:00,000 ERROR")]
+    assert "x\\n2026-01-01 00:00:00,000 ERROR evo_frames: forged.jsonl.gz" in run.stderr
+    assert f"{good.parent}/2025-11-04_part-00001.jsonl.gz: a symbolic link to {secret}" in run.stderr
+    assert rows(target_url, "SELECT count(*) AS n FROM stg_evo.entries_raw") == [{"n": 1}]
+    text = cli("status", "-e", "entries", "--lake", str(lake), "--target", target_url)
+    assert text.returncode == 0, text.stderr
+    assert "x\\n2026-01-01" in text.stdout and "\n2026-01-01" not in text.stdout
+    assert "outside the lake" in text.stdout and "not followed" in text.stdout

@@ -12,20 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import rows, write_bronze
-
-RUNS = ("20260111T031522Z", "20260118T031522Z")
-
-
-def make_lake(lake: Path) -> None:
-    for r, run in enumerate(RUNS):
-        for part in range(1, 13):
-            records = [
-                {"date": f"2025-11-{part:02d}T06:{i // 60 % 60:02d}:{i % 60:02d}", "idMember": i, "idBranch": 57,
-                 "device": "CATRACA 01", "entryAction": "Allowed", "nameMember": f"membro {i} run {r}"}
-                for i in range(3000)
-            ]  # fmt: skip
-            write_bronze(str(lake), "entries", run, records, name=f"2025-11-{part:02d}_part-00001.jsonl.gz")
+from tests.helpers import NOVEMBER, entries_snapshot, write_entries_lake
 
 
 def command(lake: Path, target: str) -> list[str]:
@@ -33,24 +20,12 @@ def command(lake: Path, target: str) -> list[str]:
             "--target", target, "--batch-size", "2", "--json"]  # fmt: skip
 
 
-def snapshot(target: str) -> dict[str, object]:
-    return {
-        "stg": rows(target, "SELECT entry_id, entry_local_date, run_id, _source_file, _source_line, "
-                            "CAST(raw_data AS TEXT) AS raw FROM stg_evo.entries_raw ORDER BY 1, 2"),
-        "core": rows(target, "SELECT * EXCLUDE (_loaded_at, _updated_at) FROM core.evo_entries ORDER BY 1, 2")
-        if target.startswith("duckdb")
-        else rows(target, "SELECT entry_id, entry_local_date, entry_date, member_id, member_name, _source_run_id FROM core.evo_entries "
-                          "ORDER BY 1, 2"),
-        "files": rows(target, "SELECT path, lines_read, rows_loaded, duplicates, rejects FROM evo_meta.files ORDER BY 1"),
-    }  # fmt: skip
-
-
 @pytest.mark.slow
 def test_kill_anywhere_then_rerun_equals_clean_run(
     tmp_path: Path, target_url: str, request: pytest.FixtureRequest
 ) -> None:
     lake = tmp_path / "lake"
-    make_lake(lake)
+    write_entries_lake(lake, NOVEMBER, 3000)
     if target_url.startswith("duckdb"):
         clean_target = f"duckdb:///{tmp_path / 'clean.duckdb'}"
     else:
@@ -78,4 +53,4 @@ def test_kill_anywhere_then_rerun_equals_clean_run(
     finished = subprocess.run(command(lake, target_url), capture_output=True, text=True, env=env, timeout=300)
     assert finished.returncode == 0, finished.stderr
     assert kills >= 2, "the load finished before it could be killed; make the lake bigger"
-    assert snapshot(target_url) == snapshot(clean_target)
+    assert entries_snapshot(target_url) == entries_snapshot(clean_target)

@@ -11,9 +11,12 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 import pytest
 
+from evo_frames import api, pipeline
 from evo_frames.bench import _regrouped_lake, _run_measured
 from evo_frames.config import Settings
 from evo_frames.synth import generate
@@ -36,3 +39,29 @@ def test_one_big_members_file_loads_under_the_memory_budget(big_members_lake: st
     _, peak_mb, out = _run_measured(args, env=env)
     assert json.loads(out)["rows_loaded"] == MEMBERS
     assert peak_mb < Settings().memory_budget, f"peak RSS {peak_mb:.0f} MB loading {file.stat().st_size} bytes"
+
+
+def test_load_chunks_are_bounded_by_their_decoded_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks are sized by their decoded size (records with their raw JSON, and CORE frames),
+    measured on the first chunk, and a read block holding several chunks' worth of text is cut:
+    with many workers sharing a small budget each chunk stays near its share."""
+    made = generate(str(tmp_path / "lake"), "members", 8_000, runs=1, gzip_level=1)
+    lake = _regrouped_lake(str(tmp_path / "lake"), "members", made.run_ids[0], tmp_path, None)
+    decoded: list[int] = []
+    transform_records = pipeline.transform_records
+
+    def observed(entity: Any, records: pl.DataFrame, ctx: Any) -> Any:
+        core, casts = transform_records(entity, records, ctx)
+        decoded.append(records.estimated_size() + sum(f.estimated_size() for f in core.values()))
+        return core, casts
+
+    monkeypatch.setattr(pipeline, "transform_records", observed)
+    settings = Settings(lake=lake, target=f"duckdb:///{tmp_path}/evo.duckdb", memory_budget=256, workers=8)
+    (summary,) = api.run("members", settings=settings)
+    assert summary.rows_loaded == 8_000
+    bound = (settings.memory_budget << 20) // (16 * (settings.workers + 2))  # Settings.piece_bytes: 1.6 MiB
+    assert len(decoded) > 2
+    assert max(decoded) <= bound * 1.1, (
+        f"decoded chunks of {[round(n / 2**20, 1) for n in decoded]} MiB, bound {bound / 2**20:.1f} MiB"
+    )
+    assert settings.piece_bytes == bound

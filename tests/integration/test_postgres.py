@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tests.helpers import load, rows, scalar, sink_for, write_bronze
+from tests.helpers import NOVEMBER, entries_snapshot, load, rows, scalar, sink_for, write_bronze, write_entries_lake
 from tests.integration.test_load_semantics import R1, R2, entry
 
 
@@ -117,10 +117,8 @@ def test_session_has_timeouts_and_utc(pg_url: str) -> None:
 
 
 def test_terminated_backend_mid_load_is_retried(pg_url: str, tmp_path: Path, pg_server: object) -> None:
-    from tests.integration.test_kill import make_lake, snapshot
-
     lake = tmp_path / "lake"
-    make_lake(lake)
+    write_entries_lake(lake, NOVEMBER, 3000)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EVO_FRAMES_", "PG"))}
     args = [sys.executable, "-m", "evo_frames", "-v", "run", "--entity", "entries", "--lake", str(lake),
             "--target", pg_url, "--batch-size", "2"]  # fmt: skip
@@ -150,6 +148,6 @@ def test_terminated_backend_mid_load_is_retried(pg_url: str, tmp_path: Path, pg_
     try:
         subprocess.run([*args[:-4], "--target", clean, "--batch-size", "2"], check=True, env=env, timeout=300,
                        capture_output=True)  # fmt: skip
-        assert snapshot(pg_url) == snapshot(clean)
+        assert entries_snapshot(pg_url) == entries_snapshot(clean)
     finally:
         pg_server.drop_database("clean_retry")  # type: ignore[attr-defined]

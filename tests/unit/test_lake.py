@@ -95,3 +95,54 @@ def test_storage_hiccups_are_transient_and_missing_files_are_not() -> None:
     with pytest.raises(FileNotFoundError), reading("az://c/x.jsonl.gz"):
         raise FileNotFoundError("gone")
     assert not is_transient(SourceError("layout"))
+
+
+LAYOUT = "bronze/evo/entity=entries/ingestion_date=2026-01-11/run_id=20260111T031522Z"
+
+
+def test_every_spelling_of_a_local_root_gives_the_same_paths(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    fs, _ = fsspec.core.url_to_fs(str(lake))
+    _touch(fs, f"{lake}/{LAYOUT}/2025-01-06_part-00001.jsonl.gz")
+    (tmp_path / "link").symlink_to(lake)
+    spellings = [str(lake), f"{lake}/", f"{lake}/../lake", f"file://{lake}/", str(tmp_path / "link"), "lake"]
+    monkey = pytest.MonkeyPatch()
+    monkey.chdir(tmp_path)
+    try:
+        listed = {spelling: [f.path for f in list_files(spelling, "entries")[0]] for spelling in spellings}
+    finally:
+        monkey.undo()
+    assert all(paths == [f"{lake.resolve()}/{LAYOUT}/2025-01-06_part-00001.jsonl.gz"] for paths in listed.values())
+
+
+def test_a_link_out_of_the_lake_is_not_followed(tmp_path: Path) -> None:
+    lake, outside = tmp_path / "lake", tmp_path / "elsewhere"
+    fs, _ = fsspec.core.url_to_fs(str(lake))
+    _touch(fs, f"{lake}/{LAYOUT}/2025-01-06_part-00001.jsonl.gz")
+    _touch(fs, f"{outside}/secret.jsonl.gz")
+    _touch(fs, f"{outside}/d/2025-01-08_part-00001.jsonl.gz")
+    (lake / LAYOUT / "2025-01-07_part-00001.jsonl.gz").symlink_to(outside / "secret.jsonl.gz")
+    (lake / LAYOUT / "sub").symlink_to(outside / "d")
+    inside = lake / LAYOUT / "2025-01-09_part-00001.jsonl.gz"
+    inside.symlink_to(lake / LAYOUT / "2025-01-06_part-00001.jsonl.gz")
+    files, problems = list_files(str(lake), "entries")
+    assert [f.path.rsplit("/", 1)[1] for f in files] == ["2025-01-06_part-00001.jsonl.gz", inside.name]
+    outside_links = [p for p in problems if "outside the lake" in p and "not followed" in p]
+    assert len(outside_links) == 2 and any("2025-01-07_part-00001.jsonl.gz" in p for p in outside_links)
+
+
+def test_control_characters_in_names_are_escaped(tmp_path: Path) -> None:
+    fs, _ = fsspec.core.url_to_fs(str(tmp_path))
+    _touch(fs, f"{tmp_path}/{LAYOUT}/x\n2026-01-01 ERROR forged\x1b[2J.jsonl.gz")
+    _, [problem] = list_files(str(tmp_path), "entries")
+    assert "\n" not in problem and "\x1b" not in problem
+    assert "x\\n2026-01-01 ERROR forged\\x1b[2J.jsonl.gz" in problem
+
+
+def test_nearest_runs_are_those_closest_in_time(tmp_path: Path) -> None:
+    from evo_frames.lake import BronzeFile, nearest_runs
+
+    runs = ["20260104T031522Z", "20260111T031522Z", "20260118T031522Z", "20260125T031522Z"]
+    files = [BronzeFile(r, f"p{r}", "entries", dt.date(2026, 1, 1), 1, "e") for r in runs]
+    assert nearest_runs(files, "20260112T000000Z") == ["20260111T031522Z", "20260118T031522Z", "20260104T031522Z"]
+    assert nearest_runs(files, "2026011") == runs[::-1][:3]  # not a run id: the latest
