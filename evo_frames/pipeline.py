@@ -891,10 +891,6 @@ class Loader:
                     if piece.rejects.height:
                         rejects.append(piece.rejects.with_columns(pl.lit(file.path).alias("path")))
                     if piece.records.height:
-                        if pending and pending_text + piece.text_bytes > self._expansion.text_bytes():
-                            # the chunk would decode to more than its share of the budget
-                            self._flush(sink, contested, pending, table_counts, casts, zones, dups)
-                            pending, pending_rows, pending_text = [], 0, 0
                         pending.append(piece)
                         pending_rows += piece.records.height
                         pending_text += piece.text_bytes

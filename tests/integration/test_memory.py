@@ -44,7 +44,8 @@ def test_one_big_members_file_loads_under_the_memory_budget(big_members_lake: st
 def test_load_chunks_are_bounded_by_their_decoded_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks are sized by their decoded size (records with their raw JSON, and CORE frames),
     measured on the first chunk, and a read block holding several chunks' worth of text is cut:
-    with many workers sharing a small budget each chunk stays near its share."""
+    with many workers sharing a small budget, a chunk is flushed once it reaches its share and so
+    holds at most its share and one read block (itself cut at the share)."""
     made = generate(str(tmp_path / "lake"), "members", 8_000, runs=1, gzip_level=1)
     lake = _regrouped_lake(str(tmp_path / "lake"), "members", made.run_ids[0], tmp_path, None)
     decoded: list[int] = []
@@ -61,7 +62,7 @@ def test_load_chunks_are_bounded_by_their_decoded_size(tmp_path: Path, monkeypat
     assert summary.rows_loaded == 8_000
     bound = (settings.memory_budget << 20) // (16 * (settings.workers + 2))  # Settings.piece_bytes: 1.6 MiB
     assert len(decoded) > 2
-    assert max(decoded) <= bound * 1.1, (
+    assert max(decoded) <= 2 * bound * 1.1, (
         f"decoded chunks of {[round(n / 2**20, 1) for n in decoded]} MiB, bound {bound / 2**20:.1f} MiB"
     )
     assert settings.piece_bytes == bound
