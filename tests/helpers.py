@@ -7,6 +7,9 @@ import datetime as dt
 import decimal
 import gzip
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,45 @@ from evo_frames.registry import discover
 from evo_frames.sinks import SqlSink, open_sink
 
 ENTITIES = discover()
+
+#: two weekly entries runs, in order
+R1, R2 = "20260111T031522Z", "20260118T031522Z"
+
+
+def entry(second: int, member: int, name: str = "Ana", **extra: object) -> dict[str, object]:
+    return {
+        "date": f"2025-11-03T06:41:{second:02d}",
+        "idMember": member,
+        "nameMember": name,
+        "idBranch": 57,
+        "device": "CATRACA 01",
+        "entryAction": "Allowed",
+        "entryType": "Check-in",
+        **extra,
+    }
+
+
+def sale(sid: int, paid: float | None = None, receivables: int = 3) -> dict[str, Any]:
+    return {
+        "idSale": sid,
+        "idMember": 1,
+        "saleDate": "2025-02-14T10:25:00",
+        "removed": None,
+        "coporatePartnershipId": 77,
+        "saleItens": [{"idSaleItem": sid * 10 + 1, "description": "PLANO", "itemValue": 1198.8, "saleValue": 958.8}],
+        "receivables": [
+            {"idReceivable": sid * 100 + i, "ammount": 79.9, "ammountPaid": paid if i == 1 else None,
+             "status": {"id": 2 if paid and i == 1 else 1, "name": "x"}, "paymentType": {"id": 18, "name": "Pix"},
+             "dueDate": f"2025-0{i + 1}-14T00:00:00"}
+            for i in range(1, receivables + 1)
+        ],
+    }  # fmt: skip
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVO_FRAMES_")}
+    return subprocess.run([sys.executable, "-m", "evo_frames", *args], capture_output=True, text=True, env=env,
+                          timeout=300)  # fmt: skip
 
 
 def bronze_path(lake: str, entity: str, run_id: str, name: str, day: str | None = None) -> str:
@@ -95,7 +137,7 @@ def table_rows(target: str, table: Any, columns: Iterable[str]) -> list[tuple[An
 
 
 #: the two runs of the multi-file entries lakes the process-level tests (kill, failover, concurrent) load
-ENTRY_RUNS = ("20260111T031522Z", "20260118T031522Z")
+ENTRY_RUNS = (R1, R2)
 #: twelve days of November: with 3,000 entries a file, a load long enough to disturb it anywhere
 NOVEMBER = [f"2025-11-{d:02d}" for d in range(1, 13)]
 

@@ -11,8 +11,7 @@ import sys
 import fsspec
 import pytest
 
-from tests.helpers import bronze_path, load, rows, write_bronze
-from tests.integration.test_load_semantics import R1, R2, entry
+from tests.helpers import R1, R2, bronze_path, entry, load, rows, write_bronze
 from tests.services import LakeLocation
 
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.helpers import load, rows, write_bronze
-from tests.integration.test_load_semantics import R1, entry
-from tests.integration.test_ops import cli
+from tests.helpers import R1, cli, entry, load, rows, write_bronze
 
 CASTS = (
     "SELECT entity, path, table_name, column_name, failures FROM evo_meta.cast_failures "

@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import load, rows, scalar, write_bronze
-
-R1, R2 = "20260111T031522Z", "20260118T031522Z"
+from tests.helpers import R1, R2, load, rows, sale, scalar, write_bronze
 
 
 def member(mid: int, status: str = "Active", contacts: Any = None, memberships: Any = None) -> dict[str, Any]:
@@ -34,23 +32,6 @@ def member(mid: int, status: str = "Active", contacts: Any = None, memberships: 
             {"idMemberMembership": mid * 100 + 2, "idMembership": 13, "name": "PLANO MENSAL", "valueNextMonth": 119.9},
         ],
     }
-
-
-def sale(sid: int, paid: float | None = None, receivables: int = 3) -> dict[str, Any]:
-    return {
-        "idSale": sid,
-        "idMember": 1,
-        "saleDate": "2025-02-14T10:25:00",
-        "removed": None,
-        "coporatePartnershipId": 77,
-        "saleItens": [{"idSaleItem": sid * 10 + 1, "description": "PLANO", "itemValue": 1198.8, "saleValue": 958.8}],
-        "receivables": [
-            {"idReceivable": sid * 100 + i, "ammount": 79.9, "ammountPaid": paid if i == 1 else None,
-             "status": {"id": 2 if paid and i == 1 else 1, "name": "x"}, "paymentType": {"id": 18, "name": "Pix"},
-             "dueDate": f"2025-0{i + 1}-14T00:00:00"}
-            for i in range(1, receivables + 1)
-        ],
-    }  # fmt: skip
 
 
 def count(target: str, table: str) -> int:

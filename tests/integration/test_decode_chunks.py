@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from tests import helpers
-from tests.helpers import load, rows, write_bronze
-from tests.integration.test_load_semantics import R1, entry
+from tests.helpers import R1, entry, load, rows, write_bronze
 
 
 def test_one_transform_per_chunk_of_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,9 +14,7 @@ import pytest
 
 from evo_frames import pipeline
 from evo_frames.errors import SinkError
-from tests.helpers import load, rows, write_bronze
-from tests.integration.test_load_semantics import R1, R2, entry
-from tests.integration.test_ops import cli
+from tests.helpers import R1, R2, cli, entry, load, rows, write_bronze
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,22 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import load, rows, scalar, write_bronze
-
-R1, R2 = "20260111T031522Z", "20260118T031522Z"
-
-
-def entry(second: int, member: int, name: str = "Ana", **extra: object) -> dict[str, object]:
-    return {
-        "date": f"2025-11-03T06:41:{second:02d}",
-        "idMember": member,
-        "nameMember": name,
-        "idBranch": 57,
-        "device": "CATRACA 01",
-        "entryAction": "Allowed",
-        "entryType": "Check-in",
-        **extra,
-    }
+from tests.helpers import R1, R2, entry, load, rows, scalar, write_bronze
 
 
 def core_names(target: str) -> dict[int, str]:

@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.helpers import rows, write_bronze
-from tests.integration.test_load_semantics import R1, entry
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVO_FRAMES_")}
-    return subprocess.run([sys.executable, "-m", "evo_frames", *args], capture_output=True, text=True, env=env,
-                          timeout=300)  # fmt: skip
+from tests.helpers import R1, cli, entry, rows, write_bronze
 
 
 def test_status_optimize_transform(tmp_path: Path, target_url: str) -> None:

@@ -10,8 +10,19 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tests.helpers import NOVEMBER, entries_snapshot, load, rows, scalar, sink_for, write_bronze, write_entries_lake
-from tests.integration.test_load_semantics import R1, R2, entry
+from tests.helpers import (
+    NOVEMBER,
+    R1,
+    R2,
+    entries_snapshot,
+    entry,
+    load,
+    rows,
+    scalar,
+    sink_for,
+    write_bronze,
+    write_entries_lake,
+)
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -16,9 +16,7 @@ import pytest
 from evo_frames import api
 from evo_frames.config import load_settings
 from evo_frames.errors import SinkError
-from tests.helpers import load, rows, sink_for, write_bronze
-from tests.integration.test_load_semantics import R1, entry
-from tests.integration.test_ops import cli
+from tests.helpers import R1, cli, entry, load, rows, sink_for, write_bronze
 
 SCHEMAS = "SELECT table_schema, table_name FROM information_schema.tables ORDER BY 1, 2"
 

@@ -14,8 +14,7 @@ import pytest
 import transforms.entries as entries
 from evo_frames.pipeline import Summary, new_load_id, run_entity
 from evo_frames.spec import Column, Entity, TransformContext
-from tests.helpers import ENTITIES, load, rows, scalar, settings, sink_for, write_bronze
-from tests.integration.test_core_entities import sale
+from tests.helpers import ENTITIES, load, rows, sale, scalar, settings, sink_for, write_bronze
 from tests.services import LakeLocation
 
 R1 = "20260111T031522Z"

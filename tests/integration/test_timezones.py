@@ -13,8 +13,7 @@ from evo_frames import api
 from evo_frames.errors import ConfigError
 from evo_frames.ops import status
 from evo_frames.pipeline import Summary, new_load_id, run_entity, transform_entity
-from tests.helpers import ENTITIES, rows, scalar, settings, sink_for, write_bronze
-from tests.integration.test_load_semantics import R1, R2
+from tests.helpers import ENTITIES, R1, R2, rows, scalar, settings, sink_for, write_bronze
 
 UTC = dt.UTC
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import rows, sink_for, write_bronze
-from tests.integration.test_load_semantics import R1, entry
-from tests.integration.test_ops import cli
+from tests.helpers import R1, cli, entry, rows, sink_for, write_bronze
 
 #: evo_meta as the version before "one vocabulary" created it (rejects._source_file, runs without host/pid)
 OLD_LAYOUT = (
