@@ -64,8 +64,7 @@ _MEASURE_FLOOR = 256 << 10
 
 @dataclass
 class Piece:
-    """One decoded chunk of a file: records (keys, lineage, raw), their CORE frames (empty when
-    read for the load, which transforms whole chunks), rejected lines."""
+    """One decoded chunk of a file: records (keys, lineage, raw), untransformed, and rejected lines."""
 
     records: pl.DataFrame
     rejects: pl.DataFrame
