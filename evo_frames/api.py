@@ -25,16 +25,16 @@ from .extract import Progress as ExtractProgress
 from .pipeline import Summary, new_load_id, run_entity, transform_entity
 from .progress import Progress
 from .registry import discover, select
-from .sinks import SqlSink, open_sink
+from .sinks import Sink, open_sink
 from .synth import ENTITIES, SynthResult, generate
 
 
-def connect(settings: Settings, *, read_only: bool = False) -> SqlSink:
+def connect(settings: Settings, *, read_only: bool = False) -> Sink:
     """The sink of ``settings.target`` (connects on first use).
 
     ``read_only=True`` is for reading: it never runs DDL or DML and never creates a file or folder
     (DuckDB opens the file read-only; PostgreSQL sessions are read-only, so a SELECT-only role
-    suffices). :meth:`~evo_frames.sinks.SqlSink.layout_problems` says whether the target was
+    suffices). :meth:`~evo_frames.sinks.Sink.layout_problems` says whether the target was
     initialised.
     """
     return open_sink(

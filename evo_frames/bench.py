@@ -48,9 +48,8 @@ from .errors import ConfigError, SinkError
 from .lake import BronzeFile, list_files
 from .pgbin import find_psql
 from .registry import discover
-from .sinks import open_sink
-from .sinks.dialect import POSTGRESQL
-from .sinks.postgres import describe
+from .sinks import Sink, open_sink
+from .sinks.quoting import q
 from .spec import TransformContext
 from .synth import generate
 
@@ -147,23 +146,25 @@ def _cli(*args: str) -> list[str]:
 
 @contextlib.contextmanager
 def _bench_target(target: str, workdir: Path, label: str = "bench") -> Iterator[str]:
-    """A fresh database for the bench: a new PostgreSQL database (dropped after) or a DuckDB file."""
-    if target.startswith("duckdb:"):
-        yield f"duckdb://{workdir / label}.duckdb"
+    """A fresh database for the bench: a new database on the server (dropped after), or a new
+    file in ``workdir`` where a database is a file (``dialect.create_database_sql`` is None)."""
+    dialect = _sink(target).dialect
+    if dialect.create_database_sql is None or dialect.drop_database_sql is None:
+        yield _sink(target).database_url(label, workdir)
         return
     name = f"evo_frames_bench_{secrets.token_hex(4)}"
-    with open_sink(target, memory_limit="1GB", connect_timeout=10, statement_timeout=600) as admin, admin.autocommit():
-        admin.execute(f'CREATE DATABASE "{name}"', f"creating database {name} (needs CREATEDB)")
-    u = urlsplit(target)
-    url = urlunsplit(u._replace(path=f"/{name}"))
+    with _sink(target) as admin, admin.autocommit():
+        admin.execute(dialect.create_database_sql.format(q(name)), f"creating database {name} (needs CREATEDB)")
     try:
-        yield url
+        yield admin.database_url(name, workdir)
     finally:
-        with (
-            open_sink(target, memory_limit="1GB", connect_timeout=10, statement_timeout=600) as admin,
-            admin.autocommit(),
-        ):
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f"dropping database {name}")
+        with _sink(target) as admin, admin.autocommit():
+            admin.execute(dialect.drop_database_sql.format(q(name)), f"dropping database {name}")
+
+
+def _sink(url: str) -> Sink:
+    """The sink of ``url``; no connection is made until first use."""
+    return open_sink(url, memory_limit="1GB", connect_timeout=10, statement_timeout=600)
 
 
 def _psql() -> str:
@@ -239,7 +240,7 @@ def copy_limits(url: str, admin: str, entity: str, workdir: Path) -> list[Stage]
         keys = ", ".join(ent.key_names)
         ref = workdir / "one-table.copy"
         _psql_run(url, f"\\copy (SELECT {keys}, raw_data FROM {ent.stg.qualified}) TO '{ref}'")
-        cols = ", ".join(f"{c.name} {POSTGRESQL.types[c.type]}" for c in ent.key)
+        cols = ", ".join(f"{c.name} {sink.dialect.types[c.type]}" for c in ent.key)
         _psql_run(limit, f"CREATE TABLE bench_one_table ({cols}, doc JSONB NOT NULL, PRIMARY KEY ({keys}))")
         seconds = _psql_run(limit, f"\\copy bench_one_table FROM '{ref}'")
         stages.append(Stage("one-table \\copy (key + JSONB)", records, seconds))
@@ -355,6 +356,7 @@ def bench_entity(
 ) -> EntityBench:
     """Measure every stage for one entity; see the module docstring."""
     lake = str(workdir / "lake")
+    dialect = _sink(target).dialect
     made = generate(lake, entity, records, seed=seed, runs=2, resend_share=1.0, change_share=RELOAD_CHANGED)
     size = sum(os.path.getsize(p) for p in made.files if p.endswith(".gz")) / 2**20
     result = EntityBench(entity, records, round(size, 1))
@@ -371,7 +373,7 @@ def bench_entity(
     with _bench_target(target, workdir) as url:
         common = ["--entity", entity, "--lake", lake, "--target", url, "--json"]
         first = _stage_from_run("first load (STG + CORE)", _cli("run", *common, "--run-id", run1))
-        limits = copy_limits(url, target, entity, workdir) if url.startswith("postgresql") else None
+        limits = copy_limits(url, target, entity, workdir) if dialect.copy_reference else None
         reload = _stage_from_run("reload, mostly unchanged", _cli("run", *common, "--run-id", run2))
         seconds, rss, out = _run_measured(
             _cli("transform", "--entity", entity, "--target", url, "--full-refresh", "--json")
@@ -388,7 +390,7 @@ def bench_entity(
             result.ratios["first load / one-table \\copy"] = round(
                 first.records_per_second / one_table.records_per_second, 2
             )
-    if target.startswith("postgres"):
+    if dialect.parallel_writers:
         # how the first load scales with parallel writers, each count into an empty database
         for writers in WRITERS:
             with _bench_target(target, workdir, f"writers{writers}") as url:
@@ -418,7 +420,7 @@ def bench(
     """Run :func:`bench_entity` for each entity in a temporary folder removed afterwards."""
     # a terminated bench still drops its database and temporary files (finally blocks run)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    shown = describe(target) if target.startswith("postgres") else target
+    shown = _sink(target).public_url
     out: dict[str, Any] = {"target": shown, "records": records, "cpus": os.cpu_count(), "entities": []}
     with tempfile.TemporaryDirectory(prefix="evo-frames-bench-") as tmp:
         for entity in entities:

@@ -10,12 +10,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .registry import discover
-from .sinks.sql import MANAGED, META_TABLES
+from .sinks.meta import MANAGED, META_TABLES
 from .spec import Column, Table
 
 PATH = Path(__file__).resolve().parent.parent / "docs" / "tables.md"
 
-#: meaning of the columns the sink adds to every table (:data:`~evo_frames.sinks.sql.MANAGED`)
+#: meaning of the columns the sink adds to every table (:data:`~evo_frames.sinks.meta.MANAGED`)
 MANAGED_DOCS = {
     "_loaded_at": "when the row was first inserted",
     "_updated_at": "when the row's content last changed (unchanged re-sends leave it)",
@@ -23,7 +23,7 @@ MANAGED_DOCS = {
 
 INTRO = """# Tables
 
-Generated from the declarations (`transforms/*.py`, `evo_frames/spec.py`, `evo_frames/sinks/sql.py`)
+Generated from the declarations (`transforms/*.py`, `evo_frames/spec.py`, `evo_frames/sinks/meta.py`)
 by `python -m evo_frames.dictionary`; a test keeps it in step. Types are the logical types
 (PostgreSQL: `json` is `JSONB`, `decimal` is `NUMERIC(15,2)`). *source* is the top-level key of the
 bronze JSON record a column is typed from (`list[].field` for a field of a list's elements), where

@@ -36,8 +36,9 @@ from typing import Any
 
 import polars as pl
 
-from .sinks import SqlSink
-from .sinks.sql import FILES, KEY_STATS, q, qt
+from .sinks import Sink
+from .sinks.meta import FILES, KEY_STATS
+from .sinks.quoting import q, qt
 from .spec import CONTENT_HASH, Entity
 
 #: STG records parsed per run
@@ -110,7 +111,7 @@ def key_stats(raws: Iterable[str]) -> pl.DataFrame:
     )
 
 
-def _sample(sink: SqlSink, entity: Entity, run_id: str) -> list[str]:
+def _sample(sink: Sink, entity: Entity, run_id: str) -> list[str]:
     """The raw JSON of up to :data:`SAMPLE_RECORDS` STG records of ``run_id``, spread by content hash."""
     keys = ", ".join(q(k) for k in entity.key_names)
     match = " AND ".join(f"s.{q(k)} = k.{q(k)}" for k in entity.key_names)
@@ -122,7 +123,7 @@ def _sample(sink: SqlSink, entity: Entity, run_id: str) -> list[str]:
     return rows.column("raw").to_pylist()
 
 
-def record(sink: SqlSink, entity: Entity, load_id: str) -> None:
+def record(sink: Sink, entity: Entity, load_id: str) -> None:
     """Store the key statistics of every run that ``load_id`` loaded files of (replacing older ones)."""
     runs = sink.query(
         f"SELECT DISTINCT run_id FROM {qt(FILES)} WHERE entity = '{entity.name}' AND load_id = '{load_id}'"
@@ -134,22 +135,10 @@ def record(sink: SqlSink, entity: Entity, load_id: str) -> None:
     ]
     if not frames:
         return
-    sink.ingest("_ef_key_stats", pl.concat(frames).select(KEY_STATS.column_names).to_arrow())
-    sink.execute(
-        f"DELETE FROM {qt(KEY_STATS)} x WHERE x.entity = '{entity.name}' "
-        "AND x.run_id IN (SELECT DISTINCT run_id FROM _ef_key_stats)",
-        "replacing key statistics",
-    )
-    casts = ", ".join(f"CAST(s.{q(c.name)} AS {sink.dialect.types[c.type]})" for c in KEY_STATS.columns)
-    sink.execute(
-        f"INSERT INTO {qt(KEY_STATS)} ({', '.join(q(c) for c in KEY_STATS.column_names)}) "
-        f"SELECT {casts} FROM _ef_key_stats s",
-        "writing key statistics",
-    )
-    sink.commit()
+    sink.record_key_stats(entity.name, pl.concat(frames))
 
 
-def frame(sink: SqlSink, entity: Entity) -> pl.DataFrame:
+def frame(sink: Sink, entity: Entity) -> pl.DataFrame:
     """The stored key statistics of ``entity``, one row per run and key path, oldest run first,
     with ``read`` (a transform reads the path), ``share`` and ``non_null_share`` of the sample."""
     if not sink.existing_columns(KEY_STATS):
@@ -174,7 +163,7 @@ def _parent(path: str) -> str | None:
     return (head.removesuffix("[]") or None) if dot else None
 
 
-def report(sink: SqlSink, entity: Entity) -> dict[str, Any]:
+def report(sink: Sink, entity: Entity) -> dict[str, Any]:
     """Drift of ``entity`` for ``status``: see the module docstring.
 
     Returns ``last_run`` and ``sampled`` (records of it parsed), ``unread`` (``key``, ``share`` of

@@ -19,8 +19,9 @@ from .api import connect
 from .config import Settings, load_settings
 from .errors import ConfigError
 from .registry import discover
-from .sinks import SqlSink
-from .sinks.sql import FILES, KEY_STATS, LOADS, REJECTS, q, qt
+from .sinks import Sink
+from .sinks.meta import FILES, KEY_STATS, LOADS, REJECTS
+from .sinks.quoting import q, qt
 from .spec import Entity, Table
 
 #: rows a method returns unless told otherwise
@@ -91,7 +92,7 @@ class Explorer:
         self.settings = settings if settings is not None else load_settings(overrides, config=config)
         self.entities = discover()
 
-    def _open(self) -> SqlSink:
+    def _open(self) -> Sink:
         # the one place that opens the target: read-only, exploration never writes
         return connect(self.settings, read_only=True)
 

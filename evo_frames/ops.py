@@ -12,8 +12,9 @@ from . import lake as lakes
 from .config import Settings, storage_options
 from .errors import SinkError, redact
 from .registry import discover
-from .sinks import SqlSink
-from .sinks.sql import CAST_FAILURES, FILES, LOADS, REJECTS, interrupted_error, qt
+from .sinks import Sink
+from .sinks.meta import CAST_FAILURES, FILES, LOADS, REJECTS, interrupted_error
+from .sinks.quoting import qt
 
 _LOAD_COLUMNS = (
     "load_id, entity, command, status, started_at, finished_at, host, pid, files, lines_read, inserted, "
@@ -26,7 +27,7 @@ def _iso(value: dt.datetime | None, zone: str) -> str | None:
     return value.astimezone(ZoneInfo(zone)).isoformat() if value is not None else None
 
 
-def _loads(sink: SqlSink, where: str, limit: int, dead: set[tuple[str, str]], zone: str) -> list[dict[str, Any]]:
+def _loads(sink: Sink, where: str, limit: int, dead: set[tuple[str, str]], zone: str) -> list[dict[str, Any]]:
     """Rows of evo_meta.runs, latest first, with a rate; dead ``running`` ones shown as interrupted."""
     out = sink.query(
         f"SELECT {_LOAD_COLUMNS} FROM {qt(LOADS)} WHERE {where} ORDER BY started_at DESC, entity LIMIT {int(limit)}"
@@ -39,7 +40,7 @@ def _loads(sink: SqlSink, where: str, limit: int, dead: set[tuple[str, str]], zo
     return out
 
 
-def _casts(sink: SqlSink, load: dict[str, Any] | None) -> dict[str, int]:
+def _casts(sink: Sink, load: dict[str, Any] | None) -> dict[str, int]:
     if load is None:
         return {}
     rows = sink.query(
@@ -51,7 +52,7 @@ def _casts(sink: SqlSink, load: dict[str, Any] | None) -> dict[str, int]:
 
 
 def status(
-    sink: SqlSink,
+    sink: Sink,
     settings: Settings,
     entity: str | None = None,
     *,
@@ -105,11 +106,9 @@ def status(
             if not sink.existing_columns(table):
                 tables[table.qualified] = {"rows": None}  # created by the entity's first run
                 continue
-            info: dict[str, Any] = {"rows": int(sink.scalar(f"SELECT count(*) FROM {qt(table)}") or 0)}
-            if sink.dialect.table_stats_sql:
-                stats = sink.query(sink.dialect.table_stats_sql.format(schema=table.schema, table=table.name))
-                row = stats.to_pylist()[0]
-                info.update(bytes=int(row["bytes"]), dead_rows=int(row["dead_rows"]))
+            info: dict[str, Any] = {"rows": sink.count_rows(table)}
+            if (stats := sink.table_stats(table)) is not None:
+                info.update(stats)
             tables[table.qualified] = info
         report["entities"][ent.name] = {
             "files_in_lake": len(in_lake),
@@ -138,7 +137,7 @@ def status(
     return report
 
 
-def optimize(sink: SqlSink, actions: list[str], entity: str | None = None) -> list[str]:
+def optimize(sink: Sink, actions: list[str], entity: str | None = None) -> list[str]:
     """Run maintenance (``analyze``, ``vacuum``, ``reindex``) on the entities' tables, in autocommit.
 
     Returns one line per statement run or action skipped.

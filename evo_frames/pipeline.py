@@ -44,8 +44,8 @@ from .expr import LATEST_ORDER, text
 from .progress import Progress
 from .reader import CHUNK_BYTES, REJECT_SCHEMA, FileStats, _clip, decode, iter_lines, reject_duplicate_keys
 from .retry import is_data_error, with_retries
-from .sinks import Counts, SqlSink
-from .sinks.sql import FILES, qt
+from .sinks import Counts, Sink
+from .sinks.meta import FILES
 from .spec import CONTENT_HASH, Entity, TransformContext
 
 log = logging.getLogger("evo_frames")
@@ -653,7 +653,7 @@ class Loader:
     """Loads one entity's selected files into a sink; see the module docstring."""
 
     def __init__(
-        self, sink: SqlSink, entity: Entity, settings: Settings, summary: Summary, progress: Progress | None = None
+        self, sink: Sink, entity: Entity, settings: Settings, summary: Summary, progress: Progress | None = None
     ) -> None:
         self.sink = sink
         self.progress = progress or Progress()
@@ -686,7 +686,7 @@ class Loader:
         Each batch is its own transaction with its own manifest rows, whichever writer takes it.
         With several writers, the batches of one run load at the same time and those of the next
         run start when all of them have committed (a batch spanning runs loads alone), so the
-        batches are the same as with one writer. The guarded upsert (``SqlSink.write_chunk``)
+        batches are the same as with one writer. The guarded upsert (``Sink.write_chunk``)
         keeps the newest content whatever the commit order, and runs, where records are re-sent
         unchanged, still apply in order, so an unchanged re-send keeps naming the file that first
         brought its content, as with one writer.
@@ -721,7 +721,7 @@ class Loader:
             prefetch.close()
 
     def _load_parallel(
-        self, files: Sequence[lakes.BronzeFile], batches: list[range], prefetch: _Prefetcher, sinks: list[SqlSink]
+        self, files: Sequence[lakes.BronzeFile], batches: list[range], prefetch: _Prefetcher, sinks: list[Sink]
     ) -> None:
         """Writer threads, each on its own connection, take the next batch until none is left."""
         sinks = sinks[: len(batches)]
@@ -730,7 +730,7 @@ class Loader:
         take = threading.Lock()
         failed = threading.Event()
 
-        def write(sink: SqlSink) -> None:
+        def write(sink: Sink) -> None:
             while not failed.is_set():
                 with take:
                     batch = next(todo, None)
@@ -749,7 +749,7 @@ class Loader:
 
     def _load_with_retries(
         self,
-        sink: SqlSink,
+        sink: Sink,
         files: Sequence[lakes.BronzeFile],
         batch: range,
         prefetch: _Prefetcher,
@@ -782,7 +782,7 @@ class Loader:
             what=f"loading {len(batch)} {self.entity.name} file(s) from {files[batch.start].path}",
         )
 
-    def _isolate(self, sink: SqlSink, records: pl.DataFrame, error: Exception) -> Quarantine:
+    def _isolate(self, sink: Sink, records: pl.DataFrame, error: Exception) -> Quarantine:
         """The records of a chunk whose write fails with a data error, by bisection.
 
         Each half that fails is halved again; each try writes its records in a fresh transaction
@@ -819,7 +819,7 @@ class Loader:
         )
         return found
 
-    def _try_write(self, sink: SqlSink, records: pl.DataFrame) -> Exception | None:
+    def _try_write(self, sink: Sink, records: pl.DataFrame) -> Exception | None:
         """Write ``records`` in a transaction of their own and roll it back; the data error, if any."""
         sink.rollback()
         try:
@@ -865,7 +865,7 @@ class Loader:
         )
 
     def _load_batch(
-        self, sink: SqlSink, sources: list[_Source], claims: _Claims | None, quarantined: Quarantine | None = None
+        self, sink: Sink, sources: list[_Source], claims: _Claims | None, quarantined: Quarantine | None = None
     ) -> None:
         started = time.perf_counter()
         owner = object()
@@ -935,9 +935,7 @@ class Loader:
             time.perf_counter() - started,
         )
 
-    def _not_loaded_meanwhile(
-        self, sink: SqlSink, sources: list[_Source]
-    ) -> tuple[list[_Source], list[lakes.BronzeFile]]:
+    def _not_loaded_meanwhile(self, sink: Sink, sources: list[_Source]) -> tuple[list[_Source], list[lakes.BronzeFile]]:
         """Lock the batch's files for this transaction and drop those a concurrent load of the
         entity committed since they were selected (the same size and etag, another load's row).
 
@@ -963,7 +961,7 @@ class Loader:
 
     def _flush(
         self,
-        sink: SqlSink,
+        sink: Sink,
         contested: Callable[[pl.DataFrame], pl.Series] | None,
         pending: list[Piece],
         table_counts: dict[str, Counts],
@@ -1055,7 +1053,7 @@ class Loader:
 
 
 @contextlib.contextmanager
-def _recorded(sink: SqlSink, entity: Entity, summary: Summary, command: str, settings: Settings) -> Iterator[None]:
+def _recorded(sink: Sink, entity: Entity, summary: Summary, command: str, settings: Settings) -> Iterator[None]:
     """Keep the load on record in ``evo_meta.runs``: ``running`` from the start (with this host
     and pid, its session holding the load's lock), then its outcome and counts whatever happens.
 
@@ -1124,7 +1122,7 @@ def add_cast_failures(summary: Summary, casts: CastCounts) -> None:
 
 
 def run_entity(
-    sink: SqlSink,
+    sink: Sink,
     entity: Entity,
     settings: Settings,
     *,
@@ -1201,7 +1199,7 @@ def run_entity(
 
 
 def transform_entity(
-    sink: SqlSink,
+    sink: Sink,
     entity: Entity,
     settings: Settings,
     *,
@@ -1219,7 +1217,7 @@ def transform_entity(
     summary = Summary(entity=entity.name, target=sink.display, load_id=load_id, source="stg")
     sink.ensure_tables([entity])
     with _recorded(sink, entity, summary, "transform", settings):
-        if not sink.query(f"SELECT 1 FROM {qt(entity.stg)} LIMIT 1").num_rows:
+        if not sink.has_rows(entity.stg):
             summary.error = (
                 f"{entity.stg.qualified} is empty: nothing to transform; load bronze first with "
                 f"evo-frames run -e {entity.name}"
@@ -1230,12 +1228,12 @@ def transform_entity(
 
 
 def _transform(
-    sink: SqlSink, entity: Entity, settings: Settings, summary: Summary, full_refresh: bool, progress: Progress
+    sink: Sink, entity: Entity, settings: Settings, summary: Summary, full_refresh: bool, progress: Progress
 ) -> None:
     ctx = TransformContext(source_timezone=settings.source_timezone)
     if full_refresh:
         sink.begin_refresh(entity)
-    progress.start(entity.name, records=int(sink.scalar(f"SELECT count(*) FROM {qt(entity.stg)}") or 0))
+    progress.start(entity.name, records=sink.count_rows(entity.stg))
     for stg in sink.read_stg(entity, settings.chunk_rows, settings.chunk_bytes):
         lines = stg.select(
             pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_line"), pl.col("raw_data").alias("raw")

@@ -9,9 +9,10 @@ evo_frames.errors.ConfigError: unknown target 'mysql://x'; use duckdb:///abs/fil
 from __future__ import annotations
 
 from ..errors import ConfigError, redact
-from .sql import Counts, SqlSink
+from .base import Counts, Sink
+from .sql import SqlSink
 
-__all__ = ["Counts", "SqlSink", "open_sink"]
+__all__ = ["Counts", "Sink", "SqlSink", "open_sink"]
 
 
 def open_sink(

@@ -44,6 +44,11 @@ class Dialect:
             exactly the column types, JSON as binary ``jsonb``); else through a TEMP table.
         secondary_indexes: create the tables' secondary indexes. DuckDB answers analytic queries
             from zone maps and its ART indexes slow every upsert, so it only keeps primary keys.
+        create_database_sql: statement creating another database on the same server (``{}`` = the
+            quoted name), or None where a database is a file (DuckDB).
+        drop_database_sql: statement dropping such a database (``{}`` = the quoted name).
+        copy_reference: the target's own client bulk-loads it (psql ``\\copy``), so ``bench``
+            measures a first load against that limit.
     """
 
     name: str
@@ -63,6 +68,9 @@ class Dialect:
     table_stats_sql: str | None
     index_names_sql: str | None
     maintenance: Mapping[str, str]
+    create_database_sql: str | None
+    drop_database_sql: str | None
+    copy_reference: bool
 
 
 _COMMON_TYPES = {
@@ -110,6 +118,9 @@ POSTGRESQL = Dialect(
         "vacuum": "VACUUM (ANALYZE) {table}",
         "reindex": "REINDEX TABLE CONCURRENTLY {table}",
     },
+    create_database_sql="CREATE DATABASE {}",
+    drop_database_sql="DROP DATABASE IF EXISTS {} WITH (FORCE)",
+    copy_reference=True,
 )
 
 DUCKDB = Dialect(
@@ -136,4 +147,7 @@ DUCKDB = Dialect(
     index_names_sql=None,
     # DuckDB compacts on CHECKPOINT and keeps only primary-key indexes
     maintenance={"analyze": "ANALYZE {table}", "vacuum": "CHECKPOINT"},
+    create_database_sql=None,
+    drop_database_sql=None,
+    copy_reference=False,
 )

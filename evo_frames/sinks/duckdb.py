@@ -52,6 +52,10 @@ class DuckDBSink(SqlSink):
         #: a writer waits this long for another process to close the file; a reader never waits
         self.lock_timeout = 0 if read_only else lock_timeout
 
+    def database_url(self, name: str, folder: Path) -> str:
+        """A DuckDB file ``name``.duckdb in ``folder``."""
+        return f"duckdb://{folder / name}.duckdb"
+
     def _connect(self) -> Any:
         import adbc_driver_duckdb
         import adbc_driver_manager.dbapi

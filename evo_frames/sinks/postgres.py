@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -97,12 +98,17 @@ class PostgresSink(SqlSink):
         check_url(url)
         register_secret(os.environ.get("PGPASSWORD"))
         super().__init__(url, describe(url), read_only)
+        self.public_url = self.display
         self.connect_timeout = connect_timeout
         #: seconds a reconnect waits out a server that is down, starting up or shutting down
         self.retry_wait = retry_wait
         #: set by :meth:`reconnect`: the server was reachable, so a refused connection is a failover
         self._reconnecting = False
         self._uri = with_timeouts(url, connect_timeout, statement_timeout)
+
+    def database_url(self, name: str, folder: Path) -> str:
+        """The database ``name`` on the same server, as the same user."""
+        return urlunsplit(urlsplit(self.url)._replace(path=f"/{name}"))
 
     def reconnect(self) -> None:
         super().reconnect()
