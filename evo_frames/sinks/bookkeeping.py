@@ -153,6 +153,11 @@ class Bookkeeping(Connection):
     def record_key_stats(self, entity: str, stats: pl.DataFrame) -> None:
         """Replace the key statistics of ``entity`` of the runs in ``stats`` (rows of
         ``evo_meta.key_stats``, see :func:`evo_frames.drift.key_stats`) by ``stats``, and commit."""
+        if self.dialect.lock_sql:
+            # two loads that read files of one run both replace its statistics: the second waits
+            # for the first to commit, so that its DELETE sees (and replaces) the first's rows
+            key = literal(f"evo_frames:{entity}:key_stats")
+            self.execute(self.dialect.lock_sql.format(key), f"locking the key statistics of {entity}")
         self.ingest("_ef_key_stats", arrow(stats.select(KEY_STATS.column_names)))
         self.execute(
             f"DELETE FROM {qt(KEY_STATS)} x WHERE x.entity = {literal(entity)} "
