@@ -1,4 +1,4 @@
-"""One sink for both targets: Arrow over ADBC, new rows straight into their tables, changed rows upserted.
+"""Change detection and writes: new rows straight into their tables, changed rows upserted.
 
 Per chunk, inside the batch's transaction:
 
@@ -13,8 +13,8 @@ Per chunk, inside the batch's transaction:
 4. For each child table, the children of changed parents are deleted and those of new and
    changed parents inserted (children mirror their parent).
 
-The files manifest and rejects are written in the same transaction, so a file's rows and its
-manifest row commit together.
+The files manifest and rejects are written in the same transaction
+(:mod:`~evo_frames.sinks.bookkeeping`), so a file's rows and its manifest row commit together.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from .meta import MANAGED
 from .quoting import literal, q, qt
 from .schema import Schema, partition_name, shadow_table
 
+#: STG columns naming where a row's content came from, compared in this order (latest wins)
 LINEAGE = ("run_id", "_source_file", "_source_line")
 
 
