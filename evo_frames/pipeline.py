@@ -640,6 +640,42 @@ class _BadChunk(Exception):
         self.error = error
 
 
+class _BatchKeys:
+    """The keys a batch has written so far, each with the file of its latest line.
+
+    A batch is written in chunks, and a key that a later chunk brings again was already written
+    by an earlier one: the upsert lets the later line win, and this tells which file's earlier
+    line lost, so that it counts as a duplicate there (its file's manifest row is written when
+    the batch ends, so the count can still change).
+    """
+
+    def __init__(self, key_names: Sequence[str]) -> None:
+        self._keys = list(key_names)
+        self._files: dict[str, int] = {}
+        self._paths: list[str] = []
+        # the key columns and the index of the file of each key's latest line
+        self._seen: pl.DataFrame | None = None
+
+    def replaced(self, records: pl.DataFrame) -> dict[str, int]:
+        """Note the keys of a chunk of distinct keys; per file, how many of its earlier lines they replace."""
+        for path in records["_source_file"].unique(maintain_order=True):
+            if path not in self._files:
+                self._files[path] = len(self._paths)
+                self._paths.append(path)
+        chunk = records.select(
+            *self._keys, pl.col("_source_file").replace_strict(self._files, return_dtype=pl.UInt32).alias("_file")
+        )
+        if self._seen is None:
+            self._seen = chunk
+            return {}
+        keys = chunk.select(self._keys)
+        hit = self._seen.join(keys, on=self._keys, how="semi", nulls_equal=True)
+        if hit.height:
+            self._seen = self._seen.join(keys, on=self._keys, how="anti", nulls_equal=True)
+        self._seen = pl.concat([self._seen, chunk], rechunk=False)
+        return {self._paths[i]: n for i, n in hit.group_by("_file").len().iter_rows()}
+
+
 #: lines of a batch quarantined at the load stage: ``(path, line) -> reason``
 Quarantine = dict[tuple[str, int], str]
 
@@ -881,6 +917,7 @@ class Loader:
             casts: CastCounts = defaultdict(int)
             zones: dict[str, int] = defaultdict(int)
             dups: dict[str, int] = defaultdict(int)
+            seen = _BatchKeys(self.entity.key_names)
             for source in sources:
                 file = source.file
                 for piece in source.pieces():
@@ -894,11 +931,11 @@ class Loader:
                         pending_rows += piece.records.height
                         pending_text += piece.text_bytes
                     if pending_rows >= self._chunk_rows or pending_text >= self._expansion.text_bytes():
-                        self._flush(sink, contested, pending, table_counts, casts, zones, dups)
+                        self._flush(sink, contested, pending, table_counts, casts, zones, dups, seen)
                         pending, pending_rows, pending_text = [], 0, 0
                 outcomes.append(FileOutcome(file=file, stats=source.stats))
             if pending:
-                self._flush(sink, contested, pending, table_counts, casts, zones, dups)
+                self._flush(sink, contested, pending, table_counts, casts, zones, dups, seen)
             all_rejects = pl.concat(rejects) if rejects else _empty_rejects().with_columns(path=pl.lit(""))
             files_frame = self._manifest(outcomes, all_rejects, dups)
             # loads of this entity write their manifest rows one at a time; the rows above commute
@@ -970,8 +1007,12 @@ class Loader:
         casts: CastCounts,
         zones: dict[str, int],
         dups: dict[str, int],
+        seen: _BatchKeys,
     ) -> None:
-        """Write one chunk of pieces (in latest-wins order); add to the batch's counters."""
+        """Write one chunk of pieces (in latest-wins order); add to the batch's counters.
+
+        A key that an earlier chunk of the batch wrote counts the earlier line as a duplicate.
+        """
         entity = self.entity
         records = pl.concat([p.records for p in pending], how="vertical_relaxed")
         latest = records.select(pl.struct(entity.key_names).is_last_distinct()).to_series()
@@ -981,6 +1022,8 @@ class Loader:
             for path, n in dropped.iter_rows():
                 dups[path] += n
             records = records.filter(latest)
+        for path, n in seen.replaced(records).items():
+            dups[path] += n
         # the pieces come untransformed (see read_file): one transform for the whole chunk
         core, piece_casts = transform_records(entity, records, self.ctx)
         self._expansion.measure(
