@@ -745,7 +745,7 @@ def _recorded(sink: SqlSink, entity: Entity, summary: Summary, command: str, set
 
 @contextlib.contextmanager
 def _indexes_deferred(sink: SqlSink, entity: Entity, defer: bool) -> Iterator[None]:
-    """Drop the secondary indexes of the entity's tables for the load (if ``defer``), and build
+    """Drop the secondary indexes of the entity's empty tables for the load (if ``defer``), and build
     them once at its end, whatever happens; a failed build is left to the next run's
     ``ensure_tables``."""
     deferred = sink.defer_indexes(entity.tables) if defer else []
