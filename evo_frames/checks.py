@@ -40,15 +40,11 @@ def transform_records(
     return core, dict(casts)
 
 
-def check_output(entity: Entity, frames: dict[str, pl.LazyFrame], records: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    """Collect a transform's frames, cast to the declared types; refuse missing tables/columns."""
-    return _collect_checked(entity, frames, records, [])[0]
-
-
 def _collect_checked(
     entity: Entity, frames: dict[str, pl.LazyFrame], records: pl.DataFrame, extra: Sequence[pl.LazyFrame]
 ) -> tuple[dict[str, pl.DataFrame], list[pl.DataFrame]]:
-    """:func:`check_output`, collecting ``extra`` in the same query (shared subplans computed once)."""
+    """Collect a transform's frames cast to the declared types (refusing missing tables/columns),
+    and ``extra`` in the same query (shared subplans computed once)."""
     expected = {t.qualified: t for t in entity.core}
     if set(frames) != set(expected):
         raise TransformError(
@@ -72,25 +68,6 @@ def _collect_checked(
             f"{records.height} records; the parent must keep one row per record"
         )
     return out, rest
-
-
-def count_cast_failures(
-    entity: Entity, records: pl.DataFrame, core: dict[str, pl.DataFrame], casts: CastCounts, ctx: TransformContext
-) -> None:
-    """Add, per file, table and column with a ``source``, the values present in the bronze record
-    that could not be typed and are stored as NULL.
-
-    Parent columns: a non-empty scalar, an object or an array at the key whose typed value is NULL.
-    Child columns (``list[].field``): a non-empty scalar in an element of the list that does not
-    parse as the column's type (objects and arrays inside elements are not seen: the decoder
-    drops them), counted for every element, whether it became a row or not.
-
-    :func:`transform_records` counts the same in the transform's own query; this function, given
-    collected tables, types the child values again.
-    """
-    _parent_failures(entity, records, core, casts)
-    counted = _child_failures(entity, records, {}, ctx)
-    _add_failures(casts, [t for t, _ in counted], pl.collect_all([f for _, f in counted]))
 
 
 def _add_failures(casts: CastCounts, tables: Sequence[str], sums: Sequence[pl.DataFrame]) -> None:
