@@ -25,8 +25,9 @@ log = logging.getLogger("evo_frames")
 app = typer.Typer(
     name="evo-frames",
     help=(
-        "Load W12 EVO data (members, sales, entries, prospects) from a bronze lake of gzipped JSON "
-        "lines into PostgreSQL or DuckDB: STG (raw JSON + lineage), CORE (typed tables), exactly once."
+        "Load W12 EVO data from a bronze lake of gzipped JSON lines into PostgreSQL or DuckDB: STG "
+        "(raw JSON + lineage), CORE (typed tables), exactly once. The entities are those the "
+        "transforms package declares (see --entity)."
     ),
     no_args_is_help=True,
     add_completion=False,
