@@ -95,8 +95,8 @@ FOUNDATION = {
     "evo_frames.spec",
     "evo_frames.synth.kit",
 }
-#: what transforms/ may use of the engine: the declarations, the expression helpers, the synth kit
-PUBLIC_FOR_TRANSFORMS = {"evo_frames", "evo_frames.spec", "evo_frames.expr", "evo_frames.synth", "evo_frames.synth.kit"}
+#: what transforms/ may use of the engine: the public API, the declarations, the expression helpers, the synth kit
+PUBLIC_FOR_TRANSFORMS = {"evo_frames", "evo_frames.spec", "evo_frames.expr", "evo_frames.synth.kit"}
 
 
 def _module_name(path: Path) -> str:
