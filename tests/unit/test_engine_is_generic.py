@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import ast
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from evo_frames.registry import discover
 
@@ -178,3 +181,47 @@ def _is_engine(module: str) -> bool:
 
 def _is_sink(module: str) -> bool:
     return module.startswith("evo_frames.sinks")
+
+
+# -- what the engine said about an entity, the entity now says itself ------------------------------
+
+GHOSTS = '''
+import polars as pl
+
+from evo_frames.spec import Column, Entity, Table
+
+KEY = (Column("ghost_id", "bigint", nullable=False),)
+GHOSTS = Table("core", "ghosts", KEY, primary_key=("ghost_id",), doc="one row per ghost")
+NOTES = """## Ghosts are never seen twice
+
+- `core.ghosts` keeps the first sighting.
+"""
+ENTITY = Entity(
+    name="ghosts",
+    record=pl.Struct({"id": pl.String}),
+    key=KEY,
+    keys=lambda records, ctx: records,
+    core=(GHOSTS,),
+    transform=lambda records, ctx: {},
+    notes=NOTES,
+)
+'''
+
+
+def test_the_data_dictionary_takes_an_entitys_notes_from_the_entity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evo_frames import dictionary
+
+    package = f"pkg_{uuid.uuid4().hex[:8]}"
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / package / "ghosts.py").write_text(GHOSTS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("EVO_FRAMES_TRANSFORMS", package)
+    text = dictionary.render()
+    notes = "## Ghosts are never seen twice\n\n- `core.ghosts` keeps the first sighting.\n"
+    assert text.startswith(dictionary.INTRO + "\n" + notes + "\n## STG")
+    assert "### core.ghosts" in text
+    # the engine's own introduction says nothing of any entity of the default package
+    assert "core.ghosts" not in dictionary.INTRO and "evo_members" not in dictionary.INTRO
