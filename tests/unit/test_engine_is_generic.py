@@ -68,6 +68,20 @@ def test_the_pattern_finds_names_as_words_only() -> None:
     assert [s for s in misses if pattern.search(s)] == []
 
 
+def test_strings_are_literals_and_f_string_parts_but_not_docstrings(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        '"""Module doc: ghosts."""\n'
+        "def f(x):\n"
+        '    """Function doc: ghosts."""\n'
+        '    return f"select * from core.{x}_ghosts", "plain ghosts"\n'
+        "class C:\n"
+        '    """Class doc: ghosts."""\n'
+        '    name = "ghosts"\n'
+    )
+    assert sorted(_strings(module)) == [(4, "_ghosts"), (4, "plain ghosts"), (4, "select * from core."), (7, "ghosts")]
+
+
 def test_no_string_in_the_engine_names_an_entity_or_its_tables() -> None:
     names = _domain_names()
     assert {"members", "evo_members", "core.evo_member_memberships", "stg_evo.entries_raw"} <= names
