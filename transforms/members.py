@@ -32,6 +32,8 @@ value that ends up NULL is then a real cast failure.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import polars as pl
 import polars_hash as plh
 
@@ -301,7 +303,9 @@ def _contact_label(contact: pl.Expr) -> pl.Expr:
     return pl.coalesce(E.text(label), E.text(v2_label))
 
 
-def _with_picked_contacts(records: pl.LazyFrame, picks: dict[str, tuple[tuple[int, ...], str | None]]) -> pl.LazyFrame:
+def _with_picked_contacts(
+    records: pl.LazyFrame, picks: Mapping[str, tuple[tuple[int, ...], str | None]]
+) -> pl.LazyFrame:
     """Adds, per ``column: (types, label_hint)`` of ``picks``, the description of the best contact:
     of ``types`` first, then (if given) labelled like the hint.
 
