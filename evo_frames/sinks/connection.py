@@ -174,7 +174,7 @@ class Connection:
 
     def has_rows(self, table: Table) -> bool:
         """Whether ``table`` holds any row."""
-        return self.query(f"SELECT 1 AS x FROM {qt(table)} LIMIT 1").num_rows > 0
+        return bool(self.query(f"SELECT 1 AS x FROM {qt(table)} LIMIT 1").num_rows > 0)
 
     def count_rows(self, table: Table) -> int:
         """The rows of ``table``."""
