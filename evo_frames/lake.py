@@ -22,7 +22,7 @@ from typing import Any
 
 import fsspec
 
-from .errors import ConfigError, EvoFramesError, SourceError, TransientSourceError, redact
+from .errors import ConfigError, EvoFramesError, SourceError, TransientSourceError, redact, register_secret
 
 _SEGMENT = re.compile(
     r"entity=(?P<entity>[a-z_]+)/ingestion_date=(?P<date>\d{4}-\d{2}-\d{2})/run_id=(?P<run>\d{8}T\d{6}Z)/"
@@ -63,15 +63,59 @@ def parse_path(path: str) -> tuple[str, dt.date, str] | None:
     return m["entity"], day, m["run"]
 
 
+_AZURE_SCHEMES = ("az://", "abfs://", "abfss://")
+
+
+def url_password(url: str) -> str | None:
+    """The password of ``scheme://user:password@host/…``, read up to the URL's last ``@``, so
+    that an unencoded ``/ : @ %``, space or ``'`` in it is part of it; None without one.
+
+    >>> url_password("ftp://etl:Zq7x/K v9@w@host/lake"), url_password("abfs://c@acct.dfs.core.windows.net/x")
+    ('Zq7x/K v9@w', None)
+    """
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    user, sep, password = rest.rpartition("@")[0].partition(":")
+    return password if sep and password and "/" not in user else None
+
+
 def open_lake(lake: str, storage_options: Mapping[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
-    """The filesystem and root path of a lake URL."""
+    """The filesystem and root path of a lake URL.
+
+    A password in the URL is a registered secret from here on (see :func:`~evo_frames.errors.redact`).
+    An Azure lake URL never carries a credential: an account key as its password or a SAS token as
+    its query is refused (exit 2) with where the credential goes instead.
+    """
+    password = url_password(lake)
+    register_secret(password)
+    query = lake.partition("?")[2] if lake.startswith(_AZURE_SCHEMES) else ""
+    if query and not query.startswith("versionid="):
+        register_secret(query)
+        raise ConfigError(
+            f"lake URL {shown(redact(lake))} carries a query string (a SAS token?); give the lake as "
+            "az://container/path and a SAS token in AZURE_STORAGE_SAS_TOKEN with AZURE_STORAGE_ACCOUNT_NAME, or in "
+            "AZURE_STORAGE_CONNECTION_STRING as its SharedAccessSignature"
+        )
+    if password and lake.startswith(_AZURE_SCHEMES):
+        raise ConfigError(
+            f"lake URL {shown(redact(lake))} carries a password (an account key?); give the lake as "
+            "az://container/path and the key in AZURE_STORAGE_ACCOUNT_KEY with AZURE_STORAGE_ACCOUNT_NAME, or in "
+            "AZURE_STORAGE_CONNECTION_STRING"
+        )
     try:
         fs, root = _filesystem(lake, storage_options)
     except (ValueError, ImportError) as e:
+        # a URL parser's message may quote a piece of an unencoded password ("Port could not be
+        # cast to integer value as 'Zq7x'"): with a password in the URL it is not shown
+        why = redact(str(e)) if not password or isinstance(e, ImportError) else _ENCODE_PASSWORD
         raise ConfigError(
-            f"lake URL {redact(lake)!r} cannot be opened: {redact(str(e))}; use a path, file://, az:// or abfs:// URL"
+            f"lake URL {shown(redact(lake))} cannot be opened: {shown(why)}; use a path, file://, az:// or abfs:// URL"
         ) from e
     return fs, root.rstrip("/")
+
+
+_ENCODE_PASSWORD = (
+    "it does not parse; percent-encode the password in it (/ → %2F, : → %3A, @ → %40, % → %25, space → %20, ' → %27)"
+)
 
 
 #: Azure's retries of a request that got no answer (refused, reset, DNS) or a 5xx: the blob
