@@ -13,7 +13,7 @@ import fsspec
 import pytest
 
 from tests.helpers import R1, R2, bronze_path, entry, load, rows, write_bronze
-from tests.services import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, LakeLocation
+from tests.services import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, LakeLocation, free_port
 
 
 @pytest.fixture
@@ -173,3 +173,20 @@ def test_opening_with_a_refused_credential_names_account_and_kind(azurite: Azuri
     text = str(caught.value)
     assert "refused the credential opening" in text and f"Azure account {AZURITE_ACCOUNT}" in text
     assert "connection string with an account key" in text and BAD_KEY not in text and "\n" not in text
+
+
+def test_unanswered_endpoint_fails_after_the_bounded_retries(
+    azurite: Azurite, az_lake: LakeLocation, target_url: str
+) -> None:
+    """Nothing listens at the endpoint: the blob client retries twice (not three times, 15 to 24 s
+    apart), then one line names the account, the container and the kind of credential."""
+    from evo_frames.lake import AZURE_RETRIES, open_lake
+
+    closed = azurite.connection_string.replace(f":{azurite.port}/", f":{free_port()}/")
+    fs, _ = open_lake(az_lake.url, {"connection_string": closed})
+    policy = fs.service_client._config.retry_policy
+    assert policy.total_retries == policy.connect_retries == AZURE_RETRIES == 2 and policy.initial_backoff <= 1
+    done = run_with(az_lake.url, target_url, closed)
+    line = assert_fails_naming(done, target_url, AZURITE_ACCOUNT, _container(az_lake),
+                               "connection string with an account key", AZURITE_KEY)  # fmt: skip
+    assert "cannot reach Azure listing" in line and "after 2 retries" in line
