@@ -63,11 +63,14 @@ import math
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:  # a dtype or a dtype class, as Polars gives a struct field's dtype
+    from polars._typing import PolarsDataType
 
 __all__ = [
     "CHUNK_BYTES",
@@ -486,7 +489,7 @@ def _empty_lines() -> pl.DataFrame:
     return pl.DataFrame(schema=_LINES_SCHEMA)
 
 
-def _clip(data: bytes) -> str:
+def clip_raw(data: bytes) -> str:
     """The first :data:`MAX_REJECT_RAW` bytes of a line as text, cut on a UTF-8 character boundary."""
     if len(data) > MAX_REJECT_RAW:
         cut = MAX_REJECT_RAW
@@ -502,7 +505,7 @@ def _reject_row(line: int, reason: str, data: bytes, length: int | None = None) 
         "line": line,
         "stage": "read",
         "reason": reason,
-        "raw": _clip(data),
+        "raw": clip_raw(data),
         "raw_length": len(data) if length is None else length,
     }
 
@@ -564,7 +567,8 @@ def decode(lines: pl.DataFrame, dtype: pl.Struct) -> tuple[pl.DataFrame, pl.Data
     unordered = False
     good = frame.filter(~bad) if rejects else frame
     if good.height:
-        size = good.get_column("raw").str.len_bytes().sum()
+        # the sum of a UInt32 series is an int; Polars types every Series.sum as any Python scalar
+        size = cast(int, good.get_column("raw").str.len_bytes().sum())
         step = max(1, good.height * _DECODE_SLICE_BYTES // max(size, 1))
         for start in range(0, good.height, step):
             failing: list[pl.DataFrame] = []
@@ -622,7 +626,7 @@ def _reject_frame(frame: pl.DataFrame, reason: pl.Series) -> pl.DataFrame:
     )
     if (rejects.get_column("raw_length") > MAX_REJECT_RAW).any():
         # rare (huge bad lines): cut on a UTF-8 boundary, which Polars' char-based slicing cannot do
-        clipped = [_clip(raw.encode("utf-8")) for raw in rejects.get_column("raw")]
+        clipped = [clip_raw(raw.encode("utf-8")) for raw in rejects.get_column("raw")]
         rejects = rejects.with_columns(raw=pl.Series(clipped, dtype=pl.String))
     return rejects
 
@@ -729,7 +733,7 @@ def _first_key_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(reversed(pairs))
 
 
-def _coercer(dtype: pl.DataType) -> Callable[[Any], Any]:
+def _coercer(dtype: PolarsDataType) -> Callable[[Any], Any]:
     """Build a function that bends a parsed JSON value into ``dtype`` the way the fast path would have.
 
     * Struct: an object keeps its declared fields (unknown keys dropped); anything else becomes null.
@@ -851,7 +855,7 @@ def reject_duplicate_keys(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataF
                 f"duplicate key {found[i]!r} in one JSON object (its values would disagree between raw_data and CORE)"
                 for i in sorted(found)
             ],
-            "raw": [_clip(raw.encode("utf-8")) for raw in gone["raw"]],
+            "raw": [clip_raw(raw.encode("utf-8")) for raw in gone["raw"]],
             "raw_length": gone["raw"].str.len_bytes().cast(pl.Int64),
         },
         schema=REJECT_SCHEMA,
