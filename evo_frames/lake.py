@@ -169,8 +169,9 @@ def azure_credential(fs: fsspec.AbstractFileSystem) -> tuple[str, str]:
 def _check_azure_lake(fs: fsspec.AbstractFileSystem, top: str, lake: str) -> None:
     """Fail at once, naming account, container and credential, when the container or the lake's
     folder (root and prefix) does not exist: no entity could be found there."""
+    import asyncio
+
     from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-    from fsspec.asyn import sync
 
     container = _container(fs, top)
 
@@ -179,7 +180,8 @@ def _check_azure_lake(fs: fsspec.AbstractFileSystem, top: str, lake: str) -> Non
             await client.get_container_properties()
 
     try:
-        sync(fs.loop, properties)
+        # on the filesystem's own event loop (fsspec runs it in its IO thread), as its methods are
+        asyncio.run_coroutine_threadsafe(properties(), fs.loop).result()
     except ResourceNotFoundError as e:
         raise SourceError(
             f"container {container} of lake {shown(redact(lake))} not found ({_where(fs, top)}); check the "
