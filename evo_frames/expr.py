@@ -303,9 +303,7 @@ def columns(table: Table, tz: str, /, **hand: pl.Expr) -> list[pl.Expr]:
         ValueError: a name of ``hand`` is not a column of ``table``.
     """
     derived = _derived(table, tz, hand)[1]
-    return [
-        hand[c].alias(c) if c in hand else derived[c] if c in derived else pl.col(c) for c in table.column_names
-    ]
+    return [hand[c].alias(c) if c in hand else derived[c] if c in derived else pl.col(c) for c in table.column_names]
 
 
 def parent_table(records: pl.LazyFrame, table: Table, tz: str, /, **hand: pl.Expr) -> pl.LazyFrame:

@@ -67,9 +67,7 @@ class Column:
         if self.type not in COLUMN_TYPES:
             raise ValueError(f"column {self.name!r}: unknown type {self.type!r}; valid: {', '.join(COLUMN_TYPES)}")
         if self.source is not None and (self.source.count("[].") > 1 or not all(self.source_path)):
-            raise ValueError(
-                f"column {self.name!r}: source {self.source!r} is neither a bronze key nor `list[].field`"
-            )
+            raise ValueError(f"column {self.name!r}: source {self.source!r} is neither a bronze key nor `list[].field`")
 
     @property
     def source_list(self) -> str | None:
