@@ -37,6 +37,7 @@ def test_every_sourced_column_is_derived_or_hand_written(name: str) -> None:
 
 # an entity whose transform writes no column by hand: every value comes from the declarations
 KEY = (Column("visit_id", "bigint", nullable=False),)
+KEY_NAMES = ("visit_id",)
 RUN = Column("_source_run_id", "text")
 VISITS = Table(
     "core",
@@ -126,3 +127,15 @@ def test_a_column_declared_only_in_its_table_is_loaded_and_its_cast_failures_cou
         {"step_id": 1, "weight": Decimal("12.50"), "done": True, "kind_id": 2},
         {"step_id": 2, "weight": None, "done": None, "kind_id": None},
     ]
+
+
+def test_a_source_or_hand_written_column_that_cannot_be_placed_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"source 'steps\[\]\.a\[\]\.b' is neither a bronze key nor `list\[\]\.field`"):
+        Column("b", "text", source="steps[].a[].b")
+    with pytest.raises(ValueError, match="a child table's sources are fields of one list"):
+        Table("core", "t", (*KEY, Column("a", "int", source="steps[].a"), Column("b", "int", source="b")), KEY_NAMES,
+              parent_key=KEY_NAMES)  # fmt: skip
+    with pytest.raises(ValueError, match="a parent table's sources are top-level bronze keys; got"):
+        Table("core", "t", (*KEY, Column("a", "int", source="steps[].a")), KEY_NAMES)
+    with pytest.raises(ValueError, match=r"hand-written columns \['nope'\] are not among its columns"):
+        E.parent_table(pl.LazyFrame(), VISITS, "UTC", nope=pl.lit(1))
