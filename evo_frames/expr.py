@@ -206,10 +206,6 @@ def source_run_id() -> pl.Expr:
     return pl.col("run_id").alias(SOURCE_RUN_ID)
 
 
-def _timestamp(value: pl.Expr, tz: str) -> pl.Expr:
-    return timestamp(value, tz)
-
-
 def _cast_with(fn: Callable[[pl.Expr], pl.Expr]) -> Callable[[pl.Expr, str], pl.Expr]:
     return lambda value, tz: fn(value)
 
@@ -222,7 +218,7 @@ _CASTS: Mapping[str, Callable[[pl.Expr, str], pl.Expr]] = {
     "text": _cast_with(text),
     "bool": _cast_with(flag),
     "date": _cast_with(date),
-    "timestamptz": _timestamp,
+    "timestamptz": timestamp,
     "json": _cast_with(text),
 }
 
@@ -302,7 +298,10 @@ def columns(table: Table, tz: str, /, **hand: pl.Expr) -> list[pl.Expr]:
     Raises:
         ValueError: a name of ``hand`` is not a column of ``table``.
     """
-    derived = _derived(table, tz, hand)[1]
+    return _columns(table, _derived(table, tz, hand)[1], hand)
+
+
+def _columns(table: Table, derived: Mapping[str, pl.Expr], hand: Mapping[str, pl.Expr]) -> list[pl.Expr]:
     return [hand[c].alias(c) if c in hand else derived[c] if c in derived else pl.col(c) for c in table.column_names]
 
 
@@ -317,8 +316,9 @@ def parent_table(records: pl.LazyFrame, table: Table, tz: str, /, **hand: pl.Exp
     >>> parent_table(recs, t, "UTC", label=pl.coalesce(text("L"), text("M"))).collect().rows()
     [(1, 7, 'a'), (2, None, 'c')]
     """
-    out = records.select(columns(table, tz, **hand))
-    out.column_plan = _derived(table, tz, hand)[0]  # type: ignore[attr-defined]
+    plan, derived = _derived(table, tz, hand)
+    out = records.select(_columns(table, derived, hand))
+    out.column_plan = plan  # type: ignore[attr-defined]
     return out
 
 
