@@ -161,6 +161,29 @@ class Table:
         child table with no column that has a ``source``)."""
         return next((c.source_list for c in self.sourced), None)
 
+    def record_fields(self) -> dict[str, pl.DataType]:
+        """The bronze fields the sources read, as decode dtypes: a parent table's record keys, a
+        child table's element fields, in the order of the columns; scalars are ``pl.String``, a
+        ``key.field`` source makes ``key`` a struct of its fields. For building a record type.
+
+        >>> t = Table("core", "t", (Column("k", "bigint"), Column("a", "int", source="l[].a"),
+        ...           Column("s", "int", source="l[].st.id"), Column("n", "text", source="l[].st.name")),
+        ...           ("k",), parent_key=("k",))
+        >>> t.record_fields()
+        {'a': String, 'st': Struct({'id': String, 'name': String})}
+        """
+        tree: dict[str, Any] = {}
+        for c in self.sourced:
+            node = tree
+            for name in c.source_path[:-1]:
+                node = node.setdefault(name, {})
+            node[c.source_path[-1]] = None
+
+        def dtype(node: dict[str, Any]) -> dict[str, pl.DataType]:
+            return {k: pl.String() if v is None else pl.Struct(dtype(v)) for k, v in node.items()}
+
+        return dtype(tree)
+
     @property
     def sourced(self) -> tuple[Column, ...]:
         """The columns with a ``source``."""

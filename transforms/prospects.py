@@ -20,18 +20,6 @@ from evo_frames.spec import Column, Endpoint, Entity, Table, TransformContext
 _S = pl.String
 RESPONSIBLE = pl.Struct({"name": _S, "document": _S, "financialResponsible": _S})
 
-RECORD = pl.Struct(
-    {
-        **{f: _S for f in (
-            "idProspect", "idBranch", "branchName", "firstName", "lastName", "document", "email",
-            "cellphone", "gender", "birthDate", "address", "number", "complement", "neighborhood", "city",
-            "state", "country", "zipCode", "signupType", "mktChannel", "currentStep", "gympassId",
-            "conversionDate", "idMember", "registerDate",
-        )},
-        "responsible": RESPONSIBLE,
-    }
-)  # fmt: skip
-
 KEY = (Column("prospect_id", "bigint", nullable=False, doc="EVO `idProspect`"),)
 
 PROSPECTS = Table(
@@ -77,6 +65,10 @@ PROSPECTS = Table(
     primary_key=("prospect_id",),
     doc="one row per prospect (lead)",
 )
+
+
+#: the decode type: the key ``idProspect``, each field a column reads, and the responsible object
+RECORD = pl.Struct({"idProspect": _S, **PROSPECTS.record_fields(), "responsible": RESPONSIBLE})
 
 
 def keys(records: pl.LazyFrame, ctx: TransformContext) -> pl.LazyFrame:

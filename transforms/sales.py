@@ -28,15 +28,7 @@ from evo_frames.spec import Column, Endpoint, Entity, Index, Table, TransformCon
 
 _S = pl.String
 _ID_NAME = pl.Struct({"id": _S, "name": _S})
-ITEM = pl.Struct(
-    {f: _S for f in (
-        "idSaleItem", "description", "item", "itemValue", "saleValue", "saleValueWithoutCreditValue",
-        "quantity", "discount", "corporateDiscount", "tax", "valueNextMonth", "idMembership",
-        "idMembershipRenewed", "idMemberMembership", "idProduct", "idService", "coporatePartnershipId",
-        "corporatePartnershipName", "membershipStartDate", "numMembers", "voucher", "accountingCode",
-        "municipalServiceCode", "flReceiptOnly", "flSwimming", "flAllowLocker", "idSaleItemMigration",
-    )}
-)  # fmt: skip
+# spelled out: its decode order (the {id, name} objects last) is not the order of its columns
 RECEIVABLE = pl.Struct(
     {
         **{f: _S for f in (
@@ -46,19 +38,6 @@ RECEIVABLE = pl.Struct(
         )},
         "status": _ID_NAME,
         "paymentType": _ID_NAME,
-    }
-)  # fmt: skip
-
-RECORD = pl.Struct(
-    {
-        **{f: _S for f in (
-            "idSale", "idMember", "idProspect", "idEmployee", "idEmployeeSale", "nameEmployeeSale",
-            "idPersonal", "idBranch", "saleDate", "saleDateServer", "updateDate", "saleSource",
-            "observations", "coporatePartnershipId", "corporatePartnershipName", "idSaleRecurrency",
-            "removed", "removalDate", "idEmployeeRemoval", "idSaleMigration", "idCartToken", "cartToken",
-        )},
-        "saleItens": pl.List(ITEM),
-        "receivables": pl.List(RECEIVABLE),
     }
 )  # fmt: skip
 
@@ -187,6 +166,20 @@ RECEIVABLES = Table(
         Index("idx_core_receivables_sale", ("sale_id",)),
         Index("idx_core_receivables_due", ("due_date",)),
     ),
+)
+
+
+#: the decode types from the tables' sources (each field a column reads, in column order), plus
+#: the key ``idSale``, the fallback ``cartToken`` and the lists
+ITEM = pl.Struct(ITEMS.record_fields())
+RECORD = pl.Struct(
+    {
+        "idSale": _S,
+        **SALES.record_fields(),
+        "cartToken": _S,
+        "saleItens": pl.List(ITEM),
+        "receivables": pl.List(RECEIVABLE),
+    }
 )
 
 
