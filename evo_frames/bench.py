@@ -259,8 +259,9 @@ def decode_only(lake: str, entity: str, run_id: str) -> int:
     transformed at once); returns the records seen."""
     import polars as pl
 
+    from .checks import transform_records
     from .config import Settings
-    from .pipeline import read_file, transform_records
+    from .prefetch import read_file
 
     ent = discover()[entity]
     settings, ctx = Settings(), TransformContext()

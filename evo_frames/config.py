@@ -197,7 +197,7 @@ class Settings:
         (its pieces, their concatenation, the STG frame, the rows sent): so the budget is shared
         by ``16 * (workers + 2)`` decoded chunks, which leaves most of it to the interpreter, the
         libraries and DuckDB. The load measures how much an entity's JSON grows once decoded on
-        its first chunk and sizes the text of the next ones from it (``pipeline._Expansion``).
+        its first chunk and sizes the text of the next ones from it (``prefetch.Expansion``).
 
         >>> Settings().piece_bytes >> 20, Settings(workers=6).piece_bytes >> 20
         (12, 6)

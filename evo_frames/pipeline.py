@@ -3,11 +3,15 @@
 Shape (DESIGN.md "How data flows")::
 
     list files → skip loaded ones → batches of ``batch_size`` files
-    decode threads (``workers`` files ahead, each ≤ 2 chunks queued):
+    decode threads (``workers`` files ahead, each ≤ 2 chunks queued; :mod:`evo_frames.prefetch`):
         gunzip → lines → JSON decode → keys; bad lines become rejects
     load thread, one transaction per batch:
-        chunks of ≤ ``chunk_rows`` records → latest-wins dedup → transforms → sink upserts
-        → manifest rows + rejects → commit
+        chunks of ≤ ``chunk_rows`` records → latest-wins dedup → transforms and their checks
+        (:mod:`evo_frames.checks`) → sink upserts → manifest rows + rejects → commit
+
+This module holds the orchestration: the run recorded in ``evo_meta.runs`` with its deferred
+indexes (:func:`run_entity`), the batches and their chunks (:class:`Loader`), and ``transform``
+(:func:`transform_entity`).
 
 A transient database error rolls the batch back, reconnects and replays it (re-reading its
 files); everything else stops the run with the batch rolled back, so a rerun picks up exactly
@@ -20,14 +24,12 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import queue
-import re
 import secrets
 import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,41 +38,20 @@ import polars as pl
 import polars_hash as plh
 
 from . import drift
-from . import expr as E
 from . import lake as lakes
+from .checks import NO_ZONE, CastCounts, count_zone_fallbacks, transform_records
 from .config import Settings, storage_options
-from .errors import EvoFramesError, TransformError, redact
-from .expr import LATEST_ORDER, text
+from .errors import EvoFramesError, redact
+from .expr import LATEST_ORDER
+from .prefetch import GZIP_RATIO, Direct, Expansion, Feed, Piece, Prefetched, Prefetcher, Source, read_file
 from .progress import Progress
-from .reader import CHUNK_BYTES, REJECT_SCHEMA, FileStats, _clip, decode, iter_lines, reject_duplicate_keys
+from .reader import REJECT_SCHEMA, FileStats, clip_raw, decode
 from .retry import is_data_error, with_retries
 from .sinks import Counts, SqlSink
 from .sinks.sql import FILES, qt
 from .spec import CONTENT_HASH, Entity, TransformContext
 
 log = logging.getLogger("evo_frames")
-
-#: values that could not be typed, per ``(path, table, column)``
-CastCounts = dict[tuple[str, str, str], int]
-
-#: gzip shrinks bronze JSON about this much: compressed bytes decoded ahead are worth this much text
-_GZIP_RATIO = 8
-#: decoded bytes per byte of JSON text assumed until an entity's first chunk is measured (nested
-#: records grow the most: members measured about 3x, entries about 2x)
-_FIRST_EXPANSION = 6.0
-#: chunks with less text than this do not update the measured expansion (fixed overheads dominate)
-_MEASURE_FLOOR = 256 << 10
-
-
-@dataclass
-class Piece:
-    """One decoded chunk of a file: records (keys, lineage, raw), untransformed, and rejected lines."""
-
-    records: pl.DataFrame
-    rejects: pl.DataFrame
-    duplicates: int
-    #: the text of the chunk's lines, rejected ones included
-    text_bytes: int
 
 
 @dataclass
@@ -170,389 +151,6 @@ def _empty_rejects() -> pl.DataFrame:
     return pl.DataFrame(schema=REJECT_SCHEMA)
 
 
-def read_file(
-    file: lakes.BronzeFile,
-    entity: Entity,
-    ctx: TransformContext,
-    *,
-    chunk_rows: int,
-    options: dict[str, str],
-    chunk_bytes: int | Callable[[], int] = CHUNK_BYTES,
-) -> tuple[Iterator[Piece], FileStats]:
-    """Stream one bronze file as decoded, keyed pieces; ``stats`` is final once the iterator is exhausted.
-
-    Runs in a decode thread, so that it overlaps the load. ``chunk_bytes`` is the text per chunk
-    (a callable is asked before each chunk). The pieces are not transformed: the load transforms
-    a whole chunk of pieces at once (:meth:`Loader._flush`), since a transform query costs tens
-    of milliseconds to plan whatever its rows (members: about 70 ms), which small files would
-    pay once each.
-    """
-    stats = FileStats()
-
-    def pieces() -> Iterator[Piece]:
-        with lakes.reading(file.path), lakes.open_file(file.path, options) as fh:
-            for lines, read_rejects in iter_lines(fh, stats=stats, chunk_lines=chunk_rows, chunk_bytes=chunk_bytes):
-                records, decode_rejects = decode(lines, entity.record)
-                records, dup_rejects = reject_duplicate_keys(records)
-                lineage = records.with_columns(
-                    pl.lit(file.path).alias("_source_file"),
-                    pl.lit(file.run_id).alias("run_id"),
-                    pl.lit(file.ingestion_date).alias("ingestion_date"),
-                )
-                keyed = entity.keys(lineage.lazy(), ctx).collect()
-                bad = keyed.filter(pl.col("_key_error").is_not_null())
-                key_rejects = bad.select(
-                    pl.col("_source_line").alias("line"),
-                    pl.lit("transform").alias("stage"),
-                    pl.col("_key_error").alias("reason"),
-                    pl.col("raw"),
-                    pl.col("raw").str.len_bytes().cast(pl.Int64).alias("raw_length"),
-                )
-                good = keyed.filter(pl.col("_key_error").is_null()).drop("_key_error")
-                # latest wins inside the chunk; across chunks the consumer checks again
-                latest = good.filter(pl.struct(entity.key_names).is_last_distinct())
-                yield Piece(
-                    records=latest,
-                    rejects=pl.concat([read_rejects, decode_rejects, dup_rejects, key_rejects.cast(REJECT_SCHEMA)]),
-                    duplicates=good.height - latest.height,
-                    text_bytes=int(lines["raw"].str.len_bytes().sum()),
-                )
-
-    return pieces(), stats
-
-
-def transform_records(
-    entity: Entity, records: pl.DataFrame, ctx: TransformContext
-) -> tuple[dict[str, pl.DataFrame], CastCounts]:
-    """The checked CORE frames of deduplicated records, and the values that could not be typed.
-
-    One query computes the tables and the child tables' cast failures: a child frame built with
-    :func:`evo_frames.expr.child_table` shares its typed element rows with the count, so each
-    value is parsed once.
-    """
-    frames = entity.transform(records.lazy(), ctx)
-    counted = _child_failures(entity, records, frames, ctx)
-    core, sums = _collect_checked(entity, frames, records, [f for _, f in counted])
-    casts: CastCounts = defaultdict(int)
-    _parent_failures(entity, records, core, casts)
-    _add_failures(casts, [t for t, _ in counted], sums)
-    return core, dict(casts)
-
-
-class _Expansion:
-    """How much one entity's JSON grows once decoded, and the text per chunk that follows from it.
-
-    The decoded size of a chunk is the estimated size of its records (raw JSON included) and CORE
-    frames, measured once it is transformed; the expansion is the largest ratio of decoded size to
-    text seen so far in this load (:data:`_FIRST_EXPANSION` before the first chunk), so chunks of
-    ``text_bytes()`` of text decode to about ``decoded_bytes`` whatever the entity.
-    """
-
-    def __init__(self, decoded_bytes: int) -> None:
-        self.decoded_bytes = decoded_bytes
-        self.factor: float | None = None
-        self._lock = threading.Lock()
-
-    def measure(self, text_bytes: int, decoded_bytes: int) -> None:
-        if text_bytes <= 0 or (self.factor is not None and text_bytes < _MEASURE_FLOOR):
-            return
-        with self._lock:
-            self.factor = max(self.factor or 0.0, decoded_bytes / text_bytes)
-
-    def text_bytes(self) -> int:
-        return max(1, int(self.decoded_bytes / (self.factor or _FIRST_EXPANSION)))
-
-
-class _Feed:
-    """One file decoded in a background thread into a small bounded queue.
-
-    ``slots`` bounds how many feeds decode at the same moment: a feed holds a slot only while it
-    builds a piece, never while it waits for the consumer, so waiting feeds cost only their
-    queued pieces and the decoding ones cannot block each other.
-    """
-
-    _DONE = object()
-
-    def __init__(self, produce: Callable[[], tuple[Iterator[Piece], FileStats]], slots: threading.Semaphore) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
-        self._cancel = threading.Event()
-        self._produce = produce
-        self._slots = slots
-        self.stats: FileStats | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _put(self, item: Any) -> bool:
-        while not self._cancel.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        try:
-            pieces, self.stats = self._produce()
-            while True:
-                with self._slots:
-                    piece = next(pieces, None)
-                if piece is None or not self._put(piece):
-                    break
-            self._put(self._DONE)
-        except BaseException as e:  # handed to the consumer, which raises it in its own thread
-            self._put(e)
-
-    def pieces(self) -> Iterator[Piece]:
-        while True:
-            item = self._queue.get()
-            if item is self._DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-
-class _Prefetcher:
-    """Decodes files ahead of the load, in file order: at least ``workers`` files, and more while
-    the files started ahead total at most ``ahead_bytes()`` (compressed), so that the next batch is
-    decoded while the current one is in the database. Each file queues at most two pieces, which
-    bounds memory whatever the file sizes."""
-
-    def __init__(
-        self,
-        files: Sequence[lakes.BronzeFile],
-        make: Callable[[lakes.BronzeFile], _Feed],
-        workers: int,
-        ahead_bytes: Callable[[], int],
-    ):
-        self._files = list(files)
-        self._make = make
-        self._workers = workers
-        self._ahead_bytes = ahead_bytes
-        self._feeds: dict[int, _Feed] = {}
-        self._started: set[int] = set()
-        # parallel writers take feeds from their own threads
-        self._lock = threading.Lock()
-
-    def feed(self, index: int) -> _Feed:
-        """The feed of file ``index``, starting it and those ahead of it that are not started yet."""
-        with self._lock:
-            ahead, most = 0, self._ahead_bytes()
-            i = index
-            while i < len(self._files) and (i < index + self._workers or ahead + self._files[i].size <= most):
-                if i not in self._started:
-                    self._feeds[i] = self._make(self._files[i])
-                    self._started.add(i)
-                ahead += self._files[i].size
-                i += 1
-            return self._feeds.pop(index)
-
-    def discard(self, indexes: Iterable[int]) -> None:
-        """Cancel the feeds of ``indexes`` that were started and not taken; never start them again."""
-        with self._lock:
-            for i in indexes:
-                self._started.add(i)
-                feed = self._feeds.pop(i, None)
-                if feed is not None:
-                    feed.cancel()
-
-    def close(self) -> None:
-        self.discard(list(self._feeds))
-
-
-class _Source:
-    """One file of a batch: its pieces, then its stats (final once the pieces are exhausted)."""
-
-    file: lakes.BronzeFile
-    stats: FileStats
-
-    def pieces(self) -> Iterator[Piece]:  # pragma: no cover - each kind implements it
-        raise NotImplementedError
-
-    def skip(self) -> None:  # pragma: no cover - each kind implements it
-        """Never read this file: a concurrent load committed it."""
-        raise NotImplementedError
-
-
-class _Prefetched(_Source):
-    """A file decoded ahead by the prefetcher; its feed is taken only when the load reaches it."""
-
-    def __init__(self, file: lakes.BronzeFile, prefetch: _Prefetcher, index: int) -> None:
-        self.file, self._prefetch, self._index = file, prefetch, index
-
-    def pieces(self) -> Iterator[Piece]:
-        feed = self._prefetch.feed(self._index)
-        yield from feed.pieces()
-        assert feed.stats is not None
-        self.stats = feed.stats
-
-    def skip(self) -> None:
-        self._prefetch.discard([self._index])
-
-
-class _Direct(_Source):
-    """A file read in the calling thread (replays after a transient error)."""
-
-    def __init__(
-        self, file: lakes.BronzeFile, read: Callable[[lakes.BronzeFile], tuple[Iterator[Piece], FileStats]]
-    ) -> None:
-        self.file = file
-        self._pieces, self.stats = read(file)
-
-    def pieces(self) -> Iterator[Piece]:
-        return self._pieces
-
-    def skip(self) -> None:
-        close = getattr(self._pieces, "close", None)
-        if close is not None:
-            close()
-
-
-def check_output(entity: Entity, frames: dict[str, pl.LazyFrame], records: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    """Collect a transform's frames, cast to the declared types; refuse missing tables/columns."""
-    return _collect_checked(entity, frames, records, [])[0]
-
-
-def _collect_checked(
-    entity: Entity, frames: dict[str, pl.LazyFrame], records: pl.DataFrame, extra: Sequence[pl.LazyFrame]
-) -> tuple[dict[str, pl.DataFrame], list[pl.DataFrame]]:
-    """:func:`check_output`, collecting ``extra`` in the same query (shared subplans computed once)."""
-    expected = {t.qualified: t for t in entity.core}
-    if set(frames) != set(expected):
-        raise TransformError(
-            f"transform {entity.name} returned tables {sorted(frames)}; it declares {sorted(expected)}"
-        )
-    everything = pl.collect_all([*(frames[name] for name in expected), *extra])
-    collected, rest = everything[: len(expected)], everything[len(expected) :]
-    out: dict[str, pl.DataFrame] = {}
-    for (name, table), frame in zip(expected.items(), collected, strict=True):
-        missing = [c for c in table.column_names if c not in frame.columns]
-        if missing:
-            raise TransformError(f"transform {entity.name}: table {name} lacks columns {missing}")
-        try:
-            out[name] = frame.select([pl.col(c).cast(dtype) for c, dtype in table.polars_schema().items()])
-        except pl.exceptions.PolarsError as e:
-            raise TransformError(f"transform {entity.name}: table {name} has a column of the wrong type: {e}") from e
-    parent = entity.core[0].qualified
-    if out[parent].height != records.height:
-        raise TransformError(
-            f"transform {entity.name}: parent table {parent} has {out[parent].height} rows for "
-            f"{records.height} records; the parent must keep one row per record"
-        )
-    return out, rest
-
-
-def count_cast_failures(
-    entity: Entity, records: pl.DataFrame, core: dict[str, pl.DataFrame], casts: CastCounts, ctx: TransformContext
-) -> None:
-    """Add, per file, table and column with a ``source``, the values present in the bronze record
-    that could not be typed and are stored as NULL.
-
-    Parent columns: a non-empty scalar, an object or an array at the key whose typed value is NULL.
-    Child columns (``list[].field``): a non-empty scalar in an element of the list that does not
-    parse as the column's type (objects and arrays inside elements are not seen: the decoder
-    drops them), counted for every element, whether it became a row or not.
-
-    :func:`transform_records` counts the same in the transform's own query; this function, given
-    collected tables, types the child values again.
-    """
-    _parent_failures(entity, records, core, casts)
-    counted = _child_failures(entity, records, {}, ctx)
-    _add_failures(casts, [t for t, _ in counted], pl.collect_all([f for _, f in counted]))
-
-
-def _add_failures(casts: CastCounts, tables: Sequence[str], sums: Sequence[pl.DataFrame]) -> None:
-    for table_name, frame in zip(tables, sums, strict=True):
-        for row in frame.iter_rows(named=True):
-            path = row.pop("_source_file")
-            for name, n in row.items():
-                if n:
-                    casts[(path, table_name, name)] += n
-
-
-def _by_file(frame: pl.LazyFrame) -> pl.LazyFrame:
-    return frame.group_by("_source_file").agg(pl.exclude("_source_file").cast(pl.Int64).sum())
-
-
-def _parent_failures(entity: Entity, records: pl.DataFrame, core: dict[str, pl.DataFrame], casts: CastCounts) -> None:
-    """Parent columns: a present value at the source key whose typed column is NULL."""
-    parent = entity.core[0]
-    sourced = [(c.name, c.source) for c in parent.columns if c.source is not None and c.source in records.columns]
-    if not sourced:
-        return
-    nulls = core[parent.qualified].select(pl.col(name).is_null().alias(f"_null:{name}") for name, _ in sourced)
-    frame = records.select("_source_file", "raw", *dict.fromkeys(src for _, src in sourced)).hstack(nulls)
-    # a non-empty scalar that the cast turned into NULL: one pass over all columns
-    lost = [(_present(pl.col(src)) & pl.col(f"_null:{name}")).alias(name) for name, src in sourced]
-    # objects and arrays at a scalar key were decoded as null: only lines holding one at such a
-    # key (one regular expression over the raw lines) are parsed again to find them
-    keys = "|".join(re.escape(src) for _, src in sourced)
-    held = frame.lazy().filter(pl.col("raw").str.contains(f'"(?:{keys})"\\s*:\\s*[\\[{{]'))
-    nested = [
-        (
-            pl.col(f"_null:{name}")
-            & ~_present(pl.col(src))
-            & _present(pl.col("raw").str.json_path_match(_json_path(src)))
-        ).alias(name)
-        for name, src in sourced
-    ]
-    sums = pl.collect_all(
-        [_by_file(frame.lazy().select("_source_file", *lost)), _by_file(held.select("_source_file", *nested))]
-    )
-    _add_failures(casts, [parent.qualified] * 2, sums)
-
-
-def _child_failures(
-    entity: Entity, records: pl.DataFrame, frames: dict[str, pl.LazyFrame], ctx: TransformContext
-) -> list[tuple[str, pl.LazyFrame]]:
-    """Per child table, a lazy count by file of the values present in a list element and NULL once typed.
-
-    A frame of ``frames`` built by :func:`evo_frames.expr.child_table` is counted on its
-    ``element_rows`` (the transform's own typed values); otherwise the values are typed here.
-    """
-    counted: list[tuple[str, pl.LazyFrame]] = []
-    for table in entity.core[1:]:
-        rows = getattr(frames.get(table.qualified), "element_rows", None)
-        by_list: dict[str, list[pl.Expr]] = defaultdict(list)
-        for col in table.sourced:
-            if col.source_list is not None and col.type not in E.INFALLIBLE:
-                value = E.source_value(col)
-                typed = pl.col(col.name) if rows is not None else E.cast(col, value, ctx.source_timezone)
-                by_list[col.source_list].append((_present(value) & typed.is_null()).alias(col.name))
-        for items, failed in by_list.items():
-            if items not in records.columns:
-                continue
-            source = rows if rows is not None else E.elements(records.lazy(), items, [])
-            counted.append((table.qualified, _by_file(source.select("_source_file", *failed))))
-    return counted
-
-
-def _json_path(key: str) -> str:
-    return '$["' + key.replace("\\", "\\\\").replace('"', '\\"') + '"]'
-
-
-def _present(value: pl.Expr) -> pl.Expr:
-    return value.cast(pl.String).str.strip_chars().fill_null("") != ""
-
-
-#: the ``zone_fallbacks`` label of records whose zone field is missing or empty
-NO_ZONE = "(missing)"
-
-
-def count_zone_fallbacks(entity: Entity, records: pl.DataFrame, counts: dict[str, int]) -> None:
-    """Add, per value of the entity's zone field, the records it does not map to a zone."""
-    if entity.zone is None or entity.zone.field not in records.columns:
-        return
-    names = records.select(text(entity.zone.field).fill_null(NO_ZONE).alias("zone"))
-    fallbacks = names.filter(~pl.col("zone").is_in(list(entity.zone.zones))).group_by("zone").len()
-    for name, n in fallbacks.iter_rows():
-        counts[name] = counts.get(name, 0) + n
-
-
 def zone_problems(entity: Entity, summary: Summary, tz: str) -> list[str]:
     """One line per zone name the entity's zone map does not know (never guessed)."""
     field = entity.zone.field if entity.zone else ""
@@ -626,6 +224,42 @@ class _BadChunk(Exception):
         self.error = error
 
 
+class _BatchKeys:
+    """The keys a batch has written so far, each with the file of its latest line.
+
+    A batch is written in chunks, and a key that a later chunk brings again was already written
+    by an earlier one: the upsert lets the later line win, and this tells which file's earlier
+    line lost, so that it counts as a duplicate there (its file's manifest row is written when
+    the batch ends, so the count can still change).
+    """
+
+    def __init__(self, key_names: Sequence[str]) -> None:
+        self._keys = list(key_names)
+        self._files: dict[str, int] = {}
+        self._paths: list[str] = []
+        # the key columns and the index of the file of each key's latest line
+        self._seen: pl.DataFrame | None = None
+
+    def replaced(self, records: pl.DataFrame) -> dict[str, int]:
+        """Note the keys of a chunk of distinct keys; per file, how many of its earlier lines they replace."""
+        for path in records["_source_file"].unique(maintain_order=True):
+            if path not in self._files:
+                self._files[path] = len(self._paths)
+                self._paths.append(path)
+        chunk = records.select(
+            *self._keys, pl.col("_source_file").replace_strict(self._files, return_dtype=pl.UInt32).alias("_file")
+        )
+        if self._seen is None:
+            self._seen = chunk
+            return {}
+        keys = chunk.select(self._keys)
+        hit = self._seen.join(keys, on=self._keys, how="semi", nulls_equal=True)
+        if hit.height:
+            self._seen = self._seen.join(keys, on=self._keys, how="anti", nulls_equal=True)
+        self._seen = pl.concat([self._seen, chunk], rechunk=False)
+        return {self._paths[i]: n for i, n in hit.group_by("_file").len().iter_rows()}
+
+
 #: lines of a batch quarantined at the load stage: ``(path, line) -> reason``
 Quarantine = dict[tuple[str, int], str]
 
@@ -653,7 +287,7 @@ class Loader:
         self.listed: dict[str, str] = {}
         self._accounting = threading.Lock()
         self._chunk_rows = settings.chunk_rows
-        self._expansion = _Expansion(settings.piece_bytes)
+        self._expansion = Expansion(settings.piece_bytes)
 
     def _read(self, file: lakes.BronzeFile) -> tuple[Iterator[Piece], FileStats]:
         return read_file(
@@ -685,11 +319,11 @@ class Loader:
         self._chunk_rows = max(1, self.settings.chunk_rows // share)
         self._expansion.decoded_bytes = max(1, self.settings.piece_bytes // share)
         # beyond the workers' files, decode ahead about one chunk more (as compressed bytes)
-        prefetch = _Prefetcher(
+        prefetch = Prefetcher(
             files,
-            lambda f: _Feed(lambda: self._read(f), slots),
+            lambda f: Feed(lambda: self._read(f), slots),
             max(1, self.settings.workers // share),
-            lambda: self._expansion.text_bytes() // _GZIP_RATIO,
+            lambda: self._expansion.text_bytes() // GZIP_RATIO,
         )
         try:
             if writers <= 1:
@@ -707,7 +341,7 @@ class Loader:
             prefetch.close()
 
     def _load_parallel(
-        self, files: Sequence[lakes.BronzeFile], batches: list[range], prefetch: _Prefetcher, sinks: list[SqlSink]
+        self, files: Sequence[lakes.BronzeFile], batches: list[range], prefetch: Prefetcher, sinks: list[SqlSink]
     ) -> None:
         """Writer threads, each on its own connection, take the next batch until none is left."""
         sinks = sinks[: len(batches)]
@@ -738,7 +372,7 @@ class Loader:
         sink: SqlSink,
         files: Sequence[lakes.BronzeFile],
         batch: range,
-        prefetch: _Prefetcher,
+        prefetch: Prefetcher,
         claims: _Claims | None,
     ) -> None:
         # records whose write failed with a data error: kept across replays of the batch
@@ -749,11 +383,11 @@ class Loader:
             while True:
                 if fresh[0]:
                     # the first try takes the files decoded ahead, each when the load reaches it
-                    sources: list[_Source] = [_Prefetched(files[i], prefetch, i) for i in batch]
+                    sources: list[Source] = [Prefetched(files[i], prefetch, i) for i in batch]
                 else:
                     # a replay re-reads the batch in this thread; what was decoded ahead is dropped
                     prefetch.discard(batch)
-                    sources = [_Direct(files[i], self._read) for i in batch]
+                    sources = [Direct(files[i], self._read) for i in batch]
                 fresh[0] = False
                 try:
                     self._load_batch(sink, sources, claims, quarantined)
@@ -838,7 +472,7 @@ class Loader:
                 "line": gone["_source_line"].cast(pl.Int64),
                 "stage": ["load"] * gone.height,
                 "reason": [quarantined[(path, int(n))] for n in gone["_source_line"]],
-                "raw": [_clip(raw.encode("utf-8")) for raw in gone["raw"]],
+                "raw": [clip_raw(raw.encode("utf-8")) for raw in gone["raw"]],
                 "raw_length": gone["raw"].str.len_bytes().cast(pl.Int64),
             },
             schema=REJECT_SCHEMA,
@@ -851,7 +485,7 @@ class Loader:
         )
 
     def _load_batch(
-        self, sink: SqlSink, sources: list[_Source], claims: _Claims | None, quarantined: Quarantine | None = None
+        self, sink: SqlSink, sources: list[Source], claims: _Claims | None, quarantined: Quarantine | None = None
     ) -> None:
         started = time.perf_counter()
         owner = object()
@@ -867,6 +501,7 @@ class Loader:
             casts: CastCounts = defaultdict(int)
             zones: dict[str, int] = defaultdict(int)
             dups: dict[str, int] = defaultdict(int)
+            seen = _BatchKeys(self.entity.key_names)
             for source in sources:
                 file = source.file
                 for piece in source.pieces():
@@ -880,11 +515,11 @@ class Loader:
                         pending_rows += piece.records.height
                         pending_text += piece.text_bytes
                     if pending_rows >= self._chunk_rows or pending_text >= self._expansion.text_bytes():
-                        self._flush(sink, contested, pending, table_counts, casts, zones, dups)
+                        self._flush(sink, contested, pending, table_counts, casts, zones, dups, seen)
                         pending, pending_rows, pending_text = [], 0, 0
                 outcomes.append(FileOutcome(file=file, stats=source.stats))
             if pending:
-                self._flush(sink, contested, pending, table_counts, casts, zones, dups)
+                self._flush(sink, contested, pending, table_counts, casts, zones, dups, seen)
             all_rejects = pl.concat(rejects) if rejects else _empty_rejects().with_columns(path=pl.lit(""))
             files_frame = self._manifest(outcomes, all_rejects, dups)
             # loads of this entity write their manifest rows one at a time; the rows above commute
@@ -922,8 +557,8 @@ class Loader:
         )
 
     def _not_loaded_meanwhile(
-        self, sink: SqlSink, sources: list[_Source]
-    ) -> tuple[list[_Source], list[lakes.BronzeFile]]:
+        self, sink: SqlSink, sources: list[Source]
+    ) -> tuple[list[Source], list[lakes.BronzeFile]]:
         """Lock the batch's files for this transaction and drop those a concurrent load of the
         entity committed since they were selected (the same size and etag, another load's row).
 
@@ -931,7 +566,7 @@ class Loader:
         """
         sink.lock(self.entity, [s.file.path for s in sources])
         now = sink.manifest(self.entity.name, [s.file.path for s in sources])
-        keep: list[_Source] = []
+        keep: list[Source] = []
         elsewhere: list[lakes.BronzeFile] = []
         for source in sources:
             f = source.file
@@ -956,8 +591,12 @@ class Loader:
         casts: CastCounts,
         zones: dict[str, int],
         dups: dict[str, int],
+        seen: _BatchKeys,
     ) -> None:
-        """Write one chunk of pieces (in latest-wins order); add to the batch's counters."""
+        """Write one chunk of pieces (in latest-wins order); add to the batch's counters.
+
+        A key that an earlier chunk of the batch wrote counts the earlier line as a duplicate.
+        """
         entity = self.entity
         records = pl.concat([p.records for p in pending], how="vertical_relaxed")
         latest = records.select(pl.struct(entity.key_names).is_last_distinct()).to_series()
@@ -967,6 +606,8 @@ class Loader:
             for path, n in dropped.iter_rows():
                 dups[path] += n
             records = records.filter(latest)
+        for path, n in seen.replaced(records).items():
+            dups[path] += n
         # the pieces come untransformed (see read_file): one transform for the whole chunk
         core, piece_casts = transform_records(entity, records, self.ctx)
         self._expansion.measure(
@@ -1102,6 +743,37 @@ def _recorded(sink: SqlSink, entity: Entity, summary: Summary, command: str, set
                 )
 
 
+@contextlib.contextmanager
+def _indexes_deferred(sink: SqlSink, entity: Entity, defer: bool) -> Iterator[None]:
+    """Drop the secondary indexes of the entity's empty tables for the load (if ``defer``), and build
+    them once at its end, whatever happens; a failed build is left to the next run's
+    ``ensure_tables``."""
+    deferred = sink.defer_indexes(entity.tables) if defer else []
+    try:
+        yield
+    finally:
+        try:
+            sink.rollback()
+            sink.build_indexes(deferred)
+        except EvoFramesError as e:  # the next run's ensure_tables builds them
+            log.warning(
+                "could not build the deferred indexes of %s: %s",
+                entity.name,
+                redact(str(e)),
+                exc_info=log.isEnabledFor(logging.INFO),  # the traceback with --verbose only
+            )
+
+
+@contextlib.contextmanager
+def _shown(progress: Progress, entity: str, *, files: int, bytes: int) -> Iterator[None]:
+    """``entity`` on the progress display from start to finish (or stop)."""
+    progress.start(entity, files=files, bytes=bytes)
+    try:
+        yield
+    finally:
+        progress.finish(entity)
+
+
 def add_cast_failures(summary: Summary, casts: CastCounts) -> None:
     """Add per-file cast failure counts to the summary's per-column totals (``table.column``)."""
     for (_, table, column), n in casts.items():
@@ -1160,10 +832,11 @@ def run_entity(
         )
         for problem in summary.problems:
             log.warning("%s", problem)
-        deferred = sink.defer_indexes(entity.tables) if selected else []
         progress = progress or Progress()
-        progress.start(entity.name, files=len(selected), bytes=sum(f.size for f in selected))
-        try:
+        with (
+            _indexes_deferred(sink, entity, defer=bool(selected)),
+            _shown(progress, entity.name, files=len(selected), bytes=sum(f.size for f in selected)),
+        ):
             writers = (settings.writers or sink.default_writers()) if sink.dialect.parallel_writers else 1
             loader = Loader(sink, entity, settings, summary, progress)
             loader.listed = {path: load for path, (_, _, load) in manifest.items()}
@@ -1171,18 +844,6 @@ def run_entity(
             summary.problems += zone_problems(entity, summary, settings.source_timezone)
             if selected:
                 drift.record(sink, entity, load_id)
-        finally:
-            progress.finish(entity.name)
-            try:
-                sink.rollback()
-                sink.build_indexes(deferred)
-            except EvoFramesError as e:  # the next run's ensure_tables builds them
-                log.warning(
-                    "could not build the deferred indexes of %s: %s",
-                    entity.name,
-                    redact(str(e)),
-                    exc_info=log.isEnabledFor(logging.INFO),  # the traceback with --verbose only
-                )
     return summary
 
 

@@ -486,7 +486,7 @@ def _empty_lines() -> pl.DataFrame:
     return pl.DataFrame(schema=_LINES_SCHEMA)
 
 
-def _clip(data: bytes) -> str:
+def clip_raw(data: bytes) -> str:
     """The first :data:`MAX_REJECT_RAW` bytes of a line as text, cut on a UTF-8 character boundary."""
     if len(data) > MAX_REJECT_RAW:
         cut = MAX_REJECT_RAW
@@ -502,7 +502,7 @@ def _reject_row(line: int, reason: str, data: bytes, length: int | None = None) 
         "line": line,
         "stage": "read",
         "reason": reason,
-        "raw": _clip(data),
+        "raw": clip_raw(data),
         "raw_length": len(data) if length is None else length,
     }
 
@@ -622,7 +622,7 @@ def _reject_frame(frame: pl.DataFrame, reason: pl.Series) -> pl.DataFrame:
     )
     if (rejects.get_column("raw_length") > MAX_REJECT_RAW).any():
         # rare (huge bad lines): cut on a UTF-8 boundary, which Polars' char-based slicing cannot do
-        clipped = [_clip(raw.encode("utf-8")) for raw in rejects.get_column("raw")]
+        clipped = [clip_raw(raw.encode("utf-8")) for raw in rejects.get_column("raw")]
         rejects = rejects.with_columns(raw=pl.Series(clipped, dtype=pl.String))
     return rejects
 
@@ -851,7 +851,7 @@ def reject_duplicate_keys(records: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataF
                 f"duplicate key {found[i]!r} in one JSON object (its values would disagree between raw_data and CORE)"
                 for i in sorted(found)
             ],
-            "raw": [_clip(raw.encode("utf-8")) for raw in gone["raw"]],
+            "raw": [clip_raw(raw.encode("utf-8")) for raw in gone["raw"]],
             "raw_length": gone["raw"].str.len_bytes().cast(pl.Int64),
         },
         schema=REJECT_SCHEMA,

@@ -103,3 +103,22 @@ def test_chunks_within_one_transaction(tmp_path: Path, target_url: str, chunk_ro
     assert s.lines_read == 2501
     assert scalar(target_url, "SELECT count(*) FROM core.evo_entries") == 2500
     assert core_names(target_url)[0] == "repeat"
+
+
+def test_duplicates_across_chunks_of_a_batch_count_the_earlier_line(tmp_path: Path, target_url: str) -> None:
+    # chunks of 1000 records: member 0's key is in every chunk of the batch, and each earlier line
+    # (the first chunk's is already written when the next chunk comes) counts as a duplicate in its file
+    first = [entry(0, 0, "oldest"), *(entry(s % 60, s) for s in range(1, 1500)), entry(0, 0, "middle")]
+    write_bronze(str(tmp_path), "entries", R1, first + [entry(s % 60, s) for s in range(1500, 1999)])
+    second = [entry(1999 % 60, 1999), entry(0, 0, "newest")]
+    write_bronze(str(tmp_path), "entries", R1, second, name="2025-11-03_part-00002.jsonl.gz")
+    s = load(tmp_path, target_url, batch_size=10, chunk_rows=1000)
+    assert (s.lines_read, s.rows_loaded, s.duplicates) == (2002, 2000, 2)
+    manifest = rows(target_url, "SELECT lines_read, rows_loaded, duplicates FROM evo_meta.files ORDER BY path")
+    assert [(m["lines_read"], m["rows_loaded"], m["duplicates"]) for m in manifest] == [(2000, 1998, 2), (2, 2, 0)]
+    names = core_names(target_url)
+    assert len(names) == 2000 and names[0] == "newest"
+    lineage = rows(
+        target_url, "SELECT _source_file, _source_line FROM stg_evo.entries_raw WHERE raw_data->>'idMember' = '0'"
+    )
+    assert [(r["_source_file"].endswith("part-00002.jsonl.gz"), r["_source_line"]) for r in lineage] == [(True, 2)]
