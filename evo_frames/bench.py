@@ -338,10 +338,10 @@ def _regrouped_lake(lake: str, entity: str, run_id: str, workdir: Path, part_rec
     first.parent.mkdir(parents=True)
     for number, group in enumerate(groups, start=1):
         with first.with_name(f"part-{number:05d}.jsonl.gz").open("wb") as out:
-            for i, part in enumerate(group):
+            for i, path in enumerate(group):
                 if i:  # parts end without a newline: a one-byte gzip member keeps lines apart
                     out.write(gzip.compress(b"\n", mtime=0))
-                out.write(part.read_bytes())
+                out.write(path.read_bytes())
     return str(regrouped)
 
 

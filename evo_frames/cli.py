@@ -25,8 +25,9 @@ log = logging.getLogger("evo_frames")
 app = typer.Typer(
     name="evo-frames",
     help=(
-        "Load W12 EVO data (members, sales, entries, prospects) from a bronze lake of gzipped JSON "
-        "lines into PostgreSQL or DuckDB: STG (raw JSON + lineage), CORE (typed tables), exactly once."
+        "Load W12 EVO data from a bronze lake of gzipped JSON lines into PostgreSQL or DuckDB: STG "
+        "(raw JSON + lineage), CORE (typed tables), exactly once. The entities are those the "
+        "transforms package declares (see --entity)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -57,9 +58,7 @@ def _one_entity(value: str | None) -> str | None:
     return value
 
 
-def _date(value: str | None) -> dt.date | None:
-    if value is None:
-        return None
+def _date(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError as e:
@@ -203,7 +202,8 @@ def run(
         bool, typer.Option("--all-runs", help="Consider every run (the default; conflicts with --run-id).")
     ] = False,
     since: Annotated[
-        str | None, typer.Option("--since", help="Only files with ingestion_date >= YYYY-MM-DD.", callback=_date)
+        dt.date | None,
+        typer.Option("--since", help="Only files with ingestion_date >= YYYY-MM-DD.", parser=_date, metavar="<str>"),
     ] = None,
     full_refresh: Annotated[
         bool, typer.Option("--full-refresh", help="Reload the selected files even if already loaded.")
@@ -274,8 +274,13 @@ def run(
 @app.command()
 def extract(
     entity: EntityOpt,
-    start: Annotated[str, typer.Option("--start", help="First day of the range, YYYY-MM-DD.", callback=_date)],
-    end: Annotated[str, typer.Option("--end", help="Last day of the range (included), YYYY-MM-DD.", callback=_date)],
+    start: Annotated[
+        dt.date, typer.Option("--start", help="First day of the range, YYYY-MM-DD.", parser=_date, metavar="<str>")
+    ],
+    end: Annotated[
+        dt.date,
+        typer.Option("--end", help="Last day of the range (included), YYYY-MM-DD.", parser=_date, metavar="<str>"),
+    ],
     lake: LakeOpt = None,
     resume: Annotated[
         bool,

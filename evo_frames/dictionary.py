@@ -35,18 +35,6 @@ Lineage: STG's `run_id`, `_source_file` and `_source_line` say which bronze run,
 `evo_meta`) and line a record came from; CORE keeps the run as `_source_run_id`. A load's
 `load_id` (`evo_meta.runs`) is a different thing: one invocation of `evo-frames run` or
 `transform`.
-
-## The two member status columns
-
-- `core.evo_members.status` and `core.evo_members.membership_status` are EVO's member-level
-  `status` and `membershipStatus`, `'Active'` or `'Inactive'`, stored as sent (no mapping).
-  EVO's own member filter counts suspended and VIP members as active.
-- `core.evo_member_memberships.membership_status` is the state of one contract, lowercase:
-  `'active'`, `'canceled'` or `'expired'`.
-- They can disagree: a member is `'Active'` while EVO counts a membership in force, which its
-  memberships list may not show (the list can be hidden or empty in the export, and a contract can
-  be in force while suspended). Filter members by `status`; filter contracts by the lowercase
-  `membership_status`.
 """
 
 
@@ -72,7 +60,8 @@ def tables() -> Iterable[tuple[str, list[Table]]]:
 
 
 def render() -> str:
-    lines = [INTRO]
+    # what an entity's tables need said beyond their columns is the entity's own (Entity.notes)
+    lines = [INTRO, *(e.notes for e in sorted(discover().values(), key=lambda e: (e.order, e.name)) if e.notes)]
     for layer, group in tables():
         lines += [f"## {layer}", ""]
         for table in group:

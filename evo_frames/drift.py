@@ -119,7 +119,8 @@ def _sample(sink: SqlSink, entity: Entity, run_id: str) -> list[str]:
         f"SELECT {keys} FROM {qt(entity.stg)} WHERE run_id = '{run_id}' ORDER BY {q(CONTENT_HASH)} "
         f"LIMIT {SAMPLE_RECORDS}) k ON {match}"
     )
-    return rows.column("raw").to_pylist()
+    raws: list[str] = rows.column("raw").to_pylist()  # raw_data is NOT NULL: text throughout
+    return raws
 
 
 def record(sink: SqlSink, entity: Entity, load_id: str) -> None:
@@ -199,7 +200,7 @@ def report(sink: SqlSink, entity: Entity) -> dict[str, Any]:
     read = [p for p in read_paths(entity.record) if _parent(p) is None or _parent(p) in filled]
     return {
         "last_run": last_run,
-        "sampled": int(last["sampled"].max() or 0),
+        "sampled": int(last.select(pl.col("sampled").max().fill_null(0)).item()),
         "unread": unread,
         "absent": [p for p in read if p not in carried],
         "null_only": [p for p in read if p in carried and p not in filled],

@@ -28,7 +28,7 @@ def _iso(value: dt.datetime | None, zone: str) -> str | None:
 
 def _loads(sink: SqlSink, where: str, limit: int, dead: set[tuple[str, str]], zone: str) -> list[dict[str, Any]]:
     """Rows of evo_meta.runs, latest first, with a rate; dead ``running`` ones shown as interrupted."""
-    out = sink.query(
+    out: list[dict[str, Any]] = sink.query(
         f"SELECT {_LOAD_COLUMNS} FROM {qt(LOADS)} WHERE {where} ORDER BY started_at DESC, entity LIMIT {int(limit)}"
     ).to_pylist()
     for row in out:

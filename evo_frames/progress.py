@@ -29,8 +29,10 @@ import datetime as dt
 import sys
 import time
 from dataclasses import dataclass
-from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:  # rich is imported when a live display is made
+    from rich.progress import TaskID
 
 
 @dataclass
@@ -162,7 +164,7 @@ class LiveProgress(Progress):
             console=Console(file=stream),
             refresh_per_second=2,
         )
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
 
     def show(self, figures: Figures, batch: bool = False) -> None:
         fraction = figures.fraction
@@ -185,9 +187,7 @@ class LiveProgress(Progress):
         self._rich.start()
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._rich.stop()
 
 

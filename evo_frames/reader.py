@@ -63,11 +63,14 @@ import math
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
+
+if TYPE_CHECKING:  # a dtype or a dtype class, as Polars gives a struct field's dtype
+    from polars._typing import PolarsDataType
 
 __all__ = [
     "CHUNK_BYTES",
@@ -564,7 +567,8 @@ def decode(lines: pl.DataFrame, dtype: pl.Struct) -> tuple[pl.DataFrame, pl.Data
     unordered = False
     good = frame.filter(~bad) if rejects else frame
     if good.height:
-        size = good.get_column("raw").str.len_bytes().sum()
+        # the sum of a UInt32 series is an int; Polars types every Series.sum as any Python scalar
+        size = cast(int, good.get_column("raw").str.len_bytes().sum())
         step = max(1, good.height * _DECODE_SLICE_BYTES // max(size, 1))
         for start in range(0, good.height, step):
             failing: list[pl.DataFrame] = []
@@ -729,7 +733,7 @@ def _first_key_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(reversed(pairs))
 
 
-def _coercer(dtype: pl.DataType) -> Callable[[Any], Any]:
+def _coercer(dtype: PolarsDataType) -> Callable[[Any], Any]:
     """Build a function that bends a parsed JSON value into ``dtype`` the way the fast path would have.
 
     * Struct: an object keeps its declared fields (unknown keys dropped); anything else becomes null.

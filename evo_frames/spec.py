@@ -344,6 +344,8 @@ class Entity:
         zone: the field naming each record's time zone, if the records have one.
         sample: its sample-data generator for ``synth``, set by the registry from the
             ``SAMPLE`` of a sample module; None when it has none.
+        notes: Markdown for the data dictionary (``docs/tables.md``), after its introduction: what
+            a reader of the entity's tables must know that no single column says; "" for nothing.
     """
 
     name: str
@@ -356,6 +358,7 @@ class Entity:
     api: Endpoint | None = None
     zone: RecordZone | None = None
     sample: Sample | None = None
+    notes: str = ""
     stg: Table = field(init=False)
 
     def __post_init__(self) -> None:

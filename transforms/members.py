@@ -424,6 +424,21 @@ API = Endpoint(
     params=(("showMemberships", "true"), ("showsResponsibles", "true")),  # the API spells it "shows"
 )
 
+#: the data dictionary's section on the two status columns (docs/tables.md)
+NOTES = """\
+## The two member status columns
+
+- `core.evo_members.status` and `core.evo_members.membership_status` are EVO's member-level
+  `status` and `membershipStatus`, `'Active'` or `'Inactive'`, stored as sent (no mapping).
+  EVO's own member filter counts suspended and VIP members as active.
+- `core.evo_member_memberships.membership_status` is the state of one contract, lowercase:
+  `'active'`, `'canceled'` or `'expired'`.
+- They can disagree: a member is `'Active'` while EVO counts a membership in force, which its
+  memberships list may not show (the list can be hidden or empty in the export, and a contract can
+  be in force while suspended). Filter members by `status`; filter contracts by the lowercase
+  `membership_status`.
+"""
+
 ENTITY = Entity(
     name="members",
     record=RECORD,
@@ -433,4 +448,5 @@ ENTITY = Entity(
     transform=transform,
     order=10,
     api=API,
+    notes=NOTES,
 )

@@ -222,13 +222,17 @@ def generate(
             run_dir = f"{base_dir}/{rel_run}"
             fs.makedirs(run_dir, exist_ok=True)
             windows = plan.windows(run)
+
+            def submit(name: str, data: bytes, run_dir: str = run_dir) -> None:
+                writer.submit(f"{run_dir}/{name}", data)
+
             parts = _write_run(
                 plan,
                 run,
                 windows,
                 sample,
                 ctx,
-                lambda name, data, run_dir=run_dir: writer.submit(f"{run_dir}/{name}", data),
+                submit,
                 lambda n: progress.advance(entity, records=n),
             )
             writer.drain()

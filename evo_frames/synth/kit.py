@@ -19,9 +19,11 @@ import hashlib
 import json
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import polars as pl
+
+_T = TypeVar("_T")
 
 Populations = Mapping[str, int]
 """Sizes of the populations a builder points at, by entity: ids ``[0, n)`` exist in its sample."""
@@ -107,7 +109,7 @@ class Frame:
         self.lf = lf
         self.rng = rng
         self.pending: dict[str, pl.Expr] = {}
-        self.memo: dict[tuple[str, ...], Any] = {}
+        self.memo: dict[tuple[str, ...], object] = {}
         self.count = 0
 
     def let(self, expr: pl.Expr, name: str | None = None) -> pl.Expr:
@@ -137,10 +139,13 @@ class Frame:
         """Draws keyed by column `key` (a record, a child, a referenced member...)."""
         return Draw(self, key)
 
-    def once(self, memo: tuple[str, ...], make: Callable[[], Any]) -> Any:
+    def once(self, memo: tuple[str, ...], make: Callable[[], _T]) -> _T:
+        """``make()``, built once per frame for the key ``memo``."""
         if memo not in self.memo:
             self.memo[memo] = make()
-        return self.memo[memo]
+        # each memo key is spelled at one call site (its first element names the kind), so the
+        # value stored under it is what that site's `make` returns
+        return cast(_T, self.memo[memo])
 
 
 class Draw:
