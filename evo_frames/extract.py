@@ -56,7 +56,7 @@ import fsspec
 import httpx
 
 from .config import Settings, free_hours, storage_options
-from .errors import ConfigError, EvoFramesError, SourceError, redact
+from .errors import ConfigError, EvoFramesError, SourceError, redact, register_secret
 from .lake import IN_PROGRESS, full_url, open_lake
 from .spec import Endpoint, Entity
 
@@ -154,16 +154,20 @@ class Credentials:
             )
         return cls(env[ENV_URL].rstrip("/"), env[ENV_USERNAME], env[ENV_PASSWORD])
 
+    def __post_init__(self) -> None:
+        # redact() then removes the password and the Authorization token from every message, log
+        # line and traceback of the process, not only from those passed through scrub()
+        register_secret(base64.b64encode(f"{self.username}:{self.password}".encode()).decode())
+        register_secret(self.password)
+
     def scrub(self, text: str) -> str:
         """``text`` without the password, the Authorization token or a password in a URL.
 
         Our messages never contain the credentials; this is the safety net for an API that echoes
-        them. A password under 6 characters is too common a string to replace without mangling
-        the message, so only the token is.
+        them (:func:`~evo_frames.errors.redact`, with both registered as secrets: a password under
+        6 characters is too common a string to replace without mangling the message, so only the
+        token is).
         """
-        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-        for secret in (token, self.password) if len(self.password) >= 6 else (token,):
-            text = text.replace(secret, "***")
         return redact(text)
 
 

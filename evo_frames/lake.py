@@ -22,7 +22,7 @@ from typing import Any
 
 import fsspec
 
-from .errors import ConfigError, SourceError, TransientSourceError
+from .errors import ConfigError, EvoFramesError, SourceError, TransientSourceError, redact, register_secret
 
 _SEGMENT = re.compile(
     r"entity=(?P<entity>[a-z_]+)/ingestion_date=(?P<date>\d{4}-\d{2}-\d{2})/run_id=(?P<run>\d{8}T\d{6}Z)/"
@@ -63,13 +63,209 @@ def parse_path(path: str) -> tuple[str, dt.date, str] | None:
     return m["entity"], day, m["run"]
 
 
+_AZURE_SCHEMES = ("az://", "abfs://", "abfss://")
+
+
+def url_password(url: str) -> str | None:
+    """The password of ``scheme://user:password@host/…``, read up to the URL's last ``@``, so
+    that an unencoded ``/ : @ %``, space or ``'`` in it is part of it; None without one.
+
+    >>> url_password("ftp://etl:Zq7x/K v9@w@host/lake"), url_password("abfs://c@acct.dfs.core.windows.net/x")
+    ('Zq7x/K v9@w', None)
+    """
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    user, sep, password = rest.rpartition("@")[0].partition(":")
+    return password if sep and password and "/" not in user else None
+
+
 def open_lake(lake: str, storage_options: Mapping[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
-    """The filesystem and root path of a lake URL."""
+    """The filesystem and root path of a lake URL.
+
+    A password in the URL is a registered secret from here on (see :func:`~evo_frames.errors.redact`).
+    An Azure lake URL never carries a credential: an account key as its password or a SAS token as
+    its query is refused (exit 2) with where the credential goes instead.
+    """
+    password = url_password(lake)
+    register_secret(password)
+    query = lake.partition("?")[2] if lake.startswith(_AZURE_SCHEMES) else ""
+    if query and not query.startswith("versionid="):
+        register_secret(query)
+        raise ConfigError(
+            f"lake URL {shown(redact(lake))} carries a query string (a SAS token?); give the lake as "
+            "az://container/path and a SAS token in AZURE_STORAGE_SAS_TOKEN with AZURE_STORAGE_ACCOUNT_NAME, or in "
+            "AZURE_STORAGE_CONNECTION_STRING as its SharedAccessSignature"
+        )
+    if password and lake.startswith(_AZURE_SCHEMES):
+        raise ConfigError(
+            f"lake URL {shown(redact(lake))} carries a password (an account key?); give the lake as "
+            "az://container/path and the key in AZURE_STORAGE_ACCOUNT_KEY with AZURE_STORAGE_ACCOUNT_NAME, or in "
+            "AZURE_STORAGE_CONNECTION_STRING"
+        )
     try:
-        fs, root = fsspec.core.url_to_fs(lake, **(storage_options or {}))
+        fs, root = _filesystem(lake, storage_options)
     except (ValueError, ImportError) as e:
-        raise ConfigError(f"lake URL {lake!r} cannot be opened: {e}; use a path, file://, az:// or abfs:// URL") from e
+        # a URL parser's message may quote a piece of an unencoded password ("Port could not be
+        # cast to integer value as 'Zq7x'"): with a password in the URL it is not shown
+        why = redact(str(e)) if not password or isinstance(e, ImportError) else _ENCODE_PASSWORD
+        raise ConfigError(
+            f"lake URL {shown(redact(lake))} cannot be opened: {shown(why)}; use a path, file://, az:// or abfs:// URL"
+        ) from e
     return fs, root.rstrip("/")
+
+
+_ENCODE_PASSWORD = (
+    "it does not parse; percent-encode the password in it (/ → %2F, : → %3A, @ → %40, % → %25, space → %20, ' → %27)"
+)
+
+
+#: Azure's retries of a request that got no answer (refused, reset, DNS) or a 5xx: the blob
+#: client's own ExponentialRetry waits 15 s, 18 s and 24 s (about a minute) before a wrong endpoint
+#: fails; bounded to about 1 s and 3 s. A refused credential or a missing container or blob (4xx)
+#: is never retried by the client, nor by evo-frames.
+AZURE_RETRIES = 2
+AZURE_BACKOFF = (1.0, 2.0, 0.5)  # first wait, base of the growing part, jitter (seconds)
+
+
+def _filesystem(url: str, storage_options: Mapping[str, Any] | None) -> tuple[fsspec.AbstractFileSystem, str]:
+    """``fsspec.core.url_to_fs`` with the Azure blob client's retries bounded (:data:`AZURE_RETRIES`)."""
+    fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    config = getattr(getattr(fs, "service_client", None), "_config", None)
+    policy = getattr(config, "retry_policy", None)
+    if policy is not None and hasattr(policy, "initial_backoff"):
+        # the pipeline and every container and blob client made from it share this policy object
+        for name in ("total_retries", "connect_retries", "read_retries", "status_retries"):
+            setattr(policy, name, min(getattr(policy, name, AZURE_RETRIES), AZURE_RETRIES))
+        policy.initial_backoff, policy.increment_base, policy.random_jitter_range = AZURE_BACKOFF
+    return fs, path
+
+
+def azure_credential(fs: fsspec.AbstractFileSystem) -> tuple[str, str]:
+    """``(account, kind of credential)`` of an Azure filesystem, never the credential itself.
+
+    The kind is one of ``account key``, ``SAS token``, ``connection string with an account key``,
+    ``connection string with a SAS token``, ``anonymous (connection string without a key or SAS
+    token)``, ``anonymous``, or the class of a token credential (``DefaultAzureCredential``,
+    ``ClientSecretCredential``).
+    """
+    client = getattr(fs, "service_client", None)
+    account = getattr(client, "account_name", None) or getattr(fs, "account_name", None) or "?"
+    text = getattr(fs, "connection_string", None)
+    if text:
+        parts = {k.strip().lower() for k, _, v in (p.partition("=") for p in text.split(";")) if v.strip()}
+        if "accountkey" in parts:
+            return account, "connection string with an account key"
+        if "sharedaccesssignature" in parts:
+            return account, "connection string with a SAS token"
+        return account, "anonymous (connection string without a key or SAS token)"
+    if getattr(fs, "credential", None) is not None:
+        return account, type(fs.credential).__name__
+    if getattr(fs, "account_key", None):
+        return account, "account key"
+    if getattr(fs, "sas_token", None):
+        return account, "SAS token"
+    return account, "anonymous"
+
+
+def _check_azure_lake(fs: fsspec.AbstractFileSystem, top: str, lake: str) -> None:
+    """Fail at once, naming account, container and credential, when the container or the lake's
+    folder (root and prefix) does not exist: no entity could be found there."""
+    import asyncio
+
+    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+    container = _container(fs, top)
+
+    async def properties() -> None:
+        async with fs.service_client.get_container_client(container) as client:
+            await client.get_container_properties()
+
+    try:
+        # on the filesystem's own event loop (fsspec runs it in its IO thread), as its methods are
+        asyncio.run_coroutine_threadsafe(properties(), fs.loop).result()
+    except ResourceNotFoundError as e:
+        raise SourceError(
+            f"container {container} of lake {shown(redact(lake))} not found ({_where(fs, top)}); check the "
+            "container in --lake"
+            + (
+                f", or, as anonymous access cannot see a private container: {_ANONYMOUS_HINT[2:]}"
+                if _anonymous(fs)
+                else ""
+            )
+        ) from e
+    except HttpResponseError as e:
+        if e.status_code not in (401, 403):
+            raise
+        # a SAS may list and read blobs without reading the container's properties: the listing decides
+    if top != container and not fs.exists(top):
+        raise SourceError(
+            f"lake folder {shown(redact(full_url(fs, top, _scheme(lake))))} not found ({_where(fs, top)}); check "
+            f"--lake and lake_prefix, or make sample data with: evo-frames synth --lake {shown(redact(lake))}"
+        )
+
+
+def _anonymous(fs: fsspec.AbstractFileSystem) -> bool:
+    return azure_credential(fs)[1].startswith("anonymous")
+
+
+def _is_azure(fs: fsspec.AbstractFileSystem) -> bool:
+    return hasattr(fs, "service_client")
+
+
+def _container(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    return fs.split_path(path)[0] if hasattr(fs, "split_path") else path.split("/", 1)[0]
+
+
+def _where(fs: fsspec.AbstractFileSystem, path: str) -> str:
+    account, kind = azure_credential(fs)
+    return f"Azure account {account}, container {_container(fs, path)}, credential: {kind}"
+
+
+_ANONYMOUS_HINT = (
+    "; a private container needs a credential: AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME "
+    "with AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_TOKEN"
+)
+
+
+def storage_failure(
+    error: Exception, fs: fsspec.AbstractFileSystem, path: str, doing: str, scheme: str | None = None
+) -> EvoFramesError:
+    """The one-line error for a storage ``error`` while ``doing`` (``listing``, ``opening``) ``path``.
+
+    Every failure of the lake's storage client maps here, for listing and for opening. On Azure
+    the message names the account, the container and the kind of credential, never its value;
+    what the service answered is given by its status and error code only (its text holds the
+    request's URL and headers). A refused credential, a missing container or blob: exit 1, like a
+    refused PostgreSQL password (exit 2 is for what evo-frames rejects before asking anyone).
+    """
+    url = shown(redact(full_url(fs, path, scheme)))
+    if not _is_azure(fs):
+        first = redact(str(error).strip().splitlines()[0]) if str(error).strip() else type(error).__name__
+        return SourceError(f"cannot {doing.removesuffix('ing')} {url}: {shown(first)}")
+    status = getattr(error, "status_code", None) or getattr(getattr(error, "response", None), "status_code", None)
+    code = getattr(error, "error_code", None)
+    code = getattr(code, "value", code)  # StorageErrorCode.AUTHORIZATION_FAILURE -> AuthorizationFailure
+    names = {t.__name__ for t in type(error).__mro__}
+    where = _where(fs, path)
+    anonymous = _anonymous(fs)
+    answer = " ".join(str(x) for x in (status, code) if x) or type(error).__name__
+    if status in (401, 403) or "ClientAuthenticationError" in names:
+        return SourceError(
+            f"Azure refused the credential {doing} {url} ({where}): {answer}; check that it is current and may "
+            f"list and read the container{_ANONYMOUS_HINT if anonymous else ''}"
+        )
+    if status == 404 or isinstance(error, FileNotFoundError) or "ResourceNotFoundError" in names:
+        what = "container" if code == "ContainerNotFound" else "blob"
+        return SourceError(
+            f"{what} not found {doing} {url} ({where}): {answer}"
+            + (f"; a private container looks missing to anonymous access{_ANONYMOUS_HINT}" if anonymous else "")
+        )
+    if names & {"ServiceRequestError", "ServiceResponseError"} or isinstance(error, ConnectionError | TimeoutError):
+        first = redact(str(error).strip().splitlines()[0]) if str(error).strip() else type(error).__name__
+        return SourceError(
+            f"cannot reach Azure {doing} {url} ({where}) after {AZURE_RETRIES} retries: {shown(first)}; "
+            "check the account name or endpoint and the network"
+        )
+    return SourceError(f"Azure failed {doing} {url} ({where}): {answer}")
 
 
 def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
@@ -132,9 +328,13 @@ def list_files(
         root = os.path.realpath(root)
     base = f"{root}/{prefix.strip('/')}/entity={entity}" if prefix.strip("/") else f"{root}/entity={entity}"
     try:
+        if _is_azure(fs):
+            _check_azure_lake(fs, f"{root}/{prefix.strip('/')}".rstrip("/"), lake)
         found: dict[str, dict[str, Any]] = fs.find(base, detail=True) if fs.exists(base) else {}
+    except EvoFramesError:
+        raise
     except Exception as e:  # fsspec backends raise their own types
-        raise SourceError(f"cannot list lake folder {shown(full_url(fs, base, _scheme(lake)))}: {e}") from e
+        raise storage_failure(e, fs, base, "listing", _scheme(lake)) from e
     files: list[BronzeFile] = []
     problems: list[str] = []
     for path, info in found.items():
@@ -224,6 +424,10 @@ _TRANSIENT_NAMES = frozenset(
 )  # fmt: skip
 
 
+def _transient(e: BaseException) -> bool:
+    return isinstance(e, ConnectionError | TimeoutError) or any(t.__name__ in _TRANSIENT_NAMES for t in type(e).__mro__)
+
+
 @contextlib.contextmanager
 def reading(path: str) -> Iterator[None]:
     """Turn network and storage hiccups while reading ``path`` into :class:`TransientSourceError`.
@@ -234,10 +438,7 @@ def reading(path: str) -> Iterator[None]:
     try:
         yield
     except Exception as e:
-        transient = isinstance(e, ConnectionError | TimeoutError) or any(
-            t.__name__ in _TRANSIENT_NAMES for t in type(e).__mro__
-        )
-        if transient:
+        if _transient(e):
             raise TransientSourceError(f"reading {path} failed: {e}; retrying") from e
         raise
 
@@ -248,11 +449,18 @@ def open_file(path: str, storage_options: Mapping[str, Any] | None = None) -> An
     Blobs uploaded with ``Content-Encoding: gzip`` are refused: adlfs would hand back silently
     truncated, already-decompressed bytes for them.
     """
-    fs, p = fsspec.core.url_to_fs(path, **(storage_options or {}))
+    fs, p = _filesystem(path, storage_options)
     try:
         info = fs.info(p)
     except FileNotFoundError as e:
-        raise SourceError(f"bronze file {path} disappeared after listing; rerun to pick up the current files") from e
+        raise SourceError(
+            f"bronze file {shown(path)} disappeared after listing; rerun to pick up the current files"
+            + (f" ({_where(fs, p)})" if _is_azure(fs) else "")
+        ) from e
+    except Exception as e:
+        if _transient(e):  # reading() retries it with the batch
+            raise
+        raise storage_failure(e, fs, p, "opening", _scheme(path)) from e
     settings = info.get("content_settings") or {}
     encoding = (
         settings.get("content_encoding")

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
 from evo_frames.errors import redact
-from tests.helpers import write_bronze
+from tests.helpers import rows, write_bronze
+from tests.services import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, LakeLocation
 
 PASSWORDS = ["Zq7x/Kv9w", "Zq7x:Kv9w", "100%Zq7xKv9w", "Zq7x@Kv9w", "Zq7x Kv9w", "Zq7x'Kv9w"]
 
@@ -83,3 +85,107 @@ def test_azure_key_and_sas_are_redacted_everywhere() -> None:
     storage_options("az://c/x", {"AZURE_STORAGE_ACCOUNT_NAME": "acct", "AZURE_STORAGE_SAS_TOKEN": sas})
     shown = redact(f"auth failed for key {key} and token {sas} at https://acct.blob.core.windows.net/c?{sas}")
     assert key not in shown and "Pq8wLm" not in shown and "acct" in shown
+
+
+def evo_env(target: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVO_FRAMES_", "PG", "AZURE_"))}
+    return {**env, "EVO_FRAMES_TARGET": target, **extra}
+
+
+def run_lake(lake: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "evo_frames", *args, "--lake", lake], capture_output=True, text=True,
+                          env=env, timeout=120)  # fmt: skip
+
+
+LAKE_URLS = [f"evolake://etl:{p}@lake-host/bronze" for p in PASSWORDS] + ["ftp://etl:Zq7x/Kv9w@127.0.0.1:9/lake"]
+
+
+@pytest.mark.parametrize("lake", LAKE_URLS, ids=[f"{u.split(':', 1)[0]}-{i}" for i, u in enumerate(LAKE_URLS)])
+def test_run_history_holds_no_password_of_a_failed_run(lake: str, target_url: str) -> None:
+    """The run fails on its lake URL, whose message names the URL: the run's recorded error, and
+    what is printed, hold no piece of its password."""
+    password = lake.split("etl:", 1)[1].rsplit("@", 1)[0]
+    done = run_lake(lake, evo_env(target_url), "run", "-e", "entries")
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    (run,) = rows(target_url, "SELECT status, error FROM evo_meta.runs")
+    assert run["status"] == "failed" and "lake URL" in run["error"] and "etl:***@" in run["error"], run
+    for part in secret_parts(password):
+        assert part not in output, output
+        assert part not in run["error"], run
+
+
+BAD_KEY = "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXk9PQ=="
+
+
+def container_sas(container: str, *, forged: bool = False) -> str:
+    import datetime as dt
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    sas = generate_container_sas(
+        AZURITE_ACCOUNT, container, account_key=AZURITE_KEY, permission=ContainerSasPermissions(read=True, list=True),
+        expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+    )  # fmt: skip
+    return sas.split("sig=")[0] + "sig=Zm9yZ2VkU2lnbmF0dXJlRm9yZ2VkU2ln%3D" if forged else sas
+
+
+def sas_secrets(sas: str) -> list[str]:
+    sig = sas.split("sig=", 1)[1].split("&")[0]
+    return [sas, sig, unquote(sig)]
+
+
+def test_status_json_with_a_credential_in_the_azure_lake_url(
+    azurite: Azurite, az_lake: LakeLocation, tmp_path: Path
+) -> None:
+    """A SAS token or an account key spelled into the lake URL is refused (exit 2) with where it
+    belongs, and shown by neither ``run`` nor ``status --json``, nor kept in the run's error."""
+    container = az_lake.url.removeprefix("az://")
+    write_bronze(az_lake.url, "entries", "20260111T031522Z", [{"date": "2025-11-01T06:00:00", "idMember": 1,
+                 "idBranch": 57, "entryAction": "Allowed"}], storage_options=az_lake.storage_options)  # fmt: skip
+    target = f"duckdb://{tmp_path / 't.duckdb'}"
+    env = evo_env(target, AZURE_STORAGE_CONNECTION_STRING=azurite.connection_string)
+    assert run_lake(az_lake.url, env, "run", "-e", "entries").returncode == 0
+    sas = container_sas(container)
+    spellings = {
+        f"abfs://{container}@{AZURITE_ACCOUNT}.dfs.core.windows.net/?{sas}": ("AZURE_STORAGE_SAS_TOKEN", sas_secrets(sas)),
+        f"az://{AZURITE_ACCOUNT}:{AZURITE_KEY}@{container}": ("AZURE_STORAGE_ACCOUNT_KEY", secret_parts(AZURITE_KEY)),
+    }  # fmt: skip
+    for lake, (where, secrets) in spellings.items():
+        failed = run_lake(lake, env, "run", "-e", "entries")
+        status = run_lake(lake, env, "status", "--json")
+        for done in (failed, status):
+            output = done.stdout + done.stderr
+            assert done.returncode == 2 and where in done.stderr, output
+            assert not any(s in output for s in secrets), output
+        report = run_lake(az_lake.url, env, "status", "--json", "-e", "entries")
+        assert report.returncode == 0, report.stderr
+        last = json.loads(report.stdout)["entities"]["entries"]["last_attempt"]
+        assert last["status"] == "failed" and "lake URL" in last["error"], last
+        assert not any(s in report.stdout + report.stderr for s in secrets), report.stdout
+    errors = [r["error"] for r in rows(target, "SELECT error FROM evo_meta.runs WHERE status = 'failed'")]
+    assert len(errors) == len(spellings) and all("lake URL" in e for e in errors), errors
+    assert not any(s in e for e in errors for _, secrets in spellings.values() for s in secrets), errors
+
+
+@pytest.mark.parametrize("credential", ["account key", "SAS token"])
+def test_verbose_azure_failure_prints_a_traceback_without_key_or_sas(
+    azurite: Azurite, az_lake: LakeLocation, tmp_path: Path, credential: str
+) -> None:
+    write_bronze(az_lake.url, "entries", "20260111T031522Z", [{"date": "2025-11-01T06:00:00", "idMember": 1,
+                 "idBranch": 57, "entryAction": "Allowed"}], storage_options=az_lake.storage_options)  # fmt: skip
+    if credential == "account key":
+        connection, secrets = azurite.connection_string.replace(AZURITE_KEY, BAD_KEY), [BAD_KEY, AZURITE_KEY]
+    else:
+        sas = container_sas(az_lake.url.removeprefix("az://"), forged=True)
+        connection, secrets = f"BlobEndpoint={azurite.endpoint};SharedAccessSignature={sas};", sas_secrets(sas)
+    env = evo_env(f"duckdb://{tmp_path / 't.duckdb'}", AZURE_STORAGE_CONNECTION_STRING=connection)
+    done = run_lake(az_lake.url, env, "--verbose", "run", "-e", "entries")
+    output = done.stdout + done.stderr
+    assert (
+        done.returncode == 1
+        and "Traceback" in output
+        and f"credential: connection string with a{'n' if credential == 'account key' else ''} {credential}" in output
+    ), output
+    for secret in secrets:
+        assert secret not in output, output
