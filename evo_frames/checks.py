@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import polars as pl
 
@@ -123,14 +123,11 @@ def _child_failures(
     for table in entity.core[1:]:
         rows = getattr(frames.get(table.qualified), "element_rows", None)
         by_list: dict[str, list[pl.Expr]] = defaultdict(list)
-        for col in table.columns:
-            if col.source and "[]." in col.source and col.type in _PARSERS:
-                items, field_path = col.source.split("[].", 1)
-                value = pl.col("_el")
-                for name in field_path.split("."):
-                    value = value.struct.field(name)
-                typed = pl.col(col.name) if rows is not None else _PARSERS[col.type](value, ctx.source_timezone)
-                by_list[items].append((_present(value) & typed.is_null()).alias(col.name))
+        for col in table.sourced:
+            if col.source_list is not None and col.type not in E.INFALLIBLE:
+                value = E.source_value(col)
+                typed = pl.col(col.name) if rows is not None else E.cast(col, value, ctx.source_timezone)
+                by_list[col.source_list].append((_present(value) & typed.is_null()).alias(col.name))
         for items, failed in by_list.items():
             if items not in records.columns:
                 continue
@@ -145,17 +142,6 @@ def _json_path(key: str) -> str:
 
 def _present(value: pl.Expr) -> pl.Expr:
     return value.cast(pl.String).str.strip_chars().fill_null("") != ""
-
-
-#: how a child column of each logical type is typed (text and json never fail), as the transforms do
-_PARSERS: dict[str, Callable[[pl.Expr, str], pl.Expr]] = {
-    "bigint": lambda v, tz: E.bigint(v),
-    "int": lambda v, tz: E.int32(v),
-    "decimal": lambda v, tz: E.money(v),
-    "bool": lambda v, tz: E.flag(v),
-    "date": lambda v, tz: E.date(v),
-    "timestamptz": E.timestamp,
-}
 
 
 #: the ``zone_fallbacks`` label of records whose zone field is missing or empty

@@ -1,8 +1,14 @@
-"""Cleaning and casting expressions shared by the transforms.
+"""Cleaning and casting expressions shared by the transforms, and the columns derived from
+their declarations.
 
 Bronze scalars are decoded as strings (see :class:`evo_frames.spec.Entity`), so every typed
 column is a cast of a string. Each helper trims, turns an empty string into NULL and casts
 leniently: a value that cannot be cast becomes NULL, which the engine counts per column.
+
+A column declared with a ``source`` (:class:`evo_frames.spec.Column`) needs no expression of its
+own: :func:`parent_table` and :func:`child_table` cast it from that source with :func:`cast`, and a
+transform writes by hand only the columns that are more than that (fallback chains, picks, keys,
+computed values).
 
 >>> import polars as pl
 >>> df = pl.DataFrame({"v": [" 12 ", "", "x", None]})
@@ -13,11 +19,12 @@ leniently: a value that cannot be cast becomes NULL, which the engine counts per
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import polars as pl
 
-from .spec import RecordZone, Table
+from .spec import Column, RecordZone, Table
 
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
 
@@ -190,9 +197,129 @@ def full_name(first: str | pl.Expr, last: str | pl.Expr) -> pl.Expr:
     return text(joined)
 
 
+#: the lineage column every CORE table carries: the bronze run of the record a row comes from
+SOURCE_RUN_ID = "_source_run_id"
+
+
 def source_run_id() -> pl.Expr:
     """The ``_source_run_id`` lineage column every CORE table carries."""
-    return pl.col("run_id").alias("_source_run_id")
+    return pl.col("run_id").alias(SOURCE_RUN_ID)
+
+
+def _cast_with(fn: Callable[[pl.Expr], pl.Expr]) -> Callable[[pl.Expr, str], pl.Expr]:
+    return lambda value, tz: fn(value)
+
+
+#: the standard cleaning and cast of each logical type (``json`` is text as sent, trimmed)
+_CASTS: Mapping[str, Callable[[pl.Expr, str], pl.Expr]] = {
+    "bigint": _cast_with(bigint),
+    "int": _cast_with(int32),
+    "decimal": _cast_with(money),
+    "text": _cast_with(text),
+    "bool": _cast_with(flag),
+    "date": _cast_with(date),
+    "timestamptz": timestamp,
+    "json": _cast_with(text),
+}
+
+#: logical types whose cast never turns a present value into NULL (nothing to count)
+INFALLIBLE = frozenset({"text", "json"})
+
+#: the struct column holding the list element in the rows of :func:`elements`
+ELEMENT = "_el"
+
+
+def cast(column: Column, value: pl.Expr, tz: str) -> pl.Expr:
+    """``value``, a bronze string, cleaned and cast to ``column``'s type the standard way:
+    :func:`bigint`, :func:`int32`, :func:`money`, :func:`text`, :func:`flag`, :func:`date` or
+    :func:`timestamp` (offset-less values read in ``tz``).
+
+    >>> df = pl.DataFrame({"v": [" 7 ", "x"]})
+    >>> df.select(cast(Column("n", "int"), pl.col("v"), "UTC")).to_series().to_list()
+    [7, None]
+    """
+    return _CASTS[column.type](value, tz)
+
+
+def source_value(column: Column) -> pl.Expr:
+    """The bronze value at ``column.source``: the record's key for a parent column, the field of
+    the list element (:data:`ELEMENT`) for a child column.
+
+    >>> rows = pl.DataFrame({"_el": [{"status": {"id": "3"}}]})
+    >>> rows.select(source_value(Column("s", "int", source="receivables[].status.id"))).item()
+    '3'
+    """
+    if column.source is None:
+        raise ValueError(f"column {column.name!r} has no source")
+    path = column.source_path
+    value = pl.col(ELEMENT) if column.source_list is not None else pl.col(path[0])
+    for name in path if column.source_list is not None else path[1:]:
+        value = value.struct.field(name)
+    return value
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """How :func:`parent_table` or :func:`child_table` built the frame of one table.
+
+    Attributes:
+        table: the qualified table name.
+        derived: columns cast from their declared ``source`` by the engine.
+        hand: columns the transform wrote by hand (with or without a ``source``).
+    """
+
+    table: str
+    derived: tuple[str, ...]
+    hand: tuple[str, ...]
+
+
+def column_plan(frame: pl.LazyFrame) -> ColumnPlan | None:
+    """The :class:`ColumnPlan` of a transform's frame, if :func:`parent_table` or :func:`child_table`
+    built it."""
+    plan = getattr(frame, "column_plan", None)
+    return plan if isinstance(plan, ColumnPlan) else None
+
+
+def _derived(table: Table, tz: str, hand: Mapping[str, pl.Expr]) -> tuple[ColumnPlan, dict[str, pl.Expr]]:
+    derived = {c.name: cast(c, source_value(c), tz).alias(c.name) for c in table.derived(hand)}
+    if SOURCE_RUN_ID in table.column_names and SOURCE_RUN_ID not in hand:
+        derived[SOURCE_RUN_ID] = source_run_id()
+    plan = ColumnPlan(table.qualified, tuple(c for c in derived if c != SOURCE_RUN_ID), tuple(hand))
+    return plan, derived
+
+
+def columns(table: Table, tz: str, /, **hand: pl.Expr) -> list[pl.Expr]:
+    """One expression per column of the parent ``table``, in its order, over the bronze records.
+
+    A column of ``hand`` takes that expression; a column with a ``source`` is that record key
+    cleaned and cast (:func:`cast`); ``_source_run_id`` is :func:`source_run_id`; any other
+    column is taken as it is from the frame (the key columns, or one the transform staged).
+
+    Raises:
+        ValueError: a name of ``hand`` is not a column of ``table``.
+    """
+    return _columns(table, _derived(table, tz, hand)[1], hand)
+
+
+def _columns(table: Table, derived: Mapping[str, pl.Expr], hand: Mapping[str, pl.Expr]) -> list[pl.Expr]:
+    return [hand[c].alias(c) if c in hand else derived[c] if c in derived else pl.col(c) for c in table.column_names]
+
+
+def parent_table(records: pl.LazyFrame, table: Table, tz: str, /, **hand: pl.Expr) -> pl.LazyFrame:
+    """The rows of the parent ``table``: ``records`` selected to :func:`columns`, one row per record.
+
+    The result carries its :class:`ColumnPlan` (see :func:`column_plan`).
+
+    >>> t = Table("core", "t", (Column("k", "bigint"), Column("n", "int", source="N"),
+    ...           Column("label", "text", source="L")), ("k",))
+    >>> recs = pl.DataFrame({"k": [1, 2], "N": [" 7 ", "x"], "L": ["a", None], "M": ["b", "c"]}).lazy()
+    >>> parent_table(recs, t, "UTC", label=pl.coalesce(text("L"), text("M"))).collect().rows()
+    [(1, 7, 'a'), (2, None, 'c')]
+    """
+    plan, derived = _derived(table, tz, hand)
+    out = records.select(_columns(table, derived, hand))
+    out.column_plan = plan  # type: ignore[attr-defined]
+    return out
 
 
 #: how :func:`with_json_lists` types one leaf of a JSON object (timestamps stay ``text``: as sent)
@@ -295,24 +422,44 @@ def keep_latest(frame: pl.LazyFrame, key: Sequence[str]) -> pl.LazyFrame:
     return ordered.unique(key, keep="last", maintain_order=True)
 
 
-def child_table(rows: pl.LazyFrame, table: Table) -> pl.LazyFrame:
-    """The rows of the child ``table`` from the typed element rows ``rows`` of :func:`elements`.
+def elements_of(records: pl.LazyFrame, table: Table) -> pl.LazyFrame:
+    """:func:`elements` of the child ``table``: the list its sources name, with its parent key."""
+    if table.source_list is None:
+        raise ValueError(f"table {table.qualified}: no column has a `list[].field` source to take elements from")
+    return elements(records, table.source_list, table.parent_key)
 
-    Rows whose primary key is incomplete are dropped, a repeated key keeps its latest row (see
-    :func:`keep_latest`) and the table's columns are selected. The result carries ``rows`` as its
-    ``element_rows`` attribute: the engine counts cast failures on the values typed there (a
-    value present in ``_el`` whose column is NULL), in the same query, so nothing is parsed twice.
+
+def child_table(rows: pl.LazyFrame, table: Table, tz: str, /, **hand: pl.Expr) -> pl.LazyFrame:
+    """The rows of the child ``table`` from the element rows ``rows`` of :func:`elements`.
+
+    Each column with a ``source`` is that field of the element cleaned and cast (:func:`cast`),
+    ``_source_run_id`` is :func:`source_run_id`, then the ``hand`` columns are added (they may
+    read the derived ones); other columns are taken from ``rows`` as they are (the parent key,
+    or one the transform staged). Rows whose primary key is incomplete are dropped, a repeated
+    key keeps its latest row (see :func:`keep_latest`) and the table's columns are selected.
+
+    The result carries its :class:`ColumnPlan` and, as its ``element_rows`` attribute, the typed
+    rows: the engine counts cast failures on the values typed there (a value present in ``_el``
+    whose column is NULL), in the same query, so nothing is parsed twice.
+
+    Raises:
+        ValueError: a name of ``hand`` is not a column of ``table``.
 
     >>> from evo_frames.spec import Column
     >>> dt = pl.List(pl.Struct({"id": pl.String}))
-    >>> t = Table("core", "t", (Column("k", "bigint"), Column("id", "bigint", source="items[].id")), ("k", "id"))
+    >>> t = Table("core", "t", (Column("k", "bigint"), Column("id", "bigint", source="items[].id")), ("k", "id"),
+    ...           parent_key=("k",))
     >>> recs = pl.DataFrame({"k": [1], "items": [[{"id": "7"}, {"id": "x"}, {"id": "7"}]], "run_id": "r",
     ...                      "_source_file": "f", "_source_line": [1]}, schema_overrides={"items": dt})
-    >>> rows = elements(recs.lazy(), "items", ["k"]).with_columns(bigint(pl.col("_el").struct.field("id")).alias("id"))
-    >>> child_table(rows, t).collect().rows()
+    >>> child_table(elements_of(recs.lazy(), t), t, "UTC").collect().rows()
     [(1, 7)]
     """
+    plan, derived = _derived(table, tz, hand)
+    typed = rows.with_columns(*derived.values())
+    if hand:
+        typed = typed.with_columns(e.alias(c) for c, e in hand.items())
     complete = pl.all_horizontal(*(pl.col(k).is_not_null() for k in table.primary_key))
-    out = keep_latest(rows.filter(complete), table.primary_key).select(table.column_names)
-    out.element_rows = rows  # type: ignore[attr-defined]
+    out = keep_latest(typed.filter(complete), table.primary_key).select(table.column_names)
+    out.element_rows = typed  # type: ignore[attr-defined]
+    out.column_plan = plan  # type: ignore[attr-defined]
     return out

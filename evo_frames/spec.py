@@ -9,7 +9,7 @@ these declarations, so both sinks see the same data and differ only in dialect.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -48,9 +48,11 @@ class Column:
         nullable: False adds NOT NULL.
         source: the bronze field the value is cast from, if any: a top-level key (``idBranch``)
             for a parent table, ``list[].field`` (``memberships[].idMembership``, or
-            ``receivables[].status.id`` inside an object) for a child table. The engine counts, per
-            column, the values present there that could not be typed ("cast failures" in the run
-            summary, ``evo_meta.cast_failures``).
+            ``receivables[].status.id`` inside an object) for a child table. Unless the transform
+            writes the column by hand, the engine derives it from this declaration alone: the
+            value there, cleaned and cast to ``type`` (see :func:`evo_frames.expr.cast`). Either
+            way the engine counts, per column, the values present there that could not be typed
+            ("cast failures" in the run summary, ``evo_meta.cast_failures``).
         doc: one line of meaning for the data dictionary (``docs/tables.md``); a column with a
             ``source`` and no ``doc`` means what that EVO field means.
     """
@@ -64,6 +66,24 @@ class Column:
     def __post_init__(self) -> None:
         if self.type not in COLUMN_TYPES:
             raise ValueError(f"column {self.name!r}: unknown type {self.type!r}; valid: {', '.join(COLUMN_TYPES)}")
+        if self.source is not None and (self.source.count("[].") > 1 or not all(self.source_path)):
+            raise ValueError(f"column {self.name!r}: source {self.source!r} is neither a bronze key nor `list[].field`")
+
+    @property
+    def source_list(self) -> str | None:
+        """The list field of a child column's source (``memberships`` of ``memberships[].idMembership``)."""
+        if self.source is None or "[]." not in self.source:
+            return None
+        return self.source.split("[].", 1)[0]
+
+    @property
+    def source_path(self) -> tuple[str, ...]:
+        """The keys leading to the source value: from the record for a parent column, from the list
+        element for a child column (``("status", "id")`` of ``receivables[].status.id``); empty
+        without a source."""
+        if self.source is None:
+            return ()
+        return tuple(self.source.split("[].", 1)[-1].split("."))
 
 
 @dataclass(frozen=True)
@@ -114,6 +134,15 @@ class Table:
             raise ValueError(
                 f"table {self.qualified}: partition column {self.partition_by!r} must be in the primary key"
             )
+        lists = {c.source_list for c in self.sourced}
+        if self.parent_key and (len(lists) > 1 or None in lists):
+            raise ValueError(
+                f"table {self.qualified}: a child table's sources are fields of one list (`list[].field`); "
+                f"got {[c.source for c in self.sourced]}"
+            )
+        flat = [c.source for c in self.sourced if c.source_list is not None or len(c.source_path) > 1]
+        if not self.parent_key and flat:
+            raise ValueError(f"table {self.qualified}: a parent table's sources are top-level bronze keys; got {flat}")
 
     @property
     def qualified(self) -> str:
@@ -125,6 +154,60 @@ class Table:
 
     def polars_schema(self) -> dict[str, pl.DataType]:
         return {c.name: POLARS_TYPES[c.type] for c in self.columns}
+
+    @property
+    def source_list(self) -> str | None:
+        """The bronze list a child table's rows are the elements of (None for a parent table, or a
+        child table with no column that has a ``source``)."""
+        return next((c.source_list for c in self.sourced), None)
+
+    def record_fields(self) -> dict[str, pl.DataType]:
+        """The bronze fields the sources read, as decode dtypes: a parent table's record keys, a
+        child table's element fields, in the order of the columns; scalars are ``pl.String``, a
+        ``key.field`` source makes ``key`` a struct of its fields. For building a record type.
+
+        >>> t = Table("core", "t", (Column("k", "bigint"), Column("a", "int", source="l[].a"),
+        ...           Column("s", "int", source="l[].st.id"), Column("n", "text", source="l[].st.name")),
+        ...           ("k",), parent_key=("k",))
+        >>> t.record_fields()
+        {'a': String, 'st': Struct({'id': String, 'name': String})}
+        """
+        tree: dict[str, Any] = {}
+        for c in self.sourced:
+            node = tree
+            for name in c.source_path[:-1]:
+                node = node.setdefault(name, {})
+            node[c.source_path[-1]] = None
+
+        def dtype(node: dict[str, Any]) -> dict[str, pl.DataType]:
+            return {k: pl.String() if v is None else pl.Struct(dtype(v)) for k, v in node.items()}
+
+        return dtype(tree)
+
+    @property
+    def sourced(self) -> tuple[Column, ...]:
+        """The columns with a ``source``."""
+        return tuple(c for c in self.columns if c.source is not None)
+
+    def derived(self, hand: Collection[str] = ()) -> tuple[Column, ...]:
+        """The columns the engine derives from their declaration: those with a ``source``, except
+        the ones the transform writes by hand (``hand``, column names).
+
+        Raises:
+            ValueError: a name of ``hand`` is not a column of the table.
+
+        >>> t = Table("core", "t", (Column("k", "bigint"), Column("a", "text", source="A"),
+        ...           Column("b", "text", source="B")), ("k",))
+        >>> [c.name for c in t.derived(hand=("b",))]
+        ['a']
+        """
+        unknown = [name for name in hand if name not in self.column_names]
+        if unknown:
+            raise ValueError(
+                f"table {self.qualified}: hand-written columns {unknown} are not among its columns "
+                f"{list(self.column_names)}"
+            )
+        return tuple(c for c in self.sourced if c.name not in hand)
 
 
 @dataclass(frozen=True)

@@ -121,27 +121,9 @@ def transform(records: pl.LazyFrame, ctx: TransformContext) -> dict[str, pl.Lazy
     """Bronze entries (with keys) → ``core.evo_entries``, one row per record."""
     times = {"entry_date": "date", "entry_date_turn": "dateTurn"}
     zoned = E.with_zoned_timestamps(records, times, ctx.source_timezone, ZONE, "iana_zone")
-    entries = zoned.select(
-        "entry_id",
-        "entry_local_date",
-        "entry_date",
-        "entry_date_turn",
-        E.text("timeZone").alias("timezone"),
-        "iana_zone",
-        E.bigint("idMember").alias("member_id"),
-        E.text("nameMember").alias("member_name"),
-        E.bigint("idProspect").alias("prospect_id"),
-        E.text("nameProspect").alias("prospect_name"),
-        E.bigint("idEmployee").alias("employee_id"),
-        E.text("nameEmployee").alias("employee_name"),
-        E.bigint("idBranch").alias("branch_id"),
-        E.text("entryType").alias("entry_type"),
-        E.text("entryAction").alias("entry_action"),
-        E.text("device").alias("device"),
-        E.text("blockReason").alias("block_reason"),
-        E.bigint("releasesByID").alias("releases_by_id"),
-        E.text("idMigration").alias("migration_id"),
-        E.source_run_id(),
+    # entry_date and entry_date_turn: read in each record's zone above, not in source_timezone
+    entries = E.parent_table(
+        zoned, ENTRIES, ctx.source_timezone, entry_date=pl.col("entry_date"), entry_date_turn=pl.col("entry_date_turn")
     )
     return {ENTRIES.qualified: entries}
 

@@ -344,141 +344,61 @@ def _with_picked_contacts(
     return base.drop(row)
 
 
-def _employee(flat: str, nested: str, role: str) -> list[pl.Expr]:
+def _employee(flat: str, nested: str, role: str) -> dict[str, pl.Expr]:
     # the flat idEmployeeX/nameEmployeeX keys first, the v2 object {idEmployee, name} as fallback
     obj = pl.col(nested)
     employee_id = pl.coalesce(E.bigint(f"idEmployee{flat}"), E.bigint(obj.struct.field("idEmployee")))
     name = pl.coalesce(E.text(f"nameEmployee{flat}"), E.text(obj.struct.field("name")))
-    return [employee_id.alias(f"employee_{role}_id"), name.alias(f"employee_{role}_name")]
+    return {f"employee_{role}_id": employee_id, f"employee_{role}_name": name}
 
 
 def _members(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
     picks = {"_email": (EMAIL_TYPES, "mail"), "_cellphone": (CELLPHONE_TYPES, None)}
-    return _with_picked_contacts(records, picks).select(
-        "member_id",
-        E.bigint("idBranch").alias("branch_id"),
-        E.text("branchName").alias("branch_name"),
-        E.text("firstName").alias("first_name"),
-        E.text("lastName").alias("last_name"),
-        E.full_name("firstName", "lastName").alias("full_name"),
-        E.text("registerName").alias("register_name"),
-        E.text("registerLastName").alias("register_last_name"),
-        E.flag("usePreferredName").alias("use_preferred_name"),
-        E.text("document").alias("document"),
-        E.text("documentId").alias("document_id"),
-        pl.col("_email").alias("email"),
-        pl.col("_cellphone").alias("cellphone"),
-        E.text("gender").alias("gender"),
-        E.date("birthDate").alias("birth_date"),
-        E.text("maritalStatus").alias("marital_status"),
-        E.text("address").alias("address"),
-        pl.coalesce(E.text("number"), E.text("addressNumber")).alias("address_number"),
-        E.text("complement").alias("complement"),
-        E.text("neighborhood").alias("neighborhood"),
-        E.text("city").alias("city"),
-        E.text("state").alias("state"),
-        E.text("country").alias("country"),
-        E.text("zipCode").alias("zip_code"),
-        E.text("accessCardNumber").alias("access_card_number"),
-        E.flag("accessBlocked").alias("access_blocked"),
-        E.text("blockedReason").alias("blocked_reason"),
-        E.text("status").alias("status"),
-        E.text("membershipStatus").alias("membership_status"),
-        E.flag("penalized").alias("penalized"),
-        E.money("totalFitCoins").alias("total_fit_coins"),
-        E.timestamp("registerDate", tz).alias("register_date"),
-        E.timestamp("conversionDate", tz).alias("conversion_date"),
-        E.timestamp("lastAccessDate", tz).alias("last_access_date"),
-        E.timestamp("updateDate", tz).alias("update_date"),
-        pl.coalesce(E.text("photoUrl"), E.text("photo")).alias("photo_url"),
-        E.text("gympassId").alias("gympass_id"),
-        E.text("codeTotalpass").alias("code_totalpass"),
-        E.text("userIdGurupass").alias("user_id_gurupass"),
-        E.flag("clientWithPromotionalRestriction").alias("client_with_promotional_restriction"),
-        E.flag("personalTrainer").alias("personal_trainer"),
-        E.text("personalType").alias("personal_type"),
-        E.text("cref").alias("cref"),
-        E.date("crefExpirationDate").alias("cref_expiration_date"),
-        *_employee("Consultant", "employeeConsultant", "consultant"),
-        *_employee("Instructor", "employeeInstructor", "instructor"),
-        *_employee("PersonalTrainer", "employeePersonal", "personal"),
-        pl.coalesce(E.text("idMemberMigration"), E.text("memberMigrationId")).alias("member_migration_id"),
-        E.source_run_id(),
+    return E.parent_table(
+        _with_picked_contacts(records, picks),
+        MEMBERS,
+        tz,
+        full_name=E.full_name("firstName", "lastName"),
+        email=pl.col("_email"),
+        cellphone=pl.col("_cellphone"),
+        address_number=pl.coalesce(E.text("number"), E.text("addressNumber")),
+        photo_url=pl.coalesce(E.text("photoUrl"), E.text("photo")),
+        **_employee("Consultant", "employeeConsultant", "consultant"),
+        **_employee("Instructor", "employeeInstructor", "instructor"),
+        **_employee("PersonalTrainer", "employeePersonal", "personal"),
+        member_migration_id=pl.coalesce(E.text("idMemberMigration"), E.text("memberMigrationId")),
     )
 
 
 def _memberships(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
     f = _field
-
-    def ts(name: str) -> pl.Expr:
-        return E.timestamp(f(name), tz)
-
-    counters = {
-        "num_members": "numMembers", "weekly_limit": "weeklyLimit",
-        "bioimpedance_amount": "bioimpedanceAmount", "concluded_sessions": "concludedSessions",
-        "pending_sessions": "pendingSessions", "scheduled_sessions": "scheduledSessions",
-        "pending_repositions": "pendingRepositions", "repositions_total": "repositionsTotal",
-        "bonus_sessions": "bonusSessions", "number_suspension_times": "numberSuspensionTimes",
-        "max_suspension_days": "maxSuspensionDays", "minimum_suspension_days": "minimumSuspensionDays",
-        "disponible_suspension_days": "disponibleSuspensionDays",
-        "disponible_suspension_times": "disponibleSuspensionTimes", "days_left_to_freeze": "daysLeftToFreeze",
-    }  # fmt: skip
-    flags = {
-        "fl_allow_locker": "flAllowLocker", "fl_additional_membership": "flAdditionalMembership",
-        "allow_les_mills": "allowLesMills", "allows_cancellation_by_app": "allowsCancellationByApp",
-        "signed_terms": "signedTerms", "limitless": "limitless",
-    }  # fmt: skip
-    rows = E.elements(records, "memberships", ["member_id"]).with_columns(
-        E.bigint(f("idMemberMembership")).alias("member_membership_id"),
-        E.bigint(f("idMembership")).alias("membership_id"),
-        pl.coalesce(E.text(f("name")), E.text(f("membershipName"))).alias("membership_name"),
-        pl.coalesce(E.bigint(f("idMemberMembershipRenewed")), E.bigint(f("idMembershipRenewed"))).alias(
-            "membership_renewed_id"
-        ),
-        E.bigint(f("idSale")).alias("sale_id"),
-        ts("saleDate").alias("sale_date"),
-        ts("startDate").alias("start_date"),
-        ts("endDate").alias("end_date"),
-        ts("cancelDate").alias("cancel_date"),
-        ts("cancelDateOn").alias("cancel_date_on"),
-        ts("cancelCreationDate").alias("cancel_creation_date"),
-        E.text(f("membershipStatus")).alias("membership_status"),
-        E.money(f("valueNextMonth")).alias("value_next_month"),
-        E.money(f("originalValue")).alias("original_value"),
-        ts("nextCharge").alias("next_charge"),
-        ts("nextDateSuspension").alias("next_date_suspension"),
-        E.bigint(f("idCategoryMembership")).alias("category_membership_id"),
-        ts("loyaltyEndDate").alias("loyalty_end_date"),
-        ts("assessmentEndDate").alias("assessment_end_date"),
-        ts("acceptanceDate").alias("acceptance_date"),
-        *(E.int32(f(key)).alias(col) for col, key in counters.items()),
-        *(E.flag(f(key)).alias(col) for col, key in flags.items()),
-        E.text(f("contractPrinting")).alias("contract_printing"),
-        E.source_run_id(),
+    rows = E.with_json_lists(
+        E.elements_of(records, MEMBERSHIPS),
+        {"freezes": (f("freezes"), FREEZE_JSON), "sessions": (f("sessions"), SESSION_JSON)},
     )
-    rows = E.with_json_lists(rows, {"freezes": (f("freezes"), FREEZE_JSON), "sessions": (f("sessions"), SESSION_JSON)})
-    return E.child_table(rows, MEMBERSHIPS)
-
-
-def _contacts(records: pl.LazyFrame) -> pl.LazyFrame:
-    f = _field
-    rows = E.elements(records, "contacts", ["member_id"]).with_columns(
-        E.bigint(f("idPhone")).alias("phone_id"),
-        E.int32(f("idContactType")).alias("contact_type_id"),
-        _contact_label(pl.col("_el")).alias("contact_type"),
-        E.text(f("ddi")).alias("ddi"),
-        E.text(f("description")).alias("description"),
-        E.source_run_id(),
+    return E.child_table(
+        rows,
+        MEMBERSHIPS,
+        tz,
+        membership_name=pl.coalesce(E.text(f("name")), E.text(f("membershipName"))),
+        membership_renewed_id=pl.coalesce(E.bigint(f("idMemberMembershipRenewed")), E.bigint(f("idMembershipRenewed"))),
     )
+
+
+def _contacts(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
     # a contact without an integer idPhone is keyed by a hash of what it says, stable across runs
     content = pl.concat_str(
         [pl.col("contact_type_id").cast(pl.String).fill_null(""), pl.col("description")], separator="|"
     )
-    # null when there is neither an idPhone nor a description: child_table then drops the element
-    rows = rows.with_columns(_content=content).with_columns(
-        contact_key=pl.coalesce(pl.col("phone_id").cast(pl.String), pl.lit("md5:") + plh.col("_content").nchash.md5())
+    md5 = plh.NonCryptographicHashingNameSpace(content).md5()
+    return E.child_table(
+        E.elements_of(records, CONTACTS),
+        CONTACTS,
+        tz,
+        contact_type=_contact_label(pl.col("_el")),
+        # null when there is neither an idPhone nor a description: child_table then drops the element
+        contact_key=pl.coalesce(pl.col("phone_id").cast(pl.String), pl.lit("md5:") + md5),
     )
-    return E.child_table(rows, CONTACTS)
 
 
 def transform(records: pl.LazyFrame, ctx: TransformContext) -> dict[str, pl.LazyFrame]:
@@ -487,7 +407,7 @@ def transform(records: pl.LazyFrame, ctx: TransformContext) -> dict[str, pl.Lazy
     return {
         MEMBERS.qualified: _members(records, tz),
         MEMBERSHIPS.qualified: _memberships(records, tz),
-        CONTACTS.qualified: _contacts(records),
+        CONTACTS.qualified: _contacts(records, tz),
     }
 
 

@@ -20,18 +20,6 @@ from evo_frames.spec import Column, Endpoint, Entity, Table, TransformContext
 _S = pl.String
 RESPONSIBLE = pl.Struct({"name": _S, "document": _S, "financialResponsible": _S})
 
-RECORD = pl.Struct(
-    {
-        **{f: _S for f in (
-            "idProspect", "idBranch", "branchName", "firstName", "lastName", "document", "email",
-            "cellphone", "gender", "birthDate", "address", "number", "complement", "neighborhood", "city",
-            "state", "country", "zipCode", "signupType", "mktChannel", "currentStep", "gympassId",
-            "conversionDate", "idMember", "registerDate",
-        )},
-        "responsible": RESPONSIBLE,
-    }
-)  # fmt: skip
-
 KEY = (Column("prospect_id", "bigint", nullable=False, doc="EVO `idProspect`"),)
 
 PROSPECTS = Table(
@@ -79,6 +67,10 @@ PROSPECTS = Table(
 )
 
 
+#: the decode type: the key ``idProspect``, each field a column reads, and the responsible object
+RECORD = pl.Struct({"idProspect": _S, **PROSPECTS.record_fields(), "responsible": RESPONSIBLE})
+
+
 def keys(records: pl.LazyFrame, ctx: TransformContext) -> pl.LazyFrame:
     """Adds ``prospect_id`` (``idProspect``) and ``_key_error``."""
     return records.with_columns(prospect_id=E.bigint("idProspect")).with_columns(
@@ -91,41 +83,16 @@ def keys(records: pl.LazyFrame, ctx: TransformContext) -> pl.LazyFrame:
 
 def transform(records: pl.LazyFrame, ctx: TransformContext) -> dict[str, pl.LazyFrame]:
     """Bronze prospects (with keys) → ``core.evo_prospects``, one row per record."""
-    tz = ctx.source_timezone
     responsible = pl.col("responsible")
-    member_id = E.bigint("idMember")
-    prospects = records.select(
-        "prospect_id",
-        E.bigint("idBranch").alias("branch_id"),
-        E.text("branchName").alias("branch_name"),
-        E.text("firstName").alias("first_name"),
-        E.text("lastName").alias("last_name"),
-        E.full_name("firstName", "lastName").alias("full_name"),
-        E.text("document").alias("document"),
-        E.text("email").alias("email"),
-        E.text("cellphone").alias("cellphone"),
-        E.text("gender").alias("gender"),
-        E.date("birthDate").alias("birth_date"),
-        E.text("address").alias("address"),
-        E.text("number").alias("address_number"),
-        E.text("complement").alias("complement"),
-        E.text("neighborhood").alias("neighborhood"),
-        E.text("city").alias("city"),
-        E.text("state").alias("state"),
-        E.text("country").alias("country"),
-        E.text("zipCode").alias("zip_code"),
-        E.text("signupType").alias("signup_type"),
-        E.text("mktChannel").alias("mkt_channel"),
-        E.text("currentStep").alias("current_step"),
-        E.text("gympassId").alias("gympass_id"),
-        E.timestamp("conversionDate", tz).alias("conversion_date"),
-        member_id.alias("member_id"),
-        member_id.is_not_null().alias("is_converted"),
-        E.text(responsible.struct.field("name")).alias("responsible_name"),
-        E.text(responsible.struct.field("document")).alias("responsible_document"),
-        E.flag(responsible.struct.field("financialResponsible")).alias("responsible_is_financial"),
-        E.timestamp("registerDate", tz).alias("register_date"),
-        E.source_run_id(),
+    prospects = E.parent_table(
+        records,
+        PROSPECTS,
+        ctx.source_timezone,
+        full_name=E.full_name("firstName", "lastName"),
+        is_converted=E.bigint("idMember").is_not_null(),
+        responsible_name=E.text(responsible.struct.field("name")),
+        responsible_document=E.text(responsible.struct.field("document")),
+        responsible_is_financial=E.flag(responsible.struct.field("financialResponsible")),
     )
     return {PROSPECTS.qualified: prospects}
 

@@ -28,15 +28,7 @@ from evo_frames.spec import Column, Endpoint, Entity, Index, Table, TransformCon
 
 _S = pl.String
 _ID_NAME = pl.Struct({"id": _S, "name": _S})
-ITEM = pl.Struct(
-    {f: _S for f in (
-        "idSaleItem", "description", "item", "itemValue", "saleValue", "saleValueWithoutCreditValue",
-        "quantity", "discount", "corporateDiscount", "tax", "valueNextMonth", "idMembership",
-        "idMembershipRenewed", "idMemberMembership", "idProduct", "idService", "coporatePartnershipId",
-        "corporatePartnershipName", "membershipStartDate", "numMembers", "voucher", "accountingCode",
-        "municipalServiceCode", "flReceiptOnly", "flSwimming", "flAllowLocker", "idSaleItemMigration",
-    )}
-)  # fmt: skip
+# spelled out: its decode order (the {id, name} objects last) is not the order of its columns
 RECEIVABLE = pl.Struct(
     {
         **{f: _S for f in (
@@ -46,19 +38,6 @@ RECEIVABLE = pl.Struct(
         )},
         "status": _ID_NAME,
         "paymentType": _ID_NAME,
-    }
-)  # fmt: skip
-
-RECORD = pl.Struct(
-    {
-        **{f: _S for f in (
-            "idSale", "idMember", "idProspect", "idEmployee", "idEmployeeSale", "nameEmployeeSale",
-            "idPersonal", "idBranch", "saleDate", "saleDateServer", "updateDate", "saleSource",
-            "observations", "coporatePartnershipId", "corporatePartnershipName", "idSaleRecurrency",
-            "removed", "removalDate", "idEmployeeRemoval", "idSaleMigration", "idCartToken", "cartToken",
-        )},
-        "saleItens": pl.List(ITEM),
-        "receivables": pl.List(RECEIVABLE),
     }
 )  # fmt: skip
 
@@ -190,6 +169,20 @@ RECEIVABLES = Table(
 )
 
 
+#: the decode types from the tables' sources (each field a column reads, in column order), plus
+#: the key ``idSale``, the fallback ``cartToken`` and the lists
+ITEM = pl.Struct(ITEMS.record_fields())
+RECORD = pl.Struct(
+    {
+        "idSale": _S,
+        **SALES.record_fields(),
+        "cartToken": _S,
+        "saleItens": pl.List(ITEM),
+        "receivables": pl.List(RECEIVABLE),
+    }
+)
+
+
 def keys(records: pl.LazyFrame, ctx: TransformContext) -> pl.LazyFrame:
     """Adds ``sale_id`` (``idSale``) and ``_key_error``."""
     return records.with_columns(sale_id=E.bigint("idSale")).with_columns(
@@ -200,97 +193,8 @@ def keys(records: pl.LazyFrame, ctx: TransformContext) -> pl.LazyFrame:
     )
 
 
-def _field(name: str) -> pl.Expr:
-    return pl.col("_el").struct.field(name)
-
-
 def _sales(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
-    return records.select(
-        "sale_id",
-        E.bigint("idMember").alias("member_id"),
-        E.bigint("idProspect").alias("prospect_id"),
-        E.bigint("idEmployee").alias("employee_id"),
-        E.bigint("idEmployeeSale").alias("employee_sale_id"),
-        E.text("nameEmployeeSale").alias("employee_sale_name"),
-        E.bigint("idPersonal").alias("personal_id"),
-        E.bigint("idBranch").alias("branch_id"),
-        E.timestamp("saleDate", tz).alias("sale_date"),
-        E.timestamp("saleDateServer", tz).alias("sale_date_server"),
-        E.timestamp("updateDate", tz).alias("update_date"),
-        E.int32("saleSource").alias("sale_source"),
-        E.text("observations").alias("observations"),
-        E.bigint("coporatePartnershipId").alias("corporate_partnership_id"),
-        E.text("corporatePartnershipName").alias("corporate_partnership_name"),
-        E.bigint("idSaleRecurrency").alias("sale_recurrency_id"),
-        E.flag("removed").alias("removed"),
-        E.timestamp("removalDate", tz).alias("removal_date"),
-        E.bigint("idEmployeeRemoval").alias("employee_removal_id"),
-        E.text("idSaleMigration").alias("sale_migration_id"),
-        pl.coalesce(E.text("idCartToken"), E.text("cartToken")).alias("cart_token"),
-        E.source_run_id(),
-    )
-
-
-def _items(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
-    f = _field
-    rows = E.elements(records, "saleItens", ["sale_id"]).with_columns(
-        E.bigint(f("idSaleItem")).alias("sale_item_id"),
-        E.text(f("description")).alias("description"),
-        E.text(f("item")).alias("item"),
-        E.money(f("itemValue")).alias("item_value"),
-        E.money(f("saleValue")).alias("sale_value"),
-        E.money(f("saleValueWithoutCreditValue")).alias("sale_value_without_credit"),
-        E.int32(f("quantity")).alias("quantity"),
-        E.money(f("discount")).alias("discount"),
-        E.money(f("corporateDiscount")).alias("corporate_discount"),
-        E.money(f("tax")).alias("tax"),
-        E.money(f("valueNextMonth")).alias("value_next_month"),
-        E.bigint(f("idMembership")).alias("membership_id"),
-        E.bigint(f("idMembershipRenewed")).alias("membership_renewed_id"),
-        E.bigint(f("idMemberMembership")).alias("member_membership_id"),
-        E.bigint(f("idProduct")).alias("product_id"),
-        E.bigint(f("idService")).alias("service_id"),
-        E.bigint(f("coporatePartnershipId")).alias("corporate_partnership_id"),
-        E.text(f("corporatePartnershipName")).alias("corporate_partnership_name"),
-        E.timestamp(f("membershipStartDate"), tz).alias("membership_start_date"),
-        E.int32(f("numMembers")).alias("num_members"),
-        E.text(f("voucher")).alias("voucher"),
-        E.text(f("accountingCode")).alias("accounting_code"),
-        E.text(f("municipalServiceCode")).alias("municipal_service_code"),
-        E.flag(f("flReceiptOnly")).alias("fl_receipt_only"),
-        E.flag(f("flSwimming")).alias("fl_swimming"),
-        E.flag(f("flAllowLocker")).alias("fl_allow_locker"),
-        E.text(f("idSaleItemMigration")).alias("sale_item_migration_id"),
-        E.source_run_id(),
-    )
-    return E.child_table(rows, ITEMS)
-
-
-def _receivables(records: pl.LazyFrame, tz: str) -> pl.LazyFrame:
-    f = _field
-    rows = E.elements(records, "receivables", ["sale_id"]).with_columns(
-        E.bigint(f("idReceivable")).alias("receivable_id"),
-        E.timestamp(f("registrationDate"), tz).alias("registration_date"),
-        E.timestamp(f("dueDate"), tz).alias("due_date"),
-        E.timestamp(f("receivingDate"), tz).alias("receiving_date"),
-        E.timestamp(f("cancellationDate"), tz).alias("cancellation_date"),
-        E.timestamp(f("updateDate"), tz).alias("update_date"),
-        E.money(f("ammount")).alias("amount"),
-        E.money(f("ammountPaid")).alias("amount_paid"),
-        E.int32(f("status").struct.field("id")).alias("status_id"),
-        E.text(f("status").struct.field("name")).alias("status_name"),
-        E.int32(f("currentInstallment")).alias("current_installment"),
-        E.int32(f("totalInstallments")).alias("total_installments"),
-        E.int32(f("paymentType").struct.field("id")).alias("payment_type_id"),
-        E.text(f("paymentType").struct.field("name")).alias("payment_type_name"),
-        E.text(f("authorization")).alias("authorization"),
-        E.text(f("tid")).alias("tid"),
-        E.text(f("nsu")).alias("nsu"),
-        E.text(f("cardFlag")).alias("card_flag"),
-        E.text(f("transactionToken")).alias("transaction_token"),
-        E.source_run_id(),
-    )
-    return E.child_table(rows, RECEIVABLES)
+    return E.parent_table(records, SALES, tz, cart_token=pl.coalesce(E.text("idCartToken"), E.text("cartToken")))
 
 
 def transform(records: pl.LazyFrame, ctx: TransformContext) -> dict[str, pl.LazyFrame]:
@@ -298,8 +202,8 @@ def transform(records: pl.LazyFrame, ctx: TransformContext) -> dict[str, pl.Lazy
     tz = ctx.source_timezone
     return {
         SALES.qualified: _sales(records, tz),
-        ITEMS.qualified: _items(records, tz),
-        RECEIVABLES.qualified: _receivables(records, tz),
+        ITEMS.qualified: E.child_table(E.elements_of(records, ITEMS), ITEMS, tz),
+        RECEIVABLES.qualified: E.child_table(E.elements_of(records, RECEIVABLES), RECEIVABLES, tz),
     }
 
 
