@@ -31,13 +31,28 @@ def transform_records(
     :func:`evo_frames.expr.child_table` shares its typed element rows with the count, so each
     value is parsed once.
     """
-    frames = entity.transform(records.lazy(), ctx)
-    counted = _child_failures(entity, records, frames, ctx)
-    core, sums = _collect_checked(entity, frames, records, [f for _, f in counted])
+    try:
+        frames = entity.transform(records.lazy(), ctx)
+        counted = _child_failures(entity, records, frames, ctx)
+        core, sums = _collect_checked(entity, frames, records, [f for _, f in counted])
+    except pl.exceptions.PolarsError as e:
+        raise _failed(entity, records, e) from e
     casts: CastCounts = defaultdict(int)
     _parent_failures(entity, records, core, casts)
     _add_failures(casts, [t for t, _ in counted], sums)
     return core, dict(casts)
+
+
+def _failed(entity: Entity, records: pl.DataFrame, error: pl.exceptions.PolarsError) -> TransformError:
+    """A Polars error raised by an entity's transform, as a transform error naming the entity, its
+    module and the files of the records it was given."""
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    files = records["_source_file"].unique(maintain_order=True).to_list() if "_source_file" in records.columns else []
+    where = f" from {files[0]}" + (f" and {len(files) - 1} more file(s)" if len(files) > 1 else "") if files else ""
+    return TransformError(
+        f"transform {entity.name} ({entity.transform.__module__}) failed on {records.height} record(s){where}: "
+        f"{type(error).__name__}: {detail}; fix the transform, then rerun"
+    )
 
 
 def _collect_checked(

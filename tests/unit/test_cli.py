@@ -146,3 +146,24 @@ def test_an_entity_declared_outside_the_engine_is_synthesized_and_loaded(tmp_pat
     assert got == [{"n": 42, "ids": 42, "first": 1}]
     assert scalar(target, "SELECT count(*) FROM stg_evo.visits_raw") == 42
     assert scalar(target, "SELECT count(*) FROM core.evo_visits WHERE branch_id IS NULL OR visit_date IS NULL") == 0
+
+
+def test_a_polars_error_in_a_transform_is_a_transform_error_naming_entity_module_and_file(tmp_path: Path) -> None:
+    package = tmp_path / "more_transforms"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    # a transform bug: a column the records do not have
+    (package / "visits.py").write_text(VISITS.replace('E.bigint("idBranch")', 'E.bigint("idBranchTypo")'))
+    (package / "visits_sample.py").write_text(VISITS_SAMPLE)
+    env = {"EVO_FRAMES_TRANSFORMS": "more_transforms", "PYTHONPATH": str(tmp_path)}
+    lake, target = str(tmp_path / "lake"), f"duckdb:{tmp_path / 'evo.duckdb'}"
+    assert cli("synth", "--lake", lake, "--records", "40", "--runs", "1", cwd=tmp_path, env=env).returncode == 0
+
+    r = cli("run", "--entity", "visits", "--lake", lake, "--target", target, cwd=tmp_path, env=env)
+    assert r.returncode == 1, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: transform visits (more_transforms.visits) failed on "), line
+    assert "ColumnNotFoundError" in line and "idBranchTypo" in line and "fix the transform" in line
+    assert "entity=visits" in line  # the file the records came from
+    assert "rerun with --verbose" not in line and "Traceback" not in r.stderr
+    assert scalar(target, "SELECT count(*) FROM core.evo_visits") == 0
