@@ -10,11 +10,13 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import fsspec
+import pytest
 
 from evo_frames.config import Settings
 from evo_frames.pipeline import Summary, new_load_id, run_entity
@@ -168,3 +170,14 @@ def entries_snapshot(target: str) -> dict[str, object]:
                           "ORDER BY 1, 2"),
         "files": rows(target, "SELECT path, lines_read, rows_loaded, duplicates, rejects FROM evo_meta.files ORDER BY 1"),
     }  # fmt: skip
+
+
+def python_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, modules: dict[str, str]) -> str:
+    """A fresh importable package of ``modules`` (name → source) under ``tmp_path``; its name."""
+    name = f"pkg_{uuid.uuid4().hex[:8]}"
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "__init__.py").write_text("")
+    for module, text in modules.items():
+        (tmp_path / name / f"{module}.py").write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
 
 from evo_frames.errors import TransformError
 from evo_frames.registry import discover
+from tests.helpers import python_package
 
 SAMPLE = """
 from evo_frames.spec import Sample
@@ -17,34 +17,24 @@ SAMPLE = Sample(entity={entity!r}, build=lambda f, populations: f.lf, part_size=
 """
 
 
-def _package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, modules: dict[str, str]) -> str:
-    name = f"pkg_{uuid.uuid4().hex[:8]}"
-    (tmp_path / name).mkdir()
-    (tmp_path / name / "__init__.py").write_text("")
-    for module, text in modules.items():
-        (tmp_path / name / f"{module}.py").write_text(text)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return name
-
-
 def test_every_entity_of_the_transforms_package_has_its_sample() -> None:
     entities = discover()
     assert {name: e.sample.entity for name, e in entities.items() if e.sample} == {n: n for n in entities}
 
 
 def test_the_package_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EVO_FRAMES_TRANSFORMS", _package(tmp_path, monkeypatch, {}))
+    monkeypatch.setenv("EVO_FRAMES_TRANSFORMS", python_package(tmp_path, monkeypatch, {}))
     assert discover() == {}
 
 
 def test_a_sample_of_no_entity_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    package = _package(tmp_path, monkeypatch, {"ghosts_sample": SAMPLE.format(entity="ghosts")})
+    package = python_package(tmp_path, monkeypatch, {"ghosts_sample": SAMPLE.format(entity="ghosts")})
     with pytest.raises(TransformError, match=r"ghosts_sample\.SAMPLE is for entity 'ghosts', which no module"):
         discover(package)
 
 
 def test_two_samples_of_one_entity_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = SAMPLE.format(entity="ghosts")
-    package = _package(tmp_path, monkeypatch, {"a_sample": text, "b_sample": text})
+    package = python_package(tmp_path, monkeypatch, {"a_sample": text, "b_sample": text})
     with pytest.raises(TransformError, match=r"declared by both .*a_sample and .*b_sample"):
         discover(package)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
 
 from evo_frames.errors import ConfigError, TransformError
 from evo_frames.registry import discover, select
+from tests.helpers import python_package
 
 ENTITY = """
 import polars as pl
@@ -32,16 +32,6 @@ def entity(name: str, order: int = 100, table: str | None = None) -> str:
     return ENTITY.format(name=name, order=order, table=table or f"evo_{name}")
 
 
-def _package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, modules: dict[str, str]) -> str:
-    name = f"pkg_{uuid.uuid4().hex[:8]}"
-    (tmp_path / name).mkdir()
-    (tmp_path / name / "__init__.py").write_text("")
-    for module, text in modules.items():
-        (tmp_path / name / f"{module}.py").write_text(text)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    return name
-
-
 def test_entities_come_in_load_order_then_by_name_and_helpers_are_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -52,35 +42,39 @@ def test_entities_come_in_load_order_then_by_name_and_helpers_are_skipped(
         "d": entity("wraiths"),
         "shared": "PAIRS = 2\n",
     }
-    entities = discover(_package(tmp_path, monkeypatch, modules))
+    entities = discover(python_package(tmp_path, monkeypatch, modules))
     assert list(entities) == ["ghosts", "banshees", "spirits", "wraiths"]
     assert [e.name for e in select(entities, "all")] == ["ghosts", "banshees", "spirits", "wraiths"]
     assert [e.name for e in select(entities, "spirits")] == ["spirits"]
 
 
 def test_an_unknown_entity_is_refused_with_the_valid_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    entities = discover(_package(tmp_path, monkeypatch, {"a": entity("ghosts"), "b": entity("spirits")}))
+    entities = discover(python_package(tmp_path, monkeypatch, {"a": entity("ghosts"), "b": entity("spirits")}))
     with pytest.raises(ConfigError, match=r"unknown entity 'poltergeists'; valid: ghosts, spirits, all"):
         select(entities, "poltergeists")
 
 
 def test_two_modules_declaring_one_entity_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    package = _package(tmp_path, monkeypatch, {"a": entity("ghosts", table="t1"), "b": entity("ghosts", table="t2")})
+    package = python_package(
+        tmp_path, monkeypatch, {"a": entity("ghosts", table="t1"), "b": entity("ghosts", table="t2")}
+    )
     with pytest.raises(TransformError, match=rf"entity 'ghosts' is declared by both {package}\.a and {package}\.b"):
         discover(package)
 
 
 def test_two_entities_declaring_one_table_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    package = _package(tmp_path, monkeypatch, {"a": entity("ghosts", table="t"), "b": entity("spirits", table="t")})
+    package = python_package(
+        tmp_path, monkeypatch, {"a": entity("ghosts", table="t"), "b": entity("spirits", table="t")}
+    )
     with pytest.raises(TransformError, match=rf"table core\.t is declared by both {package}\.a and {package}\.b"):
         discover(package)
 
 
 def test_an_entity_or_sample_of_the_wrong_type_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    package = _package(tmp_path, monkeypatch, {"a": "ENTITY = {'name': 'ghosts'}\n"})
+    package = python_package(tmp_path, monkeypatch, {"a": "ENTITY = {'name': 'ghosts'}\n"})
     with pytest.raises(TransformError, match=rf"{package}\.a\.ENTITY is a dict, not an evo_frames\.spec\.Entity"):
         discover(package)
-    package = _package(tmp_path, monkeypatch, {"a_sample": "SAMPLE = 'ghosts'\n"})
+    package = python_package(tmp_path, monkeypatch, {"a_sample": "SAMPLE = 'ghosts'\n"})
     with pytest.raises(TransformError, match=rf"{package}\.a_sample\.SAMPLE is a str, not an evo_frames\.spec\.Sample"):
         discover(package)
 
