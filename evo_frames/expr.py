@@ -49,10 +49,19 @@ def int32(value: str | pl.Expr) -> pl.Expr:
     return bigint(value).cast(pl.Int32, strict=False)
 
 
+#: the largest magnitude DECIMAL(15,2) holds, exclusive
+_MONEY_LIMIT = 10**13
+
+
 def money(value: str | pl.Expr) -> pl.Expr:
-    """DECIMAL(15,2), rounded half away from zero at the cent."""
-    f = text(value).cast(pl.Float64, strict=False)
-    return f.round(2).cast(pl.Decimal(15, 2), strict=False)
+    """DECIMAL(15,2), rounded half away from zero at the cent, as PostgreSQL rounds ``numeric``.
+
+    The text is parsed as a decimal, not a float, so ``"1.005"`` rounds to 1.01. A value that does
+    not fit (|value| >= 10^13 once rounded) is NULL, counted as a cast failure like any other:
+    Polars' own cast raises on it even when not strict.
+    """
+    d = text(value).cast(pl.Decimal(38, 20), strict=False).round(2, mode="half_away_from_zero")
+    return pl.when(d.abs() < _MONEY_LIMIT).then(d).cast(pl.Decimal(15, 2))
 
 
 def number(value: str | pl.Expr) -> pl.Expr:

@@ -28,21 +28,30 @@ def test_integers_are_cast_leniently_within_their_width() -> None:
     assert pl.DataFrame({"v": ["1"]}).select(E.int32("v")).dtypes == [pl.Int32]
 
 
-def test_money_is_decimal_15_2_rounded_at_the_cent() -> None:
-    # exact ties (0.125) are left out: the docstring says half away from zero, Polars' round
-    # (the default mode, half_to_even) gives 0.12
-    out = values(E.money("v"), ["12", "0.126", "-0.126", "0.124", "1e3", " 3.5 ", "x", ""])
-    assert out == [
+def test_money_is_decimal_15_2_rounded_half_away_from_zero_at_the_cent() -> None:
+    column = ["12", "0.126", "-0.126", "0.124", "0.125", "-0.125", "1.005", "2.675", "1e3", " 3.5 ", "x", ""]
+    assert values(E.money("v"), column) == [
         Decimal("12.00"),
         Decimal("0.13"),
         Decimal("-0.13"),
         Decimal("0.12"),
+        Decimal("0.13"),
+        Decimal("-0.13"),
+        Decimal("1.01"),
+        Decimal("2.68"),
         Decimal("1000.00"),
         Decimal("3.50"),
         None,
         None,
     ]
     assert pl.DataFrame({"v": ["1"]}).select(E.money("v")).dtypes == [pl.Decimal(15, 2)]
+
+
+def test_money_that_does_not_fit_decimal_15_2_is_null_not_an_error() -> None:
+    column = ["9999999999999.99", "9999999999999.994", "9999999999999.995", "1e13", "-1e13", "1e40", "NaN", "inf"]
+    assert values(E.money("v"), column) == [Decimal("9999999999999.99"), Decimal("9999999999999.99")] + [None] * 6
+    # JSON numbers decoded as floats take the same path
+    assert values(E.money("v"), [0.125, 1e13, 2.5], pl.Float64) == [Decimal("0.13"), None, Decimal("2.50")]
 
 
 def test_number_is_a_double() -> None:
