@@ -158,9 +158,9 @@ def _with_local_and_offset(frame: pl.LazyFrame, values: Mapping[str, pl.Expr]) -
     cols = list(values)
     frame = frame.with_columns(_clean_ts(v).alias(f"_ts_s_{c}") for c, v in values.items())
     frame = frame.with_columns(
-        pl.col(f"_ts_s_{c}").str.strptime(pl.Datetime("us"), _TS_FAST_FORMAT, strict=False, exact=True).alias(
-            f"_ts_fast_{c}"
-        )
+        pl.col(f"_ts_s_{c}")
+        .str.strptime(pl.Datetime("us"), _TS_FAST_FORMAT, strict=False, exact=True)
+        .alias(f"_ts_fast_{c}")
         for c in cols
     )
     # the values the fast form did not read (null where it did)
