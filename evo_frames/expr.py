@@ -35,8 +35,8 @@ def _as_expr(value: str | pl.Expr) -> pl.Expr:
 
 def text(value: str | pl.Expr) -> pl.Expr:
     """Trimmed string; empty or whitespace-only becomes NULL."""
-    s = _as_expr(value).cast(pl.String).str.strip_chars()
-    return pl.when(s != "").then(s)
+    # one reference to the value: Polars evaluates a subexpression once per reference
+    return _as_expr(value).cast(pl.String).str.strip_chars().replace("", None)
 
 
 def bigint(value: str | pl.Expr) -> pl.Expr:
@@ -71,15 +71,11 @@ def number(value: str | pl.Expr) -> pl.Expr:
 
 def flag(value: str | pl.Expr) -> pl.Expr:
     """Boolean; missing/null → False; ``true/false/1/0`` (any case) parsed; anything else → NULL."""
-    s = text(value).str.to_lowercase()
-    return (
-        pl.when(s.is_null())
-        .then(False)
-        .when(s.is_in(["true", "1"]))
-        .then(True)
-        .when(s.is_in(["false", "0"]))
-        .then(False)
-    )
+    s = _as_expr(value).cast(pl.String).str.strip_chars().str.to_lowercase().fill_null("")
+    return s.replace_strict(_FLAGS | {"": False}, default=None, return_dtype=pl.Boolean)
+
+
+_FLAGS = {"true": True, "1": True, "false": False, "0": False}
 
 
 def record_zone(zone: RecordZone, fallback: str) -> pl.Expr:
@@ -414,8 +410,7 @@ JsonLeaf = Literal["int", "number", "bool", "text"]
 
 def _boolean(value: str | pl.Expr) -> pl.Expr:
     # like flag, but a missing value stays NULL: inside JSON text, absent is not false
-    s = text(value).str.to_lowercase()
-    return pl.when(s.is_in(["true", "1"])).then(True).when(s.is_in(["false", "0"])).then(False)
+    return text(value).str.to_lowercase().replace_strict(_FLAGS, default=None, return_dtype=pl.Boolean)
 
 
 _JSON_LEAF: Mapping[str, Callable[[pl.Expr], pl.Expr]] = {
