@@ -223,6 +223,22 @@ def is_timestamp(value: str | pl.Expr) -> pl.Expr:
     return local.is_not_null() | offset.is_not_null()
 
 
+def with_is_timestamp(frame: pl.LazyFrame, values: Mapping[str, pl.Expr]) -> pl.LazyFrame:
+    """Adds, for each ``column: value`` of ``values``, :func:`is_timestamp` of ``value`` (the
+    same values, parsed in stages with the fast path of :func:`with_timestamps`).
+
+    >>> df = pl.DataFrame({"t": ["2025-11-03T06:41:17", "2025-11-03", "2025-11-03T06:41:17Z", "x", None]})
+    >>> with_is_timestamp(df.lazy(), {"ok": pl.col("t")}).collect()["ok"].to_list()
+    [True, True, True, False, False]
+    """
+    if not values:
+        return frame
+    staged = _with_local_and_offset(frame, values)
+    return staged.with_columns(
+        (pl.col(f"_local_{c}").is_not_null() | pl.col(f"_offset_{c}").is_not_null()).alias(c) for c in values
+    ).drop(*(f"_{part}_{c}" for c in values for part in ("local", "offset")))
+
+
 def with_zoned_timestamps(
     records: pl.LazyFrame, fields: Mapping[str, str], tz: str, zone: RecordZone, zone_column: str
 ) -> pl.LazyFrame:
