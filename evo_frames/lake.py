@@ -22,7 +22,15 @@ from typing import Any
 
 import fsspec
 
-from .errors import ConfigError, EvoFramesError, SourceError, TransientSourceError, redact, register_secret
+from .errors import (
+    ConfigError,
+    EvoFramesError,
+    SourceError,
+    TransientSourceError,
+    redact,
+    register_secret,
+    url_password,
+)
 
 _SEGMENT = re.compile(
     r"entity=(?P<entity>[a-z_]+)/ingestion_date=(?P<date>\d{4}-\d{2}-\d{2})/run_id=(?P<run>\d{8}T\d{6}Z)/"
@@ -64,18 +72,6 @@ def parse_path(path: str) -> tuple[str, dt.date, str] | None:
 
 
 _AZURE_SCHEMES = ("az://", "abfs://", "abfss://")
-
-
-def url_password(url: str) -> str | None:
-    """The password of ``scheme://user:password@host/…``, read up to the URL's last ``@``, so
-    that an unencoded ``/ : @ %``, space or ``'`` in it is part of it; None without one.
-
-    >>> url_password("ftp://etl:Zq7x/K v9@w@host/lake"), url_password("abfs://c@acct.dfs.core.windows.net/x")
-    ('Zq7x/K v9@w', None)
-    """
-    rest = url.split("://", 1)[1] if "://" in url else ""
-    user, sep, password = rest.rpartition("@")[0].partition(":")
-    return password if sep and password and "/" not in user else None
 
 
 def open_lake(lake: str, storage_options: Mapping[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
