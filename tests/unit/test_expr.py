@@ -108,15 +108,13 @@ AWKWARD_TIMESTAMPS = [
 
 
 def test_with_timestamps_gives_the_values_of_timestamp_for_every_form() -> None:
-    frame = pl.DataFrame({"v": AWKWARD_TIMESTAMPS, "w": list(reversed(AWKWARD_TIMESTAMPS))}, schema=SCHEMA2)
+    columns = {"v": AWKWARD_TIMESTAMPS, "w": list(reversed(AWKWARD_TIMESTAMPS))}
+    frame = pl.DataFrame(columns, schema={"v": pl.String, "w": pl.String})
     for tz in ("America/New_York", "America/Sao_Paulo", "Asia/Tokyo"):
         staged = E.with_timestamps(frame.lazy(), {"a": pl.col("v"), "b": pl.col("w")}, tz).collect()
         expected = frame.select(a=E.timestamp("v", tz), b=E.timestamp("w", tz))
         assert staged.columns == ["v", "w", "a", "b"]
         assert staged.select("a", "b").equals(expected)
-
-
-SCHEMA2 = {"v": pl.String, "w": pl.String}
 
 
 def test_record_zone_falls_back_for_missing_blank_and_unknown_values() -> None:
