@@ -138,15 +138,20 @@ class Upserts(Schema):
             rows.filter(~pl.col("_is_new"))["_row"].cast(pl.UInt32),
         )
 
-    @staticmethod
-    def _lookup(table: Table, keys: Sequence[str], columns: Sequence[str], alias: str = "t") -> str:
-        """``LEFT JOIN LATERAL`` fetching ``columns`` of the stored row with the staged row's key.
+    def _lookup(self, table: Table, keys: Sequence[str], columns: Sequence[str], alias: str = "t") -> str:
+        """``LEFT JOIN`` fetching ``columns`` of the stored row with the staged row's key.
 
-        ``LIMIT 1`` keeps the planner from turning it into a hash join over the whole table: each
-        staged row costs one primary-key probe, however large the table grows.
+        With ``dialect.lateral_lookup`` a ``LATERAL`` join with ``LIMIT 1``, which keeps the
+        planner from turning it into a hash join over the whole table: each staged row costs one
+        primary-key probe, however large the table grows. Else a plain join, which DuckDB runs as
+        one hash join over the staged rows.
         """
-        match = " AND ".join(f"x.{q(k)} = s.{q(k)}" for k in keys)
         cols = ", ".join(f"x.{q(c)}" for c in columns)
+        if not self.dialect.lateral_lookup:
+            match = " AND ".join(f"{alias}.{q(k)} = s.{q(k)}" for k in keys)
+            stored = ", ".join(f"x.{q(k)}" for k in keys)
+            return f"LEFT JOIN (SELECT {stored}, {cols}, 1 AS _found FROM {qt(table)} x) {alias} ON {match}"
+        match = " AND ".join(f"x.{q(k)} = s.{q(k)}" for k in keys)
         return (
             f"LEFT JOIN LATERAL (SELECT {cols}, 1 AS _found FROM {qt(table)} x WHERE {match} LIMIT 1) {alias} ON true"
         )
