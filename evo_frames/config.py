@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from .errors import ConfigError, redact, register_secret
+from .errors import ConfigError, redact, register_secret, url_password
 
 ENV_PREFIX = "EVO_FRAMES_"
 #: the documented form of ``duckdb_memory_limit`` (DuckDB's own units); nothing else reaches SQL
@@ -307,7 +307,11 @@ def load_settings(
         if name not in origins:
             raise ConfigError(f"unknown setting {name!r}; valid: {', '.join(origins)}")
         values[name], origins[name] = _coerce(name, value, f"option --{name.replace('_', '-')}"), "flag"
-    return dataclasses.replace(Settings(), **values, origins=origins)
+    settings = dataclasses.replace(Settings(), **values, origins=origins)
+    # from here on redact() hides the lake's password however it is spelled (a space or `/` in it
+    # escapes the URL pattern), also where the lake is shown before it is opened (status)
+    register_secret(url_password(settings.lake))
+    return settings
 
 
 def free_hours(text: str) -> tuple[int, int] | None:

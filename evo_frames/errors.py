@@ -63,6 +63,18 @@ _AZURE_SECRET = re.compile(r"(?i)((?:AccountKey|SharedAccessSignature|sig)=)[^;&
 _SECRETS: set[str] = set()
 
 
+def url_password(url: str) -> str | None:
+    """The password of ``scheme://user:password@host/…``, read up to the URL's last ``@``, so
+    that an unencoded ``/ : @ %``, space or ``'`` in it is part of it; None without one.
+
+    >>> url_password("ftp://etl:Zq7x/K v9@w@host/lake"), url_password("abfs://c@acct.dfs.core.windows.net/x")
+    ('Zq7x/K v9@w', None)
+    """
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    user, sep, password = rest.rpartition("@")[0].partition(":")
+    return password if sep and password and "/" not in user else None
+
+
 def register_secret(secret: str | None) -> None:
     """Remember ``secret`` (a password, account key or SAS token): :func:`redact` removes it
     wherever it appears, in its plain and percent-encoded spellings."""

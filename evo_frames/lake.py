@@ -19,10 +19,19 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import fsspec
 
-from .errors import ConfigError, EvoFramesError, SourceError, TransientSourceError, redact, register_secret
+from .errors import (
+    ConfigError,
+    EvoFramesError,
+    SourceError,
+    TransientSourceError,
+    redact,
+    register_secret,
+    url_password,
+)
 
 _SEGMENT = re.compile(
     r"entity=(?P<entity>[a-z_]+)/ingestion_date=(?P<date>\d{4}-\d{2}-\d{2})/run_id=(?P<run>\d{8}T\d{6}Z)/"
@@ -64,18 +73,6 @@ def parse_path(path: str) -> tuple[str, dt.date, str] | None:
 
 
 _AZURE_SCHEMES = ("az://", "abfs://", "abfss://")
-
-
-def url_password(url: str) -> str | None:
-    """The password of ``scheme://user:password@host/…``, read up to the URL's last ``@``, so
-    that an unencoded ``/ : @ %``, space or ``'`` in it is part of it; None without one.
-
-    >>> url_password("ftp://etl:Zq7x/K v9@w@host/lake"), url_password("abfs://c@acct.dfs.core.windows.net/x")
-    ('Zq7x/K v9@w', None)
-    """
-    rest = url.split("://", 1)[1] if "://" in url else ""
-    user, sep, password = rest.rpartition("@")[0].partition(":")
-    return password if sep and password and "/" not in user else None
 
 
 def open_lake(lake: str, storage_options: Mapping[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -268,6 +265,10 @@ def storage_failure(
     return SourceError(f"Azure failed {doing} {url} ({where}): {answer}")
 
 
+def _is_http(fs: fsspec.AbstractFileSystem) -> bool:
+    return bool({"http", "https"} & set([fs.protocol] if isinstance(fs.protocol, str) else fs.protocol))
+
+
 def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
     proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     return proto in ("file", "local")
@@ -275,7 +276,7 @@ def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
 
 def full_url(fs: fsspec.AbstractFileSystem, path: str, scheme: str | None = None) -> str:
     """The path as stored in ``_source_file``: with the lake's own scheme, except for local files."""
-    if _is_local(fs):
+    if _is_local(fs) or "://" in path:  # HTTP paths are whole URLs already
         return path
     proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     return f"{scheme or proto}://{path}"
@@ -330,7 +331,11 @@ def list_files(
     try:
         if _is_azure(fs):
             _check_azure_lake(fs, f"{root}/{prefix.strip('/')}".rstrip("/"), lake)
-        found: dict[str, dict[str, Any]] = fs.find(base, detail=True) if fs.exists(base) else {}
+        found: dict[str, dict[str, Any]] = {}
+        if fs.exists(base):
+            found = fs.find(base, detail=True)
+        elif not local:
+            _reachable(fs, root)
     except EvoFramesError:
         raise
     except Exception as e:  # fsspec backends raise their own types
@@ -338,6 +343,8 @@ def list_files(
     files: list[BronzeFile] = []
     problems: list[str] = []
     for path, info in found.items():
+        if _is_http(fs):  # links of an index page are percent-encoded (entity%3Dentries)
+            path = unquote(path)
         if path.rsplit("/", 1)[-1] in _IGNORED or path.endswith(IN_PROGRESS):
             continue
         if local and info.get("islink"):
@@ -366,6 +373,13 @@ def list_files(
             )
         )
     return sorted(files), sorted(problems)
+
+
+def _reachable(fs: fsspec.AbstractFileSystem, root: str) -> None:
+    """Raise what ``fs.exists`` (and HTTP's ``info``) swallow, such as a refused connection, so that an
+    unreachable remote lake fails instead of listing as empty; a missing root is not an error."""
+    with contextlib.suppress(FileNotFoundError):
+        fs.ls(root, detail=False)
 
 
 def matches(file: BronzeFile, run_id: str | None = None, since: dt.date | None = None) -> bool:

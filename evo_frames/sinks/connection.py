@@ -135,12 +135,16 @@ class Connection:
         self._partitions.clear()
 
     def close(self) -> None:
-        if self._conn is not None:
+        """Roll back what is open and close; a session the server already ended closes quietly
+        (the server rolled it back), so closing never hides the error that led to it."""
+        if self._conn is None:
+            return
+        conn, self._conn = self._conn, None
+        for step in (conn.rollback, conn.close):
             try:
-                self._conn.rollback()
-            finally:
-                self._conn.close()
-                self._conn = None
+                step()
+            except Exception as e:  # the driver's own types; the session is gone either way
+                log.debug("%s: closing the session: %s", self.display, e)  # the log handler redacts
 
     def __enter__(self) -> Self:
         return self

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import http.server
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import fsspec
 import pytest
 
+from evo_frames.errors import SourceError
 from evo_frames.lake import list_files, parse_path, select_files
 
 GOOD = [
@@ -146,3 +152,38 @@ def test_nearest_runs_are_those_closest_in_time(tmp_path: Path) -> None:
     files = [BronzeFile(r, f"p{r}", "entries", dt.date(2026, 1, 1), 1, "e") for r in runs]
     assert nearest_runs(files, "20260112T000000Z") == ["20260111T031522Z", "20260118T031522Z", "20260104T031522Z"]
     assert nearest_runs(files, "2026011") == runs[::-1][:3]  # not a run id: the latest
+
+
+@pytest.fixture
+def http_lake(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A real HTTP server listing ``tmp_path`` (directory index pages, as fsspec's HTTP lake reads)."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield tmp_path, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_http_lake_lists_each_file_as_its_url(http_lake: tuple[Path, str]) -> None:
+    root, url = http_lake
+    path, _ = GOOD[0]
+    _touch(fsspec.filesystem("file"), f"{root}/lake/bronze/evo/{path}")
+    files, problems = list_files(f"{url}/lake", "entries")
+    assert problems == []
+    assert [f.path for f in files] == [f"{url}/lake/bronze/evo/{path}"]
+
+
+def test_an_http_lake_that_refuses_the_connection_fails_instead_of_listing_empty() -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(SourceError, match=rf"^cannot list http://127\.0\.0\.1:{port}/lake/bronze/evo/entity=entries: "):
+        list_files(f"http://127.0.0.1:{port}/lake", "entries")
+
+
+def test_an_http_lake_without_the_entity_lists_nothing(http_lake: tuple[Path, str]) -> None:
+    assert list_files(f"{http_lake[1]}/lake", "entries") == ([], [])

@@ -92,6 +92,19 @@ def test_a_terminated_session_is_transient(pg_url: str) -> None:
     assert sink.scalar("SELECT 1 AS one") == 1
 
 
+def test_closing_a_session_the_server_ended_does_not_raise(pg_url: str) -> None:
+    """The server rolls back what a lost session left open: closing it is not another error, and
+    does not hide the one that made the caller close it."""
+    sink = _sink(pg_url)
+    sink.execute("CREATE TEMP TABLE t (x int)")  # a transaction is open
+    with _sink(pg_url) as admin:
+        pid = sink.scalar("SELECT pg_backend_pid() AS pid")
+        admin.execute(f"SELECT pg_terminate_backend({pid})")
+    with pytest.raises(ZeroDivisionError), sink:
+        raise ZeroDivisionError
+    sink.close()  # closing twice is harmless
+
+
 def test_a_write_in_a_read_only_transaction_is_transient(pg_url: str) -> None:
     """PostgreSQL refuses writes while a standby is being promoted: a retry may reach the new primary."""
     with _sink(pg_url, read_only=True) as sink, pytest.raises(TransientSinkError) as caught:
