@@ -42,6 +42,9 @@ class Dialect:
             process per file, and one connection writes as fast as several).
         direct_copy: rows certainly new go by binary COPY straight into their table (Arrow types
             exactly the column types, JSON as binary ``jsonb``); else through a TEMP table.
+        direct_append: rows certainly new go by the driver's bulk append straight into their table
+            (DuckDB's appender, in-process: Arrow in, no TEMP table, no INSERT … SELECT) when their
+            columns already have the declared types; else through a TEMP table.
         secondary_indexes: create the tables' secondary indexes. DuckDB answers analytic queries
             from zone maps and its ART indexes slow every upsert, so it only keeps primary keys.
         create_database_sql: statement creating another database on the same server (``{}`` = the
@@ -71,6 +74,7 @@ class Dialect:
     load_held_sql: str | None
     parallel_writers: bool
     direct_copy: bool
+    direct_append: bool
     secondary_indexes: bool
     table_stats_sql: str | None
     index_names_sql: str | None
@@ -110,6 +114,7 @@ POSTGRESQL = Dialect(
     ),
     parallel_writers=True,
     direct_copy=True,
+    direct_append=False,
     secondary_indexes=True,
     # partitioned tables: sum over their partitions
     table_stats_sql=(
@@ -153,6 +158,7 @@ DUCKDB = Dialect(
     # in-process, INSERT … SELECT from Arrow costs no more than an appender would
     parallel_writers=False,
     direct_copy=False,
+    direct_append=True,
     secondary_indexes=False,
     table_stats_sql=None,
     index_names_sql=None,

@@ -19,6 +19,7 @@ The files manifest and rejects are written in the same transaction
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -220,6 +221,9 @@ class Upserts(Schema):
         """
         self._ensure_partitions(table, frame)
         data = frame.select(table.column_names)
+        if self.dialect.direct_append and self._appendable(table, data):
+            self._append_rows(table, data)
+            return
         if not self.dialect.direct_copy:
             self.ingest("_ef_new", arrow(data))
             cols = ", ".join(q(c) for c in table.column_names)
@@ -235,6 +239,40 @@ class Upserts(Schema):
         concurrent = "a concurrent load inserted one of its keys first"
         with self._errors(f"copying into {table.qualified}", concurrent=concurrent), self.conn.cursor() as cur:
             cur.adbc_ingest(table.name, arrow(data), mode="append", db_schema_name=table.schema)
+
+    @staticmethod
+    def _appendable(table: Table, data: pl.DataFrame) -> bool:
+        """Whether the driver's bulk append can take ``data`` as it is: every column already of
+        its declared type (the append casts without the errors a SQL cast names) and no NULL in
+        a NOT NULL column; else the rows go through a TEMP table, whose INSERT names the value
+        that does not fit."""
+        if dict(data.schema) != table.polars_schema():
+            return False
+        return not any(data[c.name].null_count() for c in table.columns if not c.nullable)
+
+    def _append_rows(self, table: Table, data: pl.DataFrame) -> None:
+        """Append ``data`` straight into ``table`` by the driver's bulk append
+        (``dialect.direct_append``): no TEMP table, no INSERT … SELECT.
+
+        The append takes every column of the table in its stored order, so the frame is laid
+        out in that order: the managed timestamps are the transaction's ``now()`` (what their
+        default gives), and a column the declaration no longer has is NULL.
+        """
+        stored = self.query(
+            "SELECT column_name FROM information_schema.columns "
+            f"WHERE table_schema = {literal(table.schema)} AND table_name = {literal(table.name)} "
+            "ORDER BY ordinal_position",
+            f"reading the columns of {table.qualified}",
+        )
+        # in the session's time zone; the column holds the instant
+        now = self.scalar("SELECT now() AS now").astimezone(dt.UTC)
+        stamp = pl.lit(now, dtype=pl.Datetime("us", "UTC"))
+        columns = [
+            pl.col(c) if c in data.columns else (stamp if c in MANAGED else pl.lit(None)).alias(c)
+            for c in stored.column("column_name").to_pylist()
+        ]
+        with self._errors(f"appending to {table.qualified}"), self.conn.cursor() as cur:
+            cur.adbc_ingest(table.name, arrow(data.select(columns)), mode="append", db_schema_name=table.schema)
 
     def _upsert(
         self, table: Table, frame: pl.DataFrame, guard: str | None = None, returning: Sequence[str] = ()
