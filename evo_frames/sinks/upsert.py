@@ -19,6 +19,7 @@ The files manifest and rejects are written in the same transaction
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -138,15 +139,20 @@ class Upserts(Schema):
             rows.filter(~pl.col("_is_new"))["_row"].cast(pl.UInt32),
         )
 
-    @staticmethod
-    def _lookup(table: Table, keys: Sequence[str], columns: Sequence[str], alias: str = "t") -> str:
-        """``LEFT JOIN LATERAL`` fetching ``columns`` of the stored row with the staged row's key.
+    def _lookup(self, table: Table, keys: Sequence[str], columns: Sequence[str], alias: str = "t") -> str:
+        """``LEFT JOIN`` fetching ``columns`` of the stored row with the staged row's key.
 
-        ``LIMIT 1`` keeps the planner from turning it into a hash join over the whole table: each
-        staged row costs one primary-key probe, however large the table grows.
+        With ``dialect.lateral_lookup`` a ``LATERAL`` join with ``LIMIT 1``, which keeps the
+        planner from turning it into a hash join over the whole table: each staged row costs one
+        primary-key probe, however large the table grows. Else a plain join, which DuckDB runs as
+        one hash join over the staged rows.
         """
-        match = " AND ".join(f"x.{q(k)} = s.{q(k)}" for k in keys)
         cols = ", ".join(f"x.{q(c)}" for c in columns)
+        if not self.dialect.lateral_lookup:
+            match = " AND ".join(f"{alias}.{q(k)} = s.{q(k)}" for k in keys)
+            stored = ", ".join(f"x.{q(k)}" for k in keys)
+            return f"LEFT JOIN (SELECT {stored}, {cols}, 1 AS _found FROM {qt(table)} x) {alias} ON {match}"
+        match = " AND ".join(f"x.{q(k)} = s.{q(k)}" for k in keys)
         return (
             f"LEFT JOIN LATERAL (SELECT {cols}, 1 AS _found FROM {qt(table)} x WHERE {match} LIMIT 1) {alias} ON true"
         )
@@ -215,6 +221,9 @@ class Upserts(Schema):
         """
         self._ensure_partitions(table, frame)
         data = frame.select(table.column_names)
+        if self.dialect.direct_append and self._appendable(table, data):
+            self._append_rows(table, data)
+            return
         if not self.dialect.direct_copy:
             self.ingest("_ef_new", arrow(data))
             cols = ", ".join(q(c) for c in table.column_names)
@@ -230,6 +239,40 @@ class Upserts(Schema):
         concurrent = "a concurrent load inserted one of its keys first"
         with self._errors(f"copying into {table.qualified}", concurrent=concurrent), self.conn.cursor() as cur:
             cur.adbc_ingest(table.name, arrow(data), mode="append", db_schema_name=table.schema)
+
+    @staticmethod
+    def _appendable(table: Table, data: pl.DataFrame) -> bool:
+        """Whether the driver's bulk append can take ``data`` as it is: every column already of
+        its declared type (the append casts without the errors a SQL cast names) and no NULL in
+        a NOT NULL column; else the rows go through a TEMP table, whose INSERT names the value
+        that does not fit."""
+        if dict(data.schema) != table.polars_schema():
+            return False
+        return not any(data[c.name].null_count() for c in table.columns if not c.nullable)
+
+    def _append_rows(self, table: Table, data: pl.DataFrame) -> None:
+        """Append ``data`` straight into ``table`` by the driver's bulk append
+        (``dialect.direct_append``): no TEMP table, no INSERT … SELECT.
+
+        The append takes every column of the table in its stored order, so the frame is laid
+        out in that order: the managed timestamps are the transaction's ``now()`` (what their
+        default gives), and a column the declaration no longer has is NULL.
+        """
+        stored = self.query(
+            "SELECT column_name FROM information_schema.columns "
+            f"WHERE table_schema = {literal(table.schema)} AND table_name = {literal(table.name)} "
+            "ORDER BY ordinal_position",
+            f"reading the columns of {table.qualified}",
+        )
+        # in the session's time zone; the column holds the instant
+        now = self.scalar("SELECT now() AS now").astimezone(dt.UTC)
+        stamp = pl.lit(now, dtype=pl.Datetime("us", "UTC"))
+        columns = [
+            pl.col(c) if c in data.columns else (stamp if c in MANAGED else pl.lit(None)).alias(c)
+            for c in stored.column("column_name").to_pylist()
+        ]
+        with self._errors(f"appending to {table.qualified}"), self.conn.cursor() as cur:
+            cur.adbc_ingest(table.name, arrow(data.select(columns)), mode="append", db_schema_name=table.schema)
 
     def _upsert(
         self, table: Table, frame: pl.DataFrame, guard: str | None = None, returning: Sequence[str] = ()
