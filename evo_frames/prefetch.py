@@ -103,8 +103,9 @@ def read_file(
                     pl.col("raw").str.len_bytes().cast(pl.Int64).alias("raw_length"),
                 )
                 good = keyed.filter(pl.col("_key_error").is_null()).drop("_key_error")
-                # latest wins inside the chunk; across chunks the consumer checks again
-                latest = good.filter(pl.struct(entity.key_names).is_last_distinct())
+                # latest wins inside the chunk; across chunks the consumer checks again (and, for key
+                # fields only, inside it too: a line that fails the full decode must not win)
+                latest = good.filter(pl.struct(entity.key_names).is_last_distinct()) if full else good
                 yield Piece(
                     records=latest,
                     rejects=pl.concat(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from evo_frames.pipeline import Summary
@@ -69,3 +70,22 @@ def test_a_key_written_by_two_chunks_of_a_batch_counts_once(tmp_path: Path, targ
         assert _counts(again, table) == (1998, 1, 0)
     name = rows(target_url, "SELECT member_name FROM core.evo_entries WHERE member_id = 7")
     assert name == [{"member_name": "c"}]
+
+
+def test_a_changed_line_failing_its_full_decode_is_quarantined_and_the_earlier_one_wins(
+    tmp_path: Path, target_url: str
+) -> None:
+    write_bronze(str(tmp_path), "entries", R1, [entry(1, 7, "orig"), entry(2, 8)])
+    load(tmp_path, target_url)
+    # the key fields decode, the whole line does not load: its object holds nameMember twice
+    twice = json.dumps(entry(1, 7, "dup"))[:-1] + ', "nameMember": "again"}'
+    lines = [entry(1, 7, "fixed"), twice, entry(2, 8)]
+    write_bronze(str(tmp_path), "entries", R2, lines, name="2025-11-03_part-00002.jsonl.gz")
+    s = load(tmp_path, target_url)
+    assert (s.lines_read, s.rows_loaded, s.duplicates, s.rejects) == (3, 2, 0, 1)
+    assert _counts(s, "stg_evo.entries_raw") == (0, 1, 1)
+    names = rows(target_url, "SELECT member_id, member_name FROM core.evo_entries ORDER BY member_id")
+    assert names == [{"member_id": 7, "member_name": "fixed"}, {"member_id": 8, "member_name": "Ana"}]
+    rejects = rows(target_url, "SELECT line, stage, reason FROM evo_meta.rejects")
+    assert [(r["line"], r["stage"]) for r in rejects] == [(2, "decode")]
+    assert "duplicate key 'nameMember'" in rejects[0]["reason"]
