@@ -111,7 +111,11 @@ def _parent_failures(entity: Entity, records: pl.DataFrame, core: dict[str, pl.D
     # objects and arrays at a scalar key were decoded as null: only lines holding one at such a
     # key (one regular expression over the raw lines) are parsed again to find them
     keys = "|".join(re.escape(src) for _, src in sourced)
-    held = frame.lazy().filter(pl.col("raw").str.contains(f'"(?:{keys})"\\s*:\\s*[\\[{{]'))
+    # a line with no "[" and no "{" after its first character holds no object or array at all:
+    # two literal scans rule most flat lines out before the regular expression runs
+    raw = pl.col("raw").str
+    nested_at_all = raw.contains("[", literal=True) | (raw.count_matches("{", literal=True) > 1)
+    held = frame.filter(nested_at_all).lazy().filter(raw.contains(f'"(?:{keys})"\\s*:\\s*[\\[{{]'))
     nested = [
         (
             pl.col(f"_null:{name}")

@@ -101,10 +101,13 @@ def entry_id() -> pl.Expr:
 
 def keys(records: pl.LazyFrame, ctx: TransformContext) -> pl.LazyFrame:
     """Adds ``entry_id``, ``entry_local_date`` and ``_key_error``; none depends on a zone."""
-    is_timestamp = E.is_timestamp("date")
+    # staged once: an expression referenced twice would parse every date twice
+    is_timestamp = pl.col("_date_is_timestamp")
+    staged = E.with_is_timestamp(
+        records.with_columns(recipe_key().alias("_recipe_key")), {is_timestamp.meta.output_name(): pl.col("date")}
+    )
     return (
-        records.with_columns(recipe_key().alias("_recipe_key"))
-        .with_columns(entry_id(), pl.when(is_timestamp).then(E.date("date")).alias("entry_local_date"))
+        staged.with_columns(entry_id(), pl.when(is_timestamp).then(E.date("date")).alias("entry_local_date"))
         .drop("_recipe_key")
         .with_columns(
             _key_error=pl.when(pl.col("date").is_null())
@@ -114,6 +117,7 @@ def keys(records: pl.LazyFrame, ctx: TransformContext) -> pl.LazyFrame:
             .when(pl.col("entry_local_date").is_null())
             .then(pl.format("key field date {} is not a timestamp (YYYY-MM-DDTHH:MM:SS)", pl.col("date")))
         )
+        .drop(is_timestamp.meta.output_name())
     )
 
 

@@ -96,6 +96,27 @@ def test_timestamp_reads_local_time_in_the_zone_and_keeps_offsets(sent: str, exp
     assert values(E.is_timestamp("v"), [sent]) == [sent not in ("12:00", "")]
 
 
+#: forms the staged parse must read exactly as :func:`evo_frames.expr.timestamp` does
+AWKWARD_TIMESTAMPS = [
+    "2025-11-03T06:41:17", "2025-11-03T06:41:17.5", "2025-11-03", "2025-11-03 06:41", " 2025-11-03T06:41:17 ",
+    "2025-11-03T06:41:17Z", "2025-11-03T06:41:17z", "2025-11-03T06:41:17+03:00", "2025-11-03T06:41:17-0300",
+    "2025-11-03T06:41:17.5Z", "2025-01-03T06:41:17.123456789", "2025-11-02T01:30:00", "2025-03-09T02:30:00",
+    "0000-01-01", "0001-01-01T00:00:00", "9999-12-31T23:59:59", "2025-02-30T00:00:00", "2025-1-3T06:41:17",
+    "2025-01-03T6:41:17", "2025-01-03t06:41:17", "2025-01-03T24:00:00", "2025-01-03T06:41", "20250103T064117",
+    "2025-01-03T06:41:1", "2025-13-03T06:41:17", "x", "", " ", None,
+]  # fmt: skip
+
+
+def test_with_timestamps_gives_the_values_of_timestamp_for_every_form() -> None:
+    columns = {"v": AWKWARD_TIMESTAMPS, "w": list(reversed(AWKWARD_TIMESTAMPS))}
+    frame = pl.DataFrame(columns, schema={"v": pl.String, "w": pl.String})
+    for tz in ("America/New_York", "America/Sao_Paulo", "Asia/Tokyo"):
+        staged = E.with_timestamps(frame.lazy(), {"a": pl.col("v"), "b": pl.col("w")}, tz).collect()
+        expected = frame.select(a=E.timestamp("v", tz), b=E.timestamp("w", tz))
+        assert staged.columns == ["v", "w", "a", "b"]
+        assert staged.select("a", "b").equals(expected)
+
+
 def test_record_zone_falls_back_for_missing_blank_and_unknown_values() -> None:
     zone = RecordZone("tz", {"Eastern Standard Time": "America/New_York"})
     frame = pl.DataFrame({"tz": ["Eastern Standard Time", "Mars Time", " ", None]})
