@@ -26,7 +26,7 @@ from typing import Any
 import polars as pl
 
 from ..spec import CONTENT_HASH, Entity, Table
-from .base import Counts
+from .base import Counts, Probe, Written
 from .connection import arrow
 from .meta import MANAGED
 from .quoting import literal, q, qt
@@ -61,24 +61,14 @@ class Upserts(Schema):
                 f"locking {entity.name} file {path!r}",
             )
 
-    def write_chunk(
-        self,
-        entity: Entity,
-        stg: pl.DataFrame,
-        core: dict[str, pl.DataFrame],
-        contested: Callable[[pl.DataFrame], pl.Series] | None = None,
-    ) -> dict[str, Counts]:
-        """Write one deduplicated chunk; see the module docstring. Runs inside the open transaction.
-
-        With parallel writers, ``contested(keys)`` claims the keys the probe found new and returns
-        the row numbers (in ``keys``) of those another writer's open transaction claimed first:
-        they are upserted, so the database waits for that transaction and keeps the newer row,
-        instead of copied, which would fail on the other's key.
-        """
+    def probe_chunk(self, entity: Entity, rows: pl.DataFrame) -> Probe:
+        """Step 1 of the module docstring for the STG rows ``rows`` (their key columns, content
+        hash and lineage are read; keys may repeat): which are new and which changed. Runs inside
+        the open transaction, so it sees what earlier chunks of the batch wrote."""
         stg_t = entity.stg
-        rows = stg.select(*entity.key_names, CONTENT_HASH, *LINEAGE).with_row_index("_row")
+        rows = rows.select(*entity.key_names, CONTENT_HASH, *LINEAGE).with_row_index("_row")
         # rows bound for an empty table or partition (a first load, a new month) are new: no probe
-        empty = self._empty(stg_t, stg)
+        empty = self._empty(stg_t, rows)
         stored = self._lookup(stg_t, entity.key_names, [CONTENT_HASH, *LINEAGE])
         new, changed = self._probe(
             rows.filter(~empty),
@@ -86,7 +76,30 @@ class Upserts(Schema):
             "t._found IS NULL",
             f"comparing {stg_t.qualified}",
         )
-        new = pl.concat([rows.filter(empty)["_row"], new]).sort()
+        return Probe(new=pl.concat([rows.filter(empty)["_row"], new]).sort(), changed=changed)
+
+    def write_chunk(
+        self,
+        entity: Entity,
+        stg: pl.DataFrame,
+        core: dict[str, pl.DataFrame],
+        contested: Callable[[pl.DataFrame], pl.Series] | None = None,
+        probe: Probe | None = None,
+    ) -> Written:
+        """Write one deduplicated chunk; see the module docstring. Runs inside the open transaction.
+
+        ``probe`` is what :meth:`probe_chunk` found of ``stg`` (row numbers of ``stg``), when the
+        caller probed before decoding; without it the chunk is probed here.
+
+        With parallel writers, ``contested(keys)`` claims the keys the probe found new and returns
+        the row numbers (in ``keys``) of those another writer's open transaction claimed first:
+        they are upserted, so the database waits for that transaction and keeps the newer row,
+        instead of copied, which would fail on the other's key.
+        """
+        stg_t = entity.stg
+        if probe is None:
+            probe = self.probe_chunk(entity, stg)
+        new, changed = probe.new, probe.changed
         keys = stg.select(entity.key_names)
         if contested is not None and len(new):
             taken = new.gather(contested(keys[new]))
@@ -104,7 +117,7 @@ class Upserts(Schema):
         unchanged = stg.height - len(new) - len(changed)
         counts = {stg_t.qualified: Counts(inserted=len(new), updated=len(changed), unchanged=unchanged)}
         counts.update(self._write_core(entity, entity.core, core, keys, new, changed))
-        return counts
+        return Written(counts=counts, new=new, changed=changed)
 
     def _empty(self, table: Table, frame: pl.DataFrame) -> pl.Series:
         """Per row of ``frame``: whether the partition it goes to (or the table) holds no row yet."""
