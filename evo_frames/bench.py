@@ -16,9 +16,11 @@ stage's alone:
 - ``one file`` (``--one-file``) or ``parts of N+ records`` (``--part-records N``): run 1 again,
   its parts concatenated into one (or a few) multi-member gzip files, into another empty
   target: peak memory must not grow with the file;
-- the limits (PostgreSQL only, see :func:`copy_limits`): psql ``\\copy`` of the very rows the
+- the limits (PostgreSQL, see :func:`copy_limits`): psql ``\\copy`` of the very rows the
   first load wrote into the same DDL, STG then CORE ("STG+CORE ``\\copy`` limit"), and of their
-  key and raw JSON into one table with a primary key and a JSONB column ("one-table ``\\copy``").
+  key and raw JSON into one table with a primary key and a JSONB column ("one-table ``\\copy``");
+- the limit where the target reads JSON lines itself (DuckDB, see :func:`json_reader_limit`):
+  its own ``read_json`` of run 1's files into a table of a fresh file ("DuckDB read_json limit").
 
 Against PostgreSQL it works in a database it creates and drops (``evo_frames_bench_<random>``),
 so the target's own data is never touched; DuckDB gets a file in a temporary folder. Timings are
@@ -49,7 +51,7 @@ from .lake import BronzeFile, list_files
 from .pgbin import find_psql
 from .registry import discover
 from .sinks import Sink, open_sink
-from .sinks.quoting import q
+from .sinks.quoting import literal, q
 from .spec import TransformContext
 from .synth import generate
 
@@ -249,6 +251,26 @@ def copy_limits(url: str, admin: str, entity: str, workdir: Path) -> list[Stage]
     return stages
 
 
+def json_reader_limit(target: str, dialect_sql: str, files: list[str], workdir: Path) -> Stage:
+    """The limit of a target that reads gzipped JSON lines itself (``dialect.json_reference_sql``,
+    DuckDB's ``read_json`` with its column detection): the same files into one table of a fresh
+    database, timed from the statement to the closed file (commit and checkpoint included)."""
+    listed = "[" + ", ".join(literal(f) for f in files) + "]"
+    with _bench_target(target, workdir, "read-json-limit") as url:
+        sink = _sink(url)
+        try:
+            sink.scalar("SELECT 1 AS one")  # opening the file is not part of the limit
+            started = time.perf_counter()
+            sink.execute(dialect_sql.format(table="bench_read_json", files=listed), "reading the JSON files")
+            sink.commit()
+            sink.close()
+            seconds = time.perf_counter() - started
+        finally:
+            sink.close()
+        records = int(_scalar(url, "SELECT count(*) FROM bench_read_json"))
+    return Stage("DuckDB read_json limit", records, seconds)
+
+
 def _scalar(url: str, sql: str) -> Any:
     with open_sink(url, memory_limit="1GB", connect_timeout=10, statement_timeout=600) as sink:
         return sink.scalar(sql)
@@ -375,6 +397,10 @@ def bench_entity(
         common = ["--entity", entity, "--lake", lake, "--target", url, "--json"]
         first = _stage_from_run("first load (STG + CORE)", _cli("run", *common, "--run-id", run1))
         limits = copy_limits(url, target, entity, workdir) if dialect.copy_reference else None
+        read_json = None
+        if dialect.json_reference_sql:
+            files = [f.path for f in _run_files(lake, entity, run1)]
+            read_json = json_reader_limit(target, dialect.json_reference_sql, files, workdir)
         reload = _stage_from_run("reload, mostly unchanged", _cli("run", *common, "--run-id", run2))
         seconds, rss, out = _run_measured(
             _cli("transform", "--entity", entity, "--target", url, "--full-refresh", "--json")
@@ -382,6 +408,11 @@ def bench_entity(
         transform = Stage("transform --full-refresh", int(json.loads(out)["lines_read"]), seconds, rss)
         result.stages += [first, reload, transform]
         result.ratios["reload / first load"] = round(reload.records_per_second / first.records_per_second, 2)
+        if read_json is not None:
+            result.stages.append(read_json)
+            result.ratios["first load / DuckDB read_json limit"] = round(
+                first.records_per_second / read_json.records_per_second, 2
+            )
         if limits is not None:
             stg_core, one_table = limits
             result.stages += [stg_core, one_table]

@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-import polars_hash as plh
 
 from . import drift
 from . import lake as lakes
@@ -43,11 +42,12 @@ from .checks import NO_ZONE, CastCounts, count_zone_fallbacks, transform_records
 from .config import Settings, storage_options
 from .errors import EvoFramesError, redact
 from .expr import LATEST_ORDER
+from .keyed import content_hash
 from .prefetch import GZIP_RATIO, Direct, Expansion, Feed, Piece, Prefetched, Prefetcher, Source, read_file
 from .progress import Progress
-from .reader import REJECT_SCHEMA, FileStats, clip_raw, decode
+from .reader import REJECT_SCHEMA, FileStats, clip_raw, decode, reject_duplicate_keys
 from .retry import is_data_error, with_retries
-from .sinks import Counts, Sink
+from .sinks import Counts, Probe, Sink
 from .sinks.meta import FILES
 from .spec import CONTENT_HASH, Entity, TransformContext
 
@@ -225,39 +225,111 @@ class _BadChunk(Exception):
 
 
 class _BatchKeys:
-    """The keys a batch has written so far, each with the file of its latest line.
+    """The keys a batch has written so far, each with the file of its latest line and what
+    writing it did (:data:`_UNCHANGED`, :data:`_UPDATED` or :data:`_INSERTED`).
 
     A batch is written in chunks, and a key that a later chunk brings again was already written
     by an earlier one: the upsert lets the later line win, and this tells which file's earlier
     line lost, so that it counts as a duplicate there (its file's manifest row is written when
-    the batch ends, so the count can still change).
+    the batch ends, so the count can still change), and what the key counts as in the tables'
+    counts: once, as the most that happened to it in the batch (inserted, else updated, else
+    unchanged), so that they add up to the rows loaded.
     """
 
     def __init__(self, key_names: Sequence[str]) -> None:
         self._keys = list(key_names)
         self._files: dict[str, int] = {}
         self._paths: list[str] = []
-        # the key columns and the index of the file of each key's latest line
+        # the key columns, the index of the file of each key's latest line, and its status
         self._seen: pl.DataFrame | None = None
 
-    def replaced(self, records: pl.DataFrame) -> dict[str, int]:
-        """Note the keys of a chunk of distinct keys; per file, how many of its earlier lines they replace."""
+    def replaced(self, records: pl.DataFrame) -> tuple[dict[str, int], pl.Series]:
+        """Note the keys of a chunk of distinct keys: per file, how many of its earlier lines they
+        replace, and per row, what writing its key's earlier line did (null: none in the batch).
+
+        :meth:`settle` then takes what writing the rows did."""
         for path in records["_source_file"].unique(maintain_order=True):
             if path not in self._files:
                 self._files[path] = len(self._paths)
                 self._paths.append(path)
         chunk = records.select(
-            *self._keys, pl.col("_source_file").replace_strict(self._files, return_dtype=pl.UInt32).alias("_file")
+            *self._keys,
+            pl.col("_source_file").replace_strict(self._files, return_dtype=pl.UInt32).alias("_file"),
+            pl.lit(None, dtype=pl.Int8).alias("_status"),
         )
+        none = pl.repeat(None, chunk.height, dtype=pl.Int8, eager=True)
         if self._seen is None:
             self._seen = chunk
-            return {}
+            return {}, none
         keys = chunk.select(self._keys)
         hit = self._seen.join(keys, on=self._keys, how="semi", nulls_equal=True)
+        earlier = none
         if hit.height:
             self._seen = self._seen.join(keys, on=self._keys, how="anti", nulls_equal=True)
+            earlier = keys.join(
+                hit.select(*self._keys, "_status"), on=self._keys, how="left", nulls_equal=True, maintain_order="left"
+            )["_status"]
         self._seen = pl.concat([self._seen, chunk], rechunk=False)
-        return {self._paths[i]: n for i, n in hit.group_by("_file").len().iter_rows()}
+        return {self._paths[i]: n for i, n in hit.group_by("_file").len().iter_rows()}, earlier
+
+    def settle(self, keys: pl.DataFrame, earlier: pl.Series, status: pl.Series) -> Counts:
+        """What writing the rows of ``keys`` did (a status per row; ``earlier`` as :meth:`replaced`
+        returned it); returns the correction to add to the counts of the tables with one row per
+        record, which counted each row by ``status``: a key an earlier chunk wrote counts once, as
+        the most done to it in the batch."""
+        assert self._seen is not None
+        status = status.cast(pl.Int8)
+        combined = pl.select(pl.max_horizontal(earlier, status)).to_series().cast(pl.Int8)
+        update = keys.select(self._keys).with_columns(combined.alias("_status"))
+        self._seen = self._seen.update(update, on=self._keys, how="left")
+        again = earlier.is_not_null()
+        if not again.any():
+            return Counts()
+        delta = {_UNCHANGED: 0, _UPDATED: 0, _INSERTED: 0}
+        for e, later, c in zip(earlier.filter(again), status.filter(again), combined.filter(again), strict=True):
+            delta[later] -= 1
+            delta[e] -= 1
+            delta[c] += 1
+        return Counts(inserted=delta[_INSERTED], updated=delta[_UPDATED], unchanged=delta[_UNCHANGED])
+
+
+#: what writing a row did, ordered so that the most of two is what a key written twice did
+_UNCHANGED, _UPDATED, _INSERTED = 0, 1, 2
+
+
+@dataclass
+class _Batch:
+    """What one batch has done so far, and the fully decoded lines waiting to be written."""
+
+    seen: _BatchKeys
+    contested: Callable[[pl.DataFrame], pl.Series] | None
+    counts: dict[str, Counts] = field(default_factory=lambda: defaultdict(Counts))
+    casts: CastCounts = field(default_factory=lambda: defaultdict(int))
+    zones: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    dups: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    rejects: list[pl.DataFrame] = field(default_factory=list)
+    #: decoded lines to write, latest-wins deduplicated, and what their keys' earlier lines did
+    writes: list[pl.DataFrame] = field(default_factory=list)
+    earlier: list[pl.Series] = field(default_factory=list)
+    rows: int = 0
+    text: int = 0
+    _keys: pl.DataFrame | None = None
+
+    def add(self, records: pl.DataFrame, earlier: pl.Series, text: int) -> None:
+        self.writes.append(records)
+        self.earlier.append(earlier)
+        self.rows += records.height
+        self.text += text
+        self._keys = None
+
+    def holds(self, keys: pl.DataFrame) -> bool:
+        """Whether one of ``keys`` is waiting to be written."""
+        if self._keys is None:
+            self._keys = pl.concat([w.select(keys.columns) for w in self.writes])
+        return keys.join(self._keys, on=keys.columns, how="semi", nulls_equal=True).height > 0
+
+    def clear(self) -> None:
+        self.writes, self.earlier, self.rows, self.text, self._keys = [], [], 0, 0, None
 
 
 #: lines of a batch quarantined at the load stage: ``(path, line) -> reason``
@@ -288,6 +360,17 @@ class Loader:
         self._accounting = threading.Lock()
         self._chunk_rows = settings.chunk_rows
         self._expansion = Expansion(settings.piece_bytes)
+        #: the same for a chunk of key-field pieces: the pieces plus the lines of it decoded fully
+        #: and their CORE frames, so a reload whose lines are mostly unchanged writes few, large chunks
+        self._keyed = Expansion(settings.piece_bytes)
+        #: whether the decode threads decode every field of each line: when the target held no row
+        #: of the entity as the load started, so the probe would find every line new (see
+        #: :meth:`load`); else only the key fields, and the load decodes the lines it writes
+        self._full = True
+
+    def _text_bytes(self) -> int:
+        """Text per chunk: what decodes to about ``piece_bytes`` (see :class:`~evo_frames.prefetch.Expansion`)."""
+        return (self._expansion if self._full else self._keyed).text_bytes()
 
     def _read(self, file: lakes.BronzeFile) -> tuple[Iterator[Piece], FileStats]:
         return read_file(
@@ -296,7 +379,8 @@ class Loader:
             self.ctx,
             chunk_rows=self._chunk_rows,
             options=self.options,
-            chunk_bytes=self._expansion.text_bytes,
+            chunk_bytes=self._text_bytes,
+            full=self._full,
         )
 
     def load(self, files: Sequence[lakes.BronzeFile], writers: int = 1) -> None:
@@ -311,6 +395,8 @@ class Loader:
         unchanged, still apply in order, so an unchanged re-send keeps naming the file that first
         brought its content, as with one writer.
         """
+        if files:
+            self._full = not self.sink.has_rows(self.entity.stg)
         size = self.settings.batch_size
         batches = [range(start, min(start + size, len(files))) for start in range(0, len(files), size)]
         slots = threading.Semaphore(self.settings.workers)
@@ -318,12 +404,13 @@ class Loader:
         share = max(1, writers)
         self._chunk_rows = max(1, self.settings.chunk_rows // share)
         self._expansion.decoded_bytes = max(1, self.settings.piece_bytes // share)
+        self._keyed.decoded_bytes = self._expansion.decoded_bytes
         # beyond the workers' files, decode ahead about one chunk more (as compressed bytes)
         prefetch = Prefetcher(
             files,
             lambda f: Feed(lambda: self._read(f), slots),
             max(1, self.settings.workers // share),
-            lambda: self._expansion.text_bytes() // GZIP_RATIO,
+            lambda: self._text_bytes() // GZIP_RATIO,
         )
         try:
             if writers <= 1:
@@ -455,9 +542,9 @@ class Loader:
 
     def _stg(self, records: pl.DataFrame) -> pl.DataFrame:
         """The STG rows of deduplicated records: the raw line as ``raw_data``, and its content hash."""
-        return records.rename({"raw": "raw_data"}).with_columns(
-            plh.col("raw_data").nchash.xxhash64().reinterpret(signed=True).alias(CONTENT_HASH)
-        )
+        if CONTENT_HASH in records.columns:  # hashed as it was read
+            return records.rename({"raw": "raw_data"})
+        return records.with_columns(content_hash()).rename({"raw": "raw_data"})
 
     def _without(self, piece: Piece, path: str, quarantined: Quarantine) -> Piece:
         """``piece`` without its quarantined records, which become rejects (stage ``load``)."""
@@ -494,32 +581,29 @@ class Loader:
             sink.begin()
             sources, elsewhere = self._not_loaded_meanwhile(sink, sources)
             outcomes: list[FileOutcome] = []
-            rejects: list[pl.DataFrame] = []
             pending: list[Piece] = []
             pending_rows = pending_text = 0
-            table_counts: dict[str, Counts] = defaultdict(Counts)
-            casts: CastCounts = defaultdict(int)
-            zones: dict[str, int] = defaultdict(int)
-            dups: dict[str, int] = defaultdict(int)
-            seen = _BatchKeys(self.entity.key_names)
+            batch = _Batch(_BatchKeys(self.entity.key_names), contested)
             for source in sources:
                 file = source.file
                 for piece in source.pieces():
                     if quarantined:
                         piece = self._without(piece, file.path, quarantined)
-                    dups[file.path] += piece.duplicates
+                    batch.dups[file.path] += piece.duplicates
                     if piece.rejects.height:
-                        rejects.append(piece.rejects.with_columns(pl.lit(file.path).alias("path")))
+                        batch.rejects.append(piece.rejects.with_columns(pl.lit(file.path).alias("path")))
                     if piece.records.height:
                         pending.append(piece)
                         pending_rows += piece.records.height
                         pending_text += piece.text_bytes
-                    if pending_rows >= self._chunk_rows or pending_text >= self._expansion.text_bytes():
-                        self._flush(sink, contested, pending, table_counts, casts, zones, dups, seen)
+                    if pending_rows >= self._chunk_rows or pending_text >= self._text_bytes():
+                        self._flush(sink, batch, pending)
                         pending, pending_rows, pending_text = [], 0, 0
                 outcomes.append(FileOutcome(file=file, stats=source.stats))
             if pending:
-                self._flush(sink, contested, pending, table_counts, casts, zones, dups, seen)
+                self._flush(sink, batch, pending)
+            self._write(sink, batch)
+            rejects, dups, casts = batch.rejects, batch.dups, batch.casts
             all_rejects = pl.concat(rejects) if rejects else _empty_rejects().with_columns(path=pl.lit(""))
             files_frame = self._manifest(outcomes, all_rejects, dups)
             # loads of this entity write their manifest rows one at a time; the rows above commute
@@ -542,7 +626,7 @@ class Loader:
             if claims:
                 claims.release(owner)
         with self._accounting:
-            self._account(outcomes, files_frame, table_counts, casts, zones)
+            self._account(outcomes, files_frame, batch.counts, batch.casts, batch.zones)
             if elsewhere:
                 self.summary.files_loaded_elsewhere += len(elsewhere)
                 self.progress.advance(self.summary.entity, files=len(elsewhere), bytes=sum(f.size for f in elsewhere))
@@ -580,49 +664,144 @@ class Loader:
                 keep.append(source)
         return keep, elsewhere
 
-    def _flush(
-        self,
-        sink: Sink,
-        contested: Callable[[pl.DataFrame], pl.Series] | None,
-        pending: list[Piece],
-        table_counts: dict[str, Counts],
-        casts: CastCounts,
-        zones: dict[str, int],
-        dups: dict[str, int],
-        seen: _BatchKeys,
-    ) -> None:
-        """Write one chunk of pieces (in latest-wins order); add to the batch's counters.
+    def _flush(self, sink: Sink, batch: _Batch, pending: list[Piece]) -> None:
+        """Write one chunk of pieces (in latest-wins order); add to the batch's counters and rejects.
 
-        A key that an earlier chunk of the batch wrote counts the earlier line as a duplicate.
+        Pieces of the key fields only (see :func:`~evo_frames.prefetch.read_file`) are probed
+        first: only the lines the target finds new or changed are decoded fully; they wait in
+        ``batch.writes`` until about a chunk of them is decoded (or the batch ends, or a later
+        chunk brings one of their keys again), then are transformed and written at once
+        (:meth:`_write`). A line that fails the full decode is rejected before the latest line of
+        its key is chosen. A key that an earlier chunk of the batch wrote counts the earlier line
+        as a duplicate.
         """
         entity = self.entity
         records = pl.concat([p.records for p in pending], how="vertical_relaxed")
+        text = sum(p.text_bytes for p in pending)
+        decoded = pending[0].decoded
+        if decoded:
+            records = records.with_columns(_todo=pl.lit(True), _is_new=pl.lit(None, dtype=pl.Boolean))
+            full = records
+        else:
+            if batch.writes and batch.holds(records.select(entity.key_names)):
+                # a later line of a key waiting to be written: its probe must see the earlier one
+                self._write(sink, batch)
+            records, full = self._decode_changed(sink, records, batch.rejects)
+            self._keyed.measure(text, records.estimated_size() + full.estimated_size())
         latest = records.select(pl.struct(entity.key_names).is_last_distinct()).to_series()
         if not latest.all():
             # the same key in two files of the chunk: keep the latest record
             dropped = records.filter(~latest).group_by("_source_file").len()
             for path, n in dropped.iter_rows():
-                dups[path] += n
+                batch.dups[path] += n
             records = records.filter(latest)
-        for path, n in seen.replaced(records).items():
-            dups[path] += n
-        # the pieces come untransformed (see read_file): one transform for the whole chunk
-        core, piece_casts = transform_records(entity, records, self.ctx)
-        self._expansion.measure(
-            sum(p.text_bytes for p in pending),
-            records.estimated_size() + sum(frame.estimated_size() for frame in core.values()),
-        )
+        replaced, earlier = batch.seen.replaced(records)
+        for path, n in replaced.items():
+            batch.dups[path] += n
+        todo = records["_todo"]
+        # the tables with one row per record count every line, written or not
+        skipped = records.filter(~todo)
+        if skipped.height:
+            correction = batch.seen.settle(
+                skipped.select(entity.key_names),
+                earlier.filter(~todo),
+                pl.repeat(_UNCHANGED, skipped.height, dtype=pl.Int8, eager=True),
+            )
+            for table in self._record_tables():
+                batch.counts[table].add(Counts(unchanged=skipped.height))
+                batch.counts[table].add(correction)
+        if decoded:
+            batch.add(records.drop("_todo", "_is_new"), earlier, text)
+            self._write(sink, batch)
+            return
+        chosen = records.filter(todo).select("_ki", "_is_new").with_columns(earlier.filter(todo).alias("_earlier"))
+        if chosen.height:
+            write = chosen.join(full, on="_ki", how="left", maintain_order="left").drop("_ki")
+            batch.add(write.drop("_earlier"), write["_earlier"], int(write["raw"].str.len_bytes().sum()))
+        if batch.text >= self._expansion.text_bytes() or batch.rows >= self._chunk_rows:
+            self._write(sink, batch)
+
+    def _write(self, sink: Sink, batch: _Batch) -> None:
+        """Transform and write the lines waiting in ``batch.writes``; add to the batch's counters."""
+        if not batch.writes:
+            return
+        entity = self.entity
+        write = pl.concat(batch.writes, how="vertical_relaxed")
+        earlier = pl.concat(batch.earlier)
+        text = batch.text
+        batch.clear()
+        probe = None
+        if "_is_new" in write.columns:
+            is_new = write["_is_new"]
+            probe = Probe(new=is_new.arg_true(), changed=(~is_new).arg_true())
+            write = write.drop("_is_new")
+        # one transform for the whole chunk's lines to write (see read_file)
+        core, piece_casts = transform_records(entity, write, self.ctx)
+        self._expansion.measure(text, write.estimated_size() + sum(frame.estimated_size() for frame in core.values()))
         for col, n in piece_casts.items():
-            casts[col] += n
-        count_zone_fallbacks(entity, records, zones)
+            batch.casts[col] += n
+        count_zone_fallbacks(entity, write, batch.zones)
         try:
-            written = sink.write_chunk(entity, self._stg(records), core, contested)
+            written = sink.write_chunk(entity, self._stg(write), core, batch.contested, probe)
         except Exception as e:
             if is_data_error(e):
-                raise _BadChunk(records, e) from e
+                raise _BadChunk(write, e) from e
             raise
-        for table, counts in written.items():
-            table_counts[table].add(counts)
+        for table, counts in written.counts.items():
+            batch.counts[table].add(counts)
+        status = pl.repeat(_UNCHANGED, write.height, dtype=pl.Int8, eager=True)
+        status = status.scatter(written.changed, _UPDATED).scatter(written.new, _INSERTED)
+        correction = batch.seen.settle(write.select(entity.key_names), earlier, status)
+        for table in self._record_tables():
+            batch.counts[table].add(correction)
+
+    def _record_tables(self) -> list[str]:
+        """The tables with one row per record: STG and the CORE tables that are no one's children."""
+        return [t.qualified for t in (self.entity.stg, *self.entity.core) if not t.parent_key]
+
+    def _decode_changed(
+        self, sink: Sink, records: pl.DataFrame, rejects: list[pl.DataFrame]
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Probe a chunk of key-decoded ``records`` and decode fully the lines new or changed.
+
+        Returns the records that were not rejected, numbered (``_ki``) and flagged (``_todo``:
+        new or changed; ``_is_new``), and the fully decoded ones, by ``_ki``; the lines that fail
+        the full decode go to ``rejects``, as they would have when read.
+        """
+        entity = self.entity
+        records = records.with_row_index("_ki")
+        probe = sink.probe_chunk(entity, records)
+        todo = pl.concat([probe.new, probe.changed]).sort()
+        records = records.with_columns(
+            _todo=pl.col("_ki").is_in(todo.implode()), _is_new=pl.col("_ki").is_in(probe.new.implode())
+        )
+        changed = records.filter(pl.col("_todo"))
+        if not changed.height:
+            return records, changed
+        lines = changed.select(pl.col("_ki").cast(pl.Int64).alias("_source_line"), "raw")
+        decoded, bad = decode(lines, entity.record)
+        decoded, duplicated = reject_duplicate_keys(decoded)
+        bad = pl.concat([bad, duplicated])
+        decoded = decoded.drop("raw").rename({"_source_line": "_ki"}).with_columns(pl.col("_ki").cast(pl.UInt32))
+        fields = [f.name for f in entity.record.fields]
+        full = changed.drop(*(c for c in fields if c in changed.columns), "_todo", "_is_new").join(
+            decoded, on="_ki", how="inner", maintain_order="left"
+        )
+        if bad.height:
+            gone = bad["line"].cast(pl.UInt32)
+            where = changed.select(pl.col("_ki").cast(pl.Int64).alias("line"), "_source_file", "_source_line")
+            rejects.append(
+                bad.join(where, on="line", how="left", maintain_order="left").select(
+                    pl.col("_source_line").alias("line"),
+                    "stage",
+                    "reason",
+                    "raw",
+                    "raw_length",
+                    pl.col("_source_file").alias("path"),
+                )
+            )
+            records = records.filter(~pl.col("_ki").is_in(gone.implode()))
+        return records, full
 
     def _manifest(self, outcomes: list[FileOutcome], rejects: pl.DataFrame, dups: dict[str, int]) -> pl.DataFrame:
         reject_counts = dict(rejects.group_by("path").len().iter_rows()) if rejects.height else {}

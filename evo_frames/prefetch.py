@@ -4,12 +4,15 @@ Shape::
 
     Prefetcher: at least ``workers`` files ahead, more while they total one chunk of text
       Feed (one thread per file, ≤ 2 pieces queued, ``workers`` decoding at once):
-        read_file: gunzip → lines → JSON decode → keys; bad lines become rejects
+        read_file: gunzip → lines → JSON decode (all fields, or the key fields only) → keys and
+      content hash; bad lines become rejects
     Source: a file of a batch, as the load sees it: Prefetched (its feed), or Direct (a replay,
       read in the load's own thread)
 
 The pieces are not transformed here: the load transforms a chunk of them at once
-(:mod:`evo_frames.checks`).
+(:mod:`evo_frames.checks`). When the target already holds rows of the entity, the pieces carry
+only the key fields (:mod:`evo_frames.keyed`): the load decodes fully only the lines the target
+finds new or changed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 import polars as pl
 
 from . import lake as lakes
+from .keyed import content_hash, key_record
 from .reader import CHUNK_BYTES, REJECT_SCHEMA, FileStats, decode, iter_lines, reject_duplicate_keys
 from .spec import Entity, TransformContext
 
@@ -37,13 +41,16 @@ _MEASURE_FLOOR = 256 << 10
 
 @dataclass
 class Piece:
-    """One decoded chunk of a file: records (keys, lineage, raw), untransformed, and rejected lines."""
+    """One decoded chunk of a file: records (keys, lineage, raw, content hash), untransformed, and
+    rejected lines."""
 
     records: pl.DataFrame
     rejects: pl.DataFrame
     duplicates: int
     #: the text of the chunk's lines, rejected ones included
     text_bytes: int
+    #: whether ``records`` hold every field of the record type, or only the key fields
+    decoded: bool = True
 
 
 def read_file(
@@ -54,8 +61,14 @@ def read_file(
     chunk_rows: int,
     options: dict[str, str],
     chunk_bytes: int | Callable[[], int] = CHUNK_BYTES,
+    full: bool = True,
 ) -> tuple[Iterator[Piece], FileStats]:
     """Stream one bronze file as decoded, keyed pieces; ``stats`` is final once the iterator is exhausted.
+
+    With ``full`` each line is decoded with the entity's record type (and lines holding a key
+    twice in one object are rejected); without it, only the fields its key is made of
+    (:func:`evo_frames.keyed.key_record`), with the same checks of lines that are not JSON
+    objects: the load decodes the rest of the lines it writes.
 
     Runs in a decode thread, so that it overlaps the load. ``chunk_bytes`` is the text per chunk
     (a callable is asked before each chunk). The pieces are not transformed: the load transforms
@@ -64,13 +77,18 @@ def read_file(
     pay once each.
     """
     stats = FileStats()
+    dtype = entity.record if full else key_record(entity)
 
     def pieces() -> Iterator[Piece]:
         with lakes.reading(file.path), lakes.open_file(file.path, options) as fh:
             for lines, read_rejects in iter_lines(fh, stats=stats, chunk_lines=chunk_rows, chunk_bytes=chunk_bytes):
-                records, decode_rejects = decode(lines, entity.record)
-                records, dup_rejects = reject_duplicate_keys(records)
+                records, decode_rejects = decode(lines, dtype)
+                if full:
+                    records, dup_rejects = reject_duplicate_keys(records)
+                else:  # checked when the line is decoded fully, if it is written at all
+                    dup_rejects = pl.DataFrame(schema=REJECT_SCHEMA)
                 lineage = records.with_columns(
+                    content_hash(),
                     pl.lit(file.path).alias("_source_file"),
                     pl.lit(file.run_id).alias("run_id"),
                     pl.lit(file.ingestion_date).alias("ingestion_date"),
@@ -85,8 +103,9 @@ def read_file(
                     pl.col("raw").str.len_bytes().cast(pl.Int64).alias("raw_length"),
                 )
                 good = keyed.filter(pl.col("_key_error").is_null()).drop("_key_error")
-                # latest wins inside the chunk; across chunks the consumer checks again
-                latest = good.filter(pl.struct(entity.key_names).is_last_distinct())
+                # latest wins inside the chunk; across chunks the consumer checks again (and, for key
+                # fields only, inside it too: a line that fails the full decode must not win)
+                latest = good.filter(pl.struct(entity.key_names).is_last_distinct()) if full else good
                 yield Piece(
                     records=latest,
                     rejects=pl.concat(
@@ -94,6 +113,7 @@ def read_file(
                     ),
                     duplicates=good.height - latest.height,
                     text_bytes=int(lines["raw"].str.len_bytes().sum()),
+                    decoded=full,
                 )
 
     return pieces(), stats

@@ -62,6 +62,14 @@ DATA_STATUS = frozenset({"INVALID_DATA", "INTEGRITY"})
 DATA_EXCEPTIONS = frozenset({"ConversionException", "ConstraintException", "OutOfRangeException"})
 #: how DuckDB over ADBC names those exceptions: status INVALID_ARGUMENT, the message starting so
 DUCKDB_DATA_MESSAGES = ("Conversion Error:", "Constraint Error:", "Out of Range Error:")
+#: how DuckDB's bulk append (ADBC ingest into an existing table) reports a key or NOT NULL
+#: violation and a value its column type cannot hold: status INTERNAL, the message starting so
+DUCKDB_APPEND_DATA_MESSAGES = (
+    "Failed to append: PRIMARY KEY or UNIQUE constraint violation",
+    "Failed to append: Duplicate key",
+    "Failed to append: NOT NULL constraint failed",
+    "type mismatch in AppendDataChunk",
+)
 
 
 def is_data_error(error: BaseException) -> bool:
@@ -83,6 +91,8 @@ def is_data_error(error: BaseException) -> bool:
         status = _status(seen)
         if status in ("INVALID_ARGUMENT", "INTERNAL") and str(seen).startswith(DUCKDB_DATA_MESSAGES, len(status) + 2):
             return True  # DuckDB over ADBC: the kind of error is named only at the start of the message
+        if status == "INTERNAL" and str(seen).startswith(DUCKDB_APPEND_DATA_MESSAGES, len(status) + 2):
+            return True
         seen = seen.__cause__
     return False
 

@@ -9,10 +9,10 @@ evo_frames.errors.ConfigError: unknown target 'mysql://x'; use duckdb:///abs/fil
 from __future__ import annotations
 
 from ..errors import ConfigError, redact
-from .base import Counts, Sink
+from .base import Counts, Probe, Sink, Written
 from .sql import SqlSink
 
-__all__ = ["Counts", "Sink", "SqlSink", "open_sink"]
+__all__ = ["Counts", "Probe", "Sink", "SqlSink", "Written", "open_sink"]
 
 
 def open_sink(

@@ -37,6 +37,26 @@ class Counts:
         self.deleted += other.deleted
 
 
+@dataclass
+class Probe:
+    """What the target holds of a chunk's rows: the row numbers of the new ones (key absent) and of
+    the changed ones (another content hash, from the same or a later run, file and line); every
+    other row is unchanged, or older than the stored one, and is not written."""
+
+    new: pl.Series
+    changed: pl.Series
+
+
+@dataclass
+class Written:
+    """What writing a chunk did: the counts per table, and the row numbers (in the STG frame
+    written) of the rows inserted and of those updated; the other rows were left as stored."""
+
+    counts: dict[str, Counts]
+    new: pl.Series
+    changed: pl.Series
+
+
 @runtime_checkable
 class Sink(Protocol):
     """A target database: one connection, opened on first use, with a transaction always open."""
@@ -86,13 +106,15 @@ class Sink(Protocol):
     # loading
 
     def lock(self, entity: Entity, paths: Iterable[str] = ()) -> None: ...
+    def probe_chunk(self, entity: Entity, rows: pl.DataFrame) -> Probe: ...
     def write_chunk(
         self,
         entity: Entity,
         stg: pl.DataFrame,
         core: dict[str, pl.DataFrame],
         contested: Callable[[pl.DataFrame], pl.Series] | None = None,
-    ) -> dict[str, Counts]: ...
+        probe: Probe | None = None,
+    ) -> Written: ...
     def read_stg(self, entity: Entity, batch_rows: int, batch_bytes: int) -> Iterator[pl.DataFrame]: ...
     def write_core(
         self, entity: Entity, keys: pl.DataFrame, core: dict[str, pl.DataFrame], *, shadow: bool

@@ -19,13 +19,14 @@ The files manifest and rejects are written in the same transaction
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import polars as pl
 
 from ..spec import CONTENT_HASH, Entity, Table
-from .base import Counts
+from .base import Counts, Probe, Written
 from .connection import arrow
 from .meta import MANAGED
 from .quoting import literal, q, qt
@@ -60,24 +61,14 @@ class Upserts(Schema):
                 f"locking {entity.name} file {path!r}",
             )
 
-    def write_chunk(
-        self,
-        entity: Entity,
-        stg: pl.DataFrame,
-        core: dict[str, pl.DataFrame],
-        contested: Callable[[pl.DataFrame], pl.Series] | None = None,
-    ) -> dict[str, Counts]:
-        """Write one deduplicated chunk; see the module docstring. Runs inside the open transaction.
-
-        With parallel writers, ``contested(keys)`` claims the keys the probe found new and returns
-        the row numbers (in ``keys``) of those another writer's open transaction claimed first:
-        they are upserted, so the database waits for that transaction and keeps the newer row,
-        instead of copied, which would fail on the other's key.
-        """
+    def probe_chunk(self, entity: Entity, rows: pl.DataFrame) -> Probe:
+        """Step 1 of the module docstring for the STG rows ``rows`` (their key columns, content
+        hash and lineage are read; keys may repeat): which are new and which changed. Runs inside
+        the open transaction, so it sees what earlier chunks of the batch wrote."""
         stg_t = entity.stg
-        rows = stg.select(*entity.key_names, CONTENT_HASH, *LINEAGE).with_row_index("_row")
+        rows = rows.select(*entity.key_names, CONTENT_HASH, *LINEAGE).with_row_index("_row")
         # rows bound for an empty table or partition (a first load, a new month) are new: no probe
-        empty = self._empty(stg_t, stg)
+        empty = self._empty(stg_t, rows)
         stored = self._lookup(stg_t, entity.key_names, [CONTENT_HASH, *LINEAGE])
         new, changed = self._probe(
             rows.filter(~empty),
@@ -85,7 +76,30 @@ class Upserts(Schema):
             "t._found IS NULL",
             f"comparing {stg_t.qualified}",
         )
-        new = pl.concat([rows.filter(empty)["_row"], new]).sort()
+        return Probe(new=pl.concat([rows.filter(empty)["_row"], new]).sort(), changed=changed)
+
+    def write_chunk(
+        self,
+        entity: Entity,
+        stg: pl.DataFrame,
+        core: dict[str, pl.DataFrame],
+        contested: Callable[[pl.DataFrame], pl.Series] | None = None,
+        probe: Probe | None = None,
+    ) -> Written:
+        """Write one deduplicated chunk; see the module docstring. Runs inside the open transaction.
+
+        ``probe`` is what :meth:`probe_chunk` found of ``stg`` (row numbers of ``stg``), when the
+        caller probed before decoding; without it the chunk is probed here.
+
+        With parallel writers, ``contested(keys)`` claims the keys the probe found new and returns
+        the row numbers (in ``keys``) of those another writer's open transaction claimed first:
+        they are upserted, so the database waits for that transaction and keeps the newer row,
+        instead of copied, which would fail on the other's key.
+        """
+        stg_t = entity.stg
+        if probe is None:
+            probe = self.probe_chunk(entity, stg)
+        new, changed = probe.new, probe.changed
         keys = stg.select(entity.key_names)
         if contested is not None and len(new):
             taken = new.gather(contested(keys[new]))
@@ -103,7 +117,7 @@ class Upserts(Schema):
         unchanged = stg.height - len(new) - len(changed)
         counts = {stg_t.qualified: Counts(inserted=len(new), updated=len(changed), unchanged=unchanged)}
         counts.update(self._write_core(entity, entity.core, core, keys, new, changed))
-        return counts
+        return Written(counts=counts, new=new, changed=changed)
 
     def _empty(self, table: Table, frame: pl.DataFrame) -> pl.Series:
         """Per row of ``frame``: whether the partition it goes to (or the table) holds no row yet."""
@@ -138,15 +152,20 @@ class Upserts(Schema):
             rows.filter(~pl.col("_is_new"))["_row"].cast(pl.UInt32),
         )
 
-    @staticmethod
-    def _lookup(table: Table, keys: Sequence[str], columns: Sequence[str], alias: str = "t") -> str:
-        """``LEFT JOIN LATERAL`` fetching ``columns`` of the stored row with the staged row's key.
+    def _lookup(self, table: Table, keys: Sequence[str], columns: Sequence[str], alias: str = "t") -> str:
+        """``LEFT JOIN`` fetching ``columns`` of the stored row with the staged row's key.
 
-        ``LIMIT 1`` keeps the planner from turning it into a hash join over the whole table: each
-        staged row costs one primary-key probe, however large the table grows.
+        With ``dialect.lateral_lookup`` a ``LATERAL`` join with ``LIMIT 1``, which keeps the
+        planner from turning it into a hash join over the whole table: each staged row costs one
+        primary-key probe, however large the table grows. Else a plain join, which DuckDB runs as
+        one hash join over the staged rows.
         """
-        match = " AND ".join(f"x.{q(k)} = s.{q(k)}" for k in keys)
         cols = ", ".join(f"x.{q(c)}" for c in columns)
+        if not self.dialect.lateral_lookup:
+            match = " AND ".join(f"{alias}.{q(k)} = s.{q(k)}" for k in keys)
+            stored = ", ".join(f"x.{q(k)}" for k in keys)
+            return f"LEFT JOIN (SELECT {stored}, {cols}, 1 AS _found FROM {qt(table)} x) {alias} ON {match}"
+        match = " AND ".join(f"x.{q(k)} = s.{q(k)}" for k in keys)
         return (
             f"LEFT JOIN LATERAL (SELECT {cols}, 1 AS _found FROM {qt(table)} x WHERE {match} LIMIT 1) {alias} ON true"
         )
@@ -215,6 +234,9 @@ class Upserts(Schema):
         """
         self._ensure_partitions(table, frame)
         data = frame.select(table.column_names)
+        if self.dialect.direct_append and self._appendable(table, data):
+            self._append_rows(table, data)
+            return
         if not self.dialect.direct_copy:
             self.ingest("_ef_new", arrow(data))
             cols = ", ".join(q(c) for c in table.column_names)
@@ -230,6 +252,40 @@ class Upserts(Schema):
         concurrent = "a concurrent load inserted one of its keys first"
         with self._errors(f"copying into {table.qualified}", concurrent=concurrent), self.conn.cursor() as cur:
             cur.adbc_ingest(table.name, arrow(data), mode="append", db_schema_name=table.schema)
+
+    @staticmethod
+    def _appendable(table: Table, data: pl.DataFrame) -> bool:
+        """Whether the driver's bulk append can take ``data`` as it is: every column already of
+        its declared type (the append casts without the errors a SQL cast names) and no NULL in
+        a NOT NULL column; else the rows go through a TEMP table, whose INSERT names the value
+        that does not fit."""
+        if dict(data.schema) != table.polars_schema():
+            return False
+        return not any(data[c.name].null_count() for c in table.columns if not c.nullable)
+
+    def _append_rows(self, table: Table, data: pl.DataFrame) -> None:
+        """Append ``data`` straight into ``table`` by the driver's bulk append
+        (``dialect.direct_append``): no TEMP table, no INSERT … SELECT.
+
+        The append takes every column of the table in its stored order, so the frame is laid
+        out in that order: the managed timestamps are the transaction's ``now()`` (what their
+        default gives), and a column the declaration no longer has is NULL.
+        """
+        stored = self.query(
+            "SELECT column_name FROM information_schema.columns "
+            f"WHERE table_schema = {literal(table.schema)} AND table_name = {literal(table.name)} "
+            "ORDER BY ordinal_position",
+            f"reading the columns of {table.qualified}",
+        )
+        # in the session's time zone; the column holds the instant
+        now = self.scalar("SELECT now() AS now").astimezone(dt.UTC)
+        stamp = pl.lit(now, dtype=pl.Datetime("us", "UTC"))
+        columns = [
+            pl.col(c) if c in data.columns else (stamp if c in MANAGED else pl.lit(None)).alias(c)
+            for c in stored.column("column_name").to_pylist()
+        ]
+        with self._errors(f"appending to {table.qualified}"), self.conn.cursor() as cur:
+            cur.adbc_ingest(table.name, arrow(data.select(columns)), mode="append", db_schema_name=table.schema)
 
     def _upsert(
         self, table: Table, frame: pl.DataFrame, guard: str | None = None, returning: Sequence[str] = ()
