@@ -147,6 +147,16 @@ def new_load_id() -> str:
     return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
+def _owned(frame: pl.DataFrame) -> pl.DataFrame:
+    """A copy of a few rows that shares no buffer with the frame they were taken from.
+
+    Polars' strings are views: a rejected line filtered out of a chunk keeps the whole chunk's
+    text alive. A batch holds its rejects until it commits, so without the copy one bad line per
+    chunk held every chunk of the batch (200,000 members in 4 files with 109 bad lines: +350 MiB).
+    """
+    return pl.DataFrame(frame.to_dict(as_series=False), schema=frame.schema)
+
+
 def _empty_rejects() -> pl.DataFrame:
     return pl.DataFrame(schema=REJECT_SCHEMA)
 
@@ -591,7 +601,7 @@ class Loader:
                         piece = self._without(piece, file.path, quarantined)
                     batch.dups[file.path] += piece.duplicates
                     if piece.rejects.height:
-                        batch.rejects.append(piece.rejects.with_columns(pl.lit(file.path).alias("path")))
+                        batch.rejects.append(_owned(piece.rejects.with_columns(pl.lit(file.path).alias("path"))))
                     if piece.records.height:
                         pending.append(piece)
                         pending_rows += piece.records.height
@@ -791,13 +801,15 @@ class Loader:
             gone = bad["line"].cast(pl.UInt32)
             where = changed.select(pl.col("_ki").cast(pl.Int64).alias("line"), "_source_file", "_source_line")
             rejects.append(
-                bad.join(where, on="line", how="left", maintain_order="left").select(
-                    pl.col("_source_line").alias("line"),
-                    "stage",
-                    "reason",
-                    "raw",
-                    "raw_length",
-                    pl.col("_source_file").alias("path"),
+                _owned(
+                    bad.join(where, on="line", how="left", maintain_order="left").select(
+                        pl.col("_source_line").alias("line"),
+                        "stage",
+                        "reason",
+                        "raw",
+                        "raw_length",
+                        pl.col("_source_file").alias("path"),
+                    )
                 )
             )
             records = records.filter(~pl.col("_ki").is_in(gone.implode()))
