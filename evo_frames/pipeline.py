@@ -42,14 +42,13 @@ from .checks import NO_ZONE, CastCounts, count_zone_fallbacks, transform_records
 from .config import Settings, storage_options
 from .errors import EvoFramesError, redact
 from .expr import LATEST_ORDER
-from .keyed import content_hash
 from .prefetch import GZIP_RATIO, Direct, Expansion, Feed, Piece, Prefetched, Prefetcher, Source, read_file
 from .progress import Progress
 from .reader import REJECT_SCHEMA, FileStats, clip_raw, decode, reject_duplicate_keys
 from .retry import is_data_error, with_retries
 from .sinks import Counts, Probe, Sink
 from .sinks.meta import FILES
-from .spec import CONTENT_HASH, Entity, TransformContext
+from .spec import Entity, TransformContext
 
 log = logging.getLogger("evo_frames")
 
@@ -551,10 +550,9 @@ class Loader:
             sink.rollback()
 
     def _stg(self, records: pl.DataFrame) -> pl.DataFrame:
-        """The STG rows of deduplicated records: the raw line as ``raw_data``, and its content hash."""
-        if CONTENT_HASH in records.columns:  # hashed as it was read
-            return records.rename({"raw": "raw_data"})
-        return records.with_columns(content_hash()).rename({"raw": "raw_data"})
+        """The STG rows of deduplicated records: the raw line as ``raw_data``, with the content
+        hash it was given as it was read (:func:`~evo_frames.prefetch.read_file`)."""
+        return records.rename({"raw": "raw_data"})
 
     def _without(self, piece: Piece, path: str, quarantined: Quarantine) -> Piece:
         """``piece`` without its quarantined records, which become rejects (stage ``load``)."""
