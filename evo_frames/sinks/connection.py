@@ -26,6 +26,7 @@ import pyarrow as pa
 from ..errors import ConfigError, EvoFramesError, TransientSinkError
 from ..spec import Table
 from .dialect import Dialect
+from .fresh import FreshKeys
 from .quoting import qt, select_casts
 
 log = logging.getLogger("evo_frames")
@@ -61,6 +62,8 @@ class Connection:
         self._conn: Any = None
         #: partitions known to exist in this session (forgotten on rollback and reconnect)
         self._partitions: set[tuple[str, str]] = set()
+        #: keys certainly new, by what this session wrote (forgotten on rollback and reconnect)
+        self._fresh = FreshKeys()
 
     def _connect(self) -> Any:  # pragma: no cover - each target implements it
         raise NotImplementedError
@@ -122,6 +125,10 @@ class Connection:
         other = copy.copy(self)
         other._conn = None
         other._partitions = set()
+        # what one writer knows of its own writes says nothing of the others'
+        other._fresh = FreshKeys()
+        for sink in (self, other):
+            sink._fresh.disable()
         return other
 
     def reconnect(self) -> None:
@@ -133,6 +140,7 @@ class Connection:
                 log.debug("closing a broken connection failed", exc_info=True)
         self._conn = None
         self._partitions.clear()
+        self._fresh.forget()
 
     def close(self) -> None:
         """Roll back what is open and close; a session the server already ended closes quietly
@@ -207,12 +215,14 @@ class Connection:
     def commit(self) -> None:
         with self._errors("commit"):
             self.conn.commit()
+        self._fresh.commit()
 
     def rollback(self) -> None:
         if self._conn is None:
             return
-        # partitions created in the transaction are gone with it
+        # partitions created in the transaction are gone with it, and so are its rows
         self._partitions.clear()
+        self._fresh.forget()
         try:
             self._conn.rollback()
         except Exception:  # a dead connection cannot roll back; reconnect() will replace it

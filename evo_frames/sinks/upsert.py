@@ -6,7 +6,9 @@ Per chunk, inside the batch's transaction:
    one query returns the rows that are new, or whose content hash differs from the stored row's
    *and* whose (run_id, file, line) is the same or later: an older run never overwrites a newer
    one, a file re-sent at the same path with corrected content replaces what it brought before,
-   and an unchanged record is dropped before any JSON parsing or index work.
+   and an unchanged record is dropped before any JSON parsing or index work. Rows bound for a
+   partition this session found empty, with keys it has not written there since, are new
+   without a probe (:mod:`~evo_frames.sinks.fresh`).
 2. New rows go straight into STG and the CORE parent: on PostgreSQL by binary COPY into the final
    (partitioned) tables, with no TEMP table and no INSERT … SELECT (``dialect.direct_copy``).
 3. Changed rows go into a TEMP table and are upserted (``ON CONFLICT … DO UPDATE``).
@@ -25,9 +27,11 @@ from typing import Any
 
 import polars as pl
 
+from ..errors import TransientSinkError
 from ..spec import CONTENT_HASH, Entity, Table
 from .base import Counts, Probe, Written
 from .connection import arrow
+from .fresh import key_hashes
 from .meta import MANAGED
 from .quoting import literal, q, qt
 from .schema import Schema, partition_name, shadow_table
@@ -67,8 +71,9 @@ class Upserts(Schema):
         the open transaction, so it sees what earlier chunks of the batch wrote."""
         stg_t = entity.stg
         rows = rows.select(*entity.key_names, CONTENT_HASH, *LINEAGE).with_row_index("_row")
-        # rows bound for an empty table or partition (a first load, a new month) are new: no probe
-        empty = self._empty(stg_t, rows)
+        # rows bound for a table or partition found empty (a first load, a new month) whose keys
+        # this session has not written there since are new: no probe (see sinks.fresh)
+        empty = self._certainly_new(stg_t, rows)
         stored = self._lookup(stg_t, entity.key_names, [CONTENT_HASH, *LINEAGE])
         new, changed = self._probe(
             rows.filter(~empty),
@@ -105,7 +110,9 @@ class Upserts(Schema):
             taken = new.gather(contested(keys[new]))
             new, changed = new.filter(~new.is_in(taken.implode())), pl.concat([changed, taken]).sort()
         if len(new):
-            self._append(stg_t, stg if len(new) == stg.height else stg[new])
+            inserted = stg if len(new) == stg.height else stg[new]
+            self._append(stg_t, inserted)
+            self._fresh.wrote(stg_t.qualified, self._parts(stg_t, inserted), self._key_hashes(stg_t, inserted))
         if len(changed):
             # the same comparison again, on the row as it is when the upsert reaches it: whatever
             # the commit order of concurrent batches, the newer row stays, and only the rows this
@@ -119,18 +126,31 @@ class Upserts(Schema):
         counts.update(self._write_core(entity, entity.core, core, keys, new, changed))
         return Written(counts=counts, new=new, changed=changed)
 
-    def _empty(self, table: Table, frame: pl.DataFrame) -> pl.Series:
-        """Per row of ``frame``: whether the partition it goes to (or the table) holds no row yet."""
+    def _parts(self, table: Table, frame: pl.DataFrame) -> pl.Series:
+        """Per row of ``frame``: its partition, as the month's physical value (0: the whole table)."""
         if not (table.partition_by and self.dialect.partitions):
-            return pl.repeat(not self.has_rows(table), frame.height, eager=True)
+            return pl.repeat(0, frame.height, dtype=pl.Int64, eager=True)
+        return frame[table.partition_by].dt.truncate("1mo").to_physical().cast(pl.Int64)
+
+    def _certainly_new(self, table: Table, frame: pl.DataFrame) -> pl.Series:
+        """Per row of ``frame``: certainly new in ``table`` (see :mod:`~evo_frames.sinks.fresh`);
+        partitions not seen yet in this session are asked whether they hold a row."""
         self._ensure_partitions(table, frame)
-        month = frame[table.partition_by].dt.truncate("1mo")
-        empty = [
-            m
-            for m in month.unique().drop_nulls().to_list()
-            if self.query(f"SELECT 1 AS x FROM {q(table.schema)}.{q(partition_name(table, m))} LIMIT 1").num_rows == 0
-        ]
-        return month.is_in(pl.Series(empty, dtype=month.dtype).implode())
+        parts = self._parts(table, frame)
+        unknown = self._fresh.unknown(table.qualified, parts.unique().to_list())
+        if unknown and table.partition_by and self.dialect.partitions:
+            months = frame.select(pl.col(table.partition_by).dt.truncate("1mo").alias("m"), parts.alias("p")).unique()
+            asked = months.filter(pl.col("p").is_in(pl.Series(unknown, dtype=pl.Int64).implode()))
+            for month, part in asked.iter_rows():
+                where = f"{q(table.schema)}.{q(partition_name(table, month))}"
+                empty = self.query(f"SELECT 1 AS x FROM {where} LIMIT 1").num_rows == 0
+                self._fresh.found(table.qualified, part, empty)
+        elif unknown:
+            self._fresh.found(table.qualified, 0, not self.has_rows(table))
+        return self._fresh.certainly_new(table.qualified, parts, self._key_hashes(table, frame))
+
+    def _key_hashes(self, table: Table, frame: pl.DataFrame) -> pl.Series:
+        return key_hashes(frame, table.primary_key, table.polars_schema())
 
     def _probe(self, keys: pl.DataFrame, join_where: str, is_new: str, what: str) -> tuple[pl.Series, pl.Series]:
         """Stage ``keys`` (no payload; ``_row`` numbers the rows) and return the row numbers of
@@ -250,8 +270,13 @@ class Upserts(Schema):
         # another run's open transaction may have inserted one of these keys after the probe: a
         # replay probes again and finds the key stored
         concurrent = "a concurrent load inserted one of its keys first"
-        with self._errors(f"copying into {table.qualified}", concurrent=concurrent), self.conn.cursor() as cur:
-            cur.adbc_ingest(table.name, arrow(data), mode="append", db_schema_name=table.schema)
+        try:
+            with self._errors(f"copying into {table.qualified}", concurrent=concurrent), self.conn.cursor() as cur:
+                cur.adbc_ingest(table.name, arrow(data), mode="append", db_schema_name=table.schema)
+        except TransientSinkError:
+            # another process writes these tables too: what this session wrote proves nothing
+            self._fresh.disable()
+            raise
 
     @staticmethod
     def _appendable(table: Table, data: pl.DataFrame) -> bool:
