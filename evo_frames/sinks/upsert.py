@@ -40,10 +40,12 @@ from .schema import Schema, partition_name, shadow_table
 LINEAGE = ("run_id", "_source_file", "_source_line")
 
 
-def _newer_content(new: str, old: str) -> str:
+def _newer_content(new: str, old: str, new_lineage: Sequence[str] | None = None) -> str:
     """SQL: row ``new`` differs from row ``old`` in content and comes from the same or a later
-    (run, file, line): the same one when a file is re-sent at its path with corrected content."""
-    later = f"({', '.join(f'{new}.{c}' for c in LINEAGE)}) >= ({', '.join(f'{old}.{c}' for c in LINEAGE)})"
+    (run, file, line): the same one when a file is re-sent at its path with corrected content.
+    ``new_lineage``: the expressions of ``new``'s lineage, where they are not its columns."""
+    mine = new_lineage or [f"{new}.{c}" for c in LINEAGE]
+    later = f"({', '.join(mine)}) >= ({', '.join(f'{old}.{c}' for c in LINEAGE)})"
     return f"({new}.{q(CONTENT_HASH)} IS DISTINCT FROM {old}.{q(CONTENT_HASH)} AND {later})"
 
 
@@ -74,10 +76,21 @@ class Upserts(Schema):
         # rows bound for a table or partition found empty (a first load, a new month) whose keys
         # this session has not written there since are new: no probe (see sinks.fresh)
         empty = self._certainly_new(stg_t, rows)
+        # a chunk comes from a few files: their paths cross the wire once, each row names its file
+        # by number (a path is about 120 bytes, the rest of a probed row about 40)
+        files = rows.select("run_id", "_source_file").unique(maintain_order=True).with_row_index("_file")
+        probed = (
+            rows.filter(~empty)
+            .join(files, on=["run_id", "_source_file"], how="left")
+            .select(*entity.key_names, CONTENT_HASH, "_file", "_source_line", "_row")
+        )
+        if probed.height:
+            self.ingest("_ef_probe_files", arrow(files))
         stored = self._lookup(stg_t, entity.key_names, [CONTENT_HASH, *LINEAGE])
+        newer = _newer_content("s", "t", ("f.run_id", "f._source_file", "s._source_line"))
         new, changed = self._probe(
-            rows.filter(~empty),
-            f"{stored} WHERE t._found IS NULL OR {_newer_content('s', 't')}",
+            probed,
+            f"JOIN _ef_probe_files f ON f._file = s._file {stored} WHERE t._found IS NULL OR {newer}",
             "t._found IS NULL",
             f"comparing {stg_t.qualified}",
         )
