@@ -1070,29 +1070,41 @@ def _transform(
     if full_refresh:
         sink.begin_refresh(entity)
     progress.start(entity.name, records=sink.count_rows(entity.stg))
-    for stg in sink.read_stg(entity, settings.chunk_rows, settings.chunk_bytes):
-        lines = stg.select(
-            pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_line"), pl.col("raw_data").alias("raw")
-        )
-        decoded, _ = decode(lines, entity.record)
-        lineage = stg.select(*LATEST_ORDER, "ingestion_date").with_row_index("_row")
-        records = (
-            decoded.rename({"_source_line": "_row"})
-            .with_columns(pl.col("_row").cast(pl.UInt32))
-            .join(lineage, on="_row", how="left")
-            .drop("_row")
-        )
-        keyed = entity.keys(records.lazy(), ctx).collect().filter(pl.col("_key_error").is_null())
-        core, casts = transform_records(entity, keyed, ctx)
-        count_zone_fallbacks(entity, keyed, summary.zone_fallbacks)
-        for table, c in sink.write_core(entity, keyed, core, shadow=full_refresh).items():
-            summary.tables.setdefault(table, Counts()).add(c)
-        sink.record_cast_failures(summary.load_id, entity.name, casts)
-        sink.commit()
-        add_cast_failures(summary, casts)
-        summary.lines_read += stg.height
-        summary.rows_loaded += keyed.height
-        progress.advance(entity.name, records=stg.height)
+
+    def prepared() -> Iterator[tuple[int, pl.DataFrame, dict[str, pl.DataFrame], CastCounts]]:
+        """STG chunks read, decoded, keyed and transformed: (lines, keyed records, CORE frames, casts)."""
+        for stg in sink.read_stg(entity, settings.chunk_rows, settings.chunk_bytes):
+            lines = stg.select(
+                pl.int_range(pl.len(), dtype=pl.Int64).alias("_source_line"), pl.col("raw_data").alias("raw")
+            )
+            decoded, _ = decode(lines, entity.record)
+            lineage = stg.select(*LATEST_ORDER, "ingestion_date").with_row_index("_row")
+            records = (
+                decoded.rename({"_source_line": "_row"})
+                .with_columns(pl.col("_row").cast(pl.UInt32))
+                .join(lineage, on="_row", how="left")
+                .drop("_row")
+            )
+            keyed = entity.keys(records.lazy(), ctx).collect().filter(pl.col("_key_error").is_null())
+            yield (stg.height, keyed, *transform_records(entity, keyed, ctx))
+
+    # the next chunk is read and transformed in a thread of its own while this one is written
+    # (on another connection: read_stg reads through one of its own)
+    ahead: Feed[tuple[int, pl.DataFrame, dict[str, pl.DataFrame], CastCounts]]
+    ahead = Feed(lambda: (prepared(), FileStats()), threading.Semaphore(1), depth=1)
+    try:
+        for lines, keyed, core, casts in ahead.pieces():
+            count_zone_fallbacks(entity, keyed, summary.zone_fallbacks)
+            for table, c in sink.write_core(entity, keyed, core, shadow=full_refresh).items():
+                summary.tables.setdefault(table, Counts()).add(c)
+            sink.record_cast_failures(summary.load_id, entity.name, casts)
+            sink.commit()
+            add_cast_failures(summary, casts)
+            summary.lines_read += lines
+            summary.rows_loaded += keyed.height
+            progress.advance(entity.name, records=lines)
+    finally:
+        ahead.cancel()
     progress.finish(entity.name)
     if full_refresh:
         sink.finish_refresh(entity)

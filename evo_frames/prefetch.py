@@ -21,7 +21,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import polars as pl
 
@@ -29,6 +29,8 @@ from . import lake as lakes
 from .keyed import content_hash, key_record
 from .reader import CHUNK_BYTES, REJECT_SCHEMA, FileStats, decode, iter_lines, reject_duplicate_keys
 from .spec import Entity, TransformContext
+
+T = TypeVar("T")
 
 #: gzip shrinks bronze JSON about this much: compressed bytes decoded ahead are worth this much text
 GZIP_RATIO = 8
@@ -143,8 +145,9 @@ class Expansion:
         return max(1, int(self.decoded_bytes / (self.factor or _FIRST_EXPANSION)))
 
 
-class Feed:
-    """One file decoded in a background thread into a small bounded queue.
+class Feed(Generic[T]):
+    """One stream of items (the pieces of a bronze file; the prepared chunks of a transform)
+    produced in a background thread into a small bounded queue of ``depth`` items.
 
     ``slots`` bounds how many feeds decode at the same moment: a feed holds a slot only while it
     builds a piece, never while it waits for the consumer, so waiting feeds cost only their
@@ -153,8 +156,10 @@ class Feed:
 
     _DONE = object()
 
-    def __init__(self, produce: Callable[[], tuple[Iterator[Piece], FileStats]], slots: threading.Semaphore) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+    def __init__(
+        self, produce: Callable[[], tuple[Iterator[T], FileStats]], slots: threading.Semaphore, depth: int = 2
+    ) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._cancel = threading.Event()
         self._produce = produce
         self._slots = slots
@@ -172,18 +177,23 @@ class Feed:
         return False
 
     def _run(self) -> None:
+        items: Iterator[T] = iter(())
         try:
-            pieces, self.stats = self._produce()
+            items, self.stats = self._produce()
             while True:
                 with self._slots:
-                    piece = next(pieces, None)
-                if piece is None or not self._put(piece):
+                    item = next(items, None)
+                if item is None or not self._put(item):
                     break
             self._put(self._DONE)
         except BaseException as e:  # handed to the consumer, which raises it in its own thread
             self._put(e)
+        finally:  # a cancelled generator lets go of what it holds (a file, a connection) here
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
-    def pieces(self) -> Iterator[Piece]:
+    def pieces(self) -> Iterator[T]:
         while True:
             item = self._queue.get()
             if item is self._DONE:
@@ -205,7 +215,7 @@ class Prefetcher:
     def __init__(
         self,
         files: Sequence[lakes.BronzeFile],
-        make: Callable[[lakes.BronzeFile], Feed],
+        make: Callable[[lakes.BronzeFile], Feed[Piece]],
         workers: int,
         ahead_bytes: Callable[[], int],
     ):
@@ -213,12 +223,12 @@ class Prefetcher:
         self._make = make
         self._workers = workers
         self._ahead_bytes = ahead_bytes
-        self._feeds: dict[int, Feed] = {}
+        self._feeds: dict[int, Feed[Piece]] = {}
         self._started: set[int] = set()
         # parallel writers take feeds from their own threads
         self._lock = threading.Lock()
 
-    def feed(self, index: int) -> Feed:
+    def feed(self, index: int) -> Feed[Piece]:
         """The feed of file ``index``, starting it and those ahead of it that are not started yet."""
         with self._lock:
             ahead, most = 0, self._ahead_bytes()
