@@ -76,21 +76,17 @@ class Upserts(Schema):
         # rows bound for a table or partition found empty (a first load, a new month) whose keys
         # this session has not written there since are new: no probe (see sinks.fresh)
         empty = self._certainly_new(stg_t, rows)
-        # a chunk comes from a few files: their paths cross the wire once, each row names its file
-        # by number (a path is about 120 bytes, the rest of a probed row about 40)
-        files = rows.select("run_id", "_source_file").unique(maintain_order=True).with_row_index("_file")
-        probed = (
-            rows.filter(~empty)
-            .join(files, on=["run_id", "_source_file"], how="left")
-            .select(*entity.key_names, CONTENT_HASH, "_file", "_source_line", "_row")
-        )
-        if probed.height:
-            self.ingest("_ef_probe_files", arrow(files))
+        # a chunk comes file after file: their paths go once, in the query, and each row names its
+        # file by number (a path is about 120 bytes, the rest of a probed row about 40)
+        probed = rows.filter(~empty).with_columns(pl.struct("run_id", "_source_file").rle_id().alias("_file"))
+        files = probed.filter(pl.col("_file").is_first_distinct()).select("_file", "run_id", "_source_file")
+        values = ", ".join(f"({n}, {literal(run)}, {literal(path)})" for n, run, path in files.iter_rows())
         stored = self._lookup(stg_t, entity.key_names, [CONTENT_HASH, *LINEAGE])
         newer = _newer_content("s", "t", ("f.run_id", "f._source_file", "s._source_line"))
         new, changed = self._probe(
-            probed,
-            f"JOIN _ef_probe_files f ON f._file = s._file {stored} WHERE t._found IS NULL OR {newer}",
+            probed.select(*entity.key_names, CONTENT_HASH, "_file", "_source_line", "_row"),
+            f"JOIN (VALUES {values}) AS f (_file, run_id, _source_file) ON f._file = s._file "
+            f"{stored} WHERE t._found IS NULL OR {newer}",
             "t._found IS NULL",
             f"comparing {stg_t.qualified}",
         )
