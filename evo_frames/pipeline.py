@@ -540,7 +540,7 @@ class Loader:
         sink.rollback()
         try:
             core, _ = transform_records(self.entity, records, self.ctx)
-            sink.write_chunk(self.entity, self._stg(records), core)
+            sink.write_chunk(self.entity, self._stg(records), lambda: core)
             return None
         except Exception as e:
             if is_data_error(e):
@@ -743,18 +743,25 @@ class Loader:
             is_new = write["_is_new"]
             probe = Probe(new=is_new.arg_true(), changed=(~is_new).arg_true())
             write = write.drop("_is_new")
-        # one transform for the whole chunk's lines to write (see read_file)
-        core, piece_casts = transform_records(entity, write, self.ctx)
+        count_zone_fallbacks(entity, write, batch.zones)
+        # one transform for the whole chunk's lines to write (see read_file), in a thread of its
+        # own while the probe and STG, which need none of it, are written
+        with ThreadPoolExecutor(1, thread_name_prefix="evo-frames-transform") as pool:
+            transformed = pool.submit(transform_records, entity, write, self.ctx)
+            try:
+                written = sink.write_chunk(
+                    entity, self._stg(write), lambda: transformed.result()[0], batch.contested, probe
+                )
+            except Exception as e:
+                if transformed.done() and transformed.exception() is e:
+                    raise  # the transform failed, not the write
+                if is_data_error(e):
+                    raise _BadChunk(write, e) from e
+                raise
+        core, piece_casts = transformed.result()
         self._expansion.measure(text, write.estimated_size() + sum(frame.estimated_size() for frame in core.values()))
         for col, n in piece_casts.items():
             batch.casts[col] += n
-        count_zone_fallbacks(entity, write, batch.zones)
-        try:
-            written = sink.write_chunk(entity, self._stg(write), core, batch.contested, probe)
-        except Exception as e:
-            if is_data_error(e):
-                raise _BadChunk(write, e) from e
-            raise
         for table, counts in written.counts.items():
             batch.counts[table].add(counts)
         status = pl.repeat(_UNCHANGED, write.height, dtype=pl.Int8, eager=True)

@@ -111,7 +111,7 @@ class Sink(Protocol):
         self,
         entity: Entity,
         stg: pl.DataFrame,
-        core: dict[str, pl.DataFrame],
+        core: Callable[[], dict[str, pl.DataFrame]],
         contested: Callable[[pl.DataFrame], pl.Series] | None = None,
         probe: Probe | None = None,
     ) -> Written: ...

@@ -96,11 +96,14 @@ class Upserts(Schema):
         self,
         entity: Entity,
         stg: pl.DataFrame,
-        core: dict[str, pl.DataFrame],
+        core: Callable[[], dict[str, pl.DataFrame]],
         contested: Callable[[pl.DataFrame], pl.Series] | None = None,
         probe: Probe | None = None,
     ) -> Written:
         """Write one deduplicated chunk; see the module docstring. Runs inside the open transaction.
+
+        ``core()`` gives the chunk's CORE frames; it is called once STG is written, so the caller
+        may still be computing them meanwhile.
 
         ``probe`` is what :meth:`probe_chunk` found of ``stg`` (row numbers of ``stg``), when the
         caller probed before decoding; without it the chunk is probed here.
@@ -132,7 +135,7 @@ class Upserts(Schema):
             changed = keys.with_row_index("_row").join(written, on=list(entity.key_names), how="semi")["_row"]
         unchanged = stg.height - len(new) - len(changed)
         counts = {stg_t.qualified: Counts(inserted=len(new), updated=len(changed), unchanged=unchanged)}
-        counts.update(self._write_core(entity, entity.core, core, keys, new, changed))
+        counts.update(self._write_core(entity, entity.core, core(), keys, new, changed))
         return Written(counts=counts, new=new, changed=changed)
 
     def _parts(self, table: Table, frame: pl.DataFrame) -> pl.Series:
