@@ -51,14 +51,18 @@ class FreshKeys:
     def certainly_new(self, table: str, parts: pl.Series, hashes: pl.Series) -> pl.Series:
         """Per row (its partition in ``parts``, its key hash in ``hashes``): bound for a partition
         found empty, with a key not written there since."""
-        empty = self._empty.get(table)
-        if not empty:
-            return pl.repeat(False, len(parts), eager=True)
-        new = parts.is_in(pl.Series(sorted(empty), dtype=parts.dtype).implode())
+        new = self._into_empty(table, parts)
+        if not new.any():
+            return new
         written = self._written(table)
         if written:
             new = new & ~hashes.is_in(pl.concat(written).implode())
         return new.fill_null(False)
+
+    def _into_empty(self, table: str, parts: pl.Series) -> pl.Series:
+        """Per row: bound for a partition of ``table`` found empty."""
+        empty = sorted(self._empty.get(table, ()))
+        return parts.is_in(pl.Series(empty, dtype=parts.dtype).implode()).fill_null(False)
 
     def _written(self, table: str) -> list[pl.Series]:
         committed = self._committed.get(table)
@@ -66,10 +70,8 @@ class FreshKeys:
 
     def wrote(self, table: str, parts: pl.Series, hashes: pl.Series) -> None:
         """Rows were inserted into ``table``: remember the keys of those in partitions found empty."""
-        empty = self._empty.get(table)
-        if empty:
-            into = parts.is_in(pl.Series(sorted(empty), dtype=parts.dtype).implode())
-            self._pending.setdefault(table, []).append(hashes.filter(into))
+        if self._empty.get(table):
+            self._pending.setdefault(table, []).append(hashes.filter(self._into_empty(table, parts)))
 
     def commit(self) -> None:
         for table in self._pending:

@@ -18,6 +18,11 @@ def _files(lake: Path, contents: list[list[dict[str, object]]]) -> None:
         write_bronze(str(lake), "entries", R1, lines, name=f"2025-11-03_part-{i:05d}.jsonl.gz")
 
 
+def _names(target: str) -> list[tuple[int, str]]:
+    names = rows(target, "SELECT member_id, member_name FROM core.evo_entries ORDER BY member_id")
+    return [(r["member_id"], r["member_name"]) for r in names]
+
+
 def test_a_first_load_in_many_chunks_keeps_the_latest_of_keys_it_wrote_itself(
     tmp_path: Path, target_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -37,8 +42,7 @@ def test_a_first_load_in_many_chunks_keeps_the_latest_of_keys_it_wrote_itself(
     assert not [r.message for r in caplog.records if "retrying" in r.message]
     counts = summary.tables["stg_evo.entries_raw"]
     assert (counts.inserted, counts.updated, counts.unchanged) == (9, 4, 2)
-    names = rows(target_url, "SELECT member_id, member_name FROM core.evo_entries ORDER BY member_id")
-    assert [(r["member_id"], r["member_name"]) for r in names] == [
+    assert _names(target_url) == [
         (0, "three"),
         (1, "two"),
         (2, "two"),
@@ -87,9 +91,8 @@ def test_a_key_written_meanwhile_by_another_load_is_caught_and_the_batch_replaye
         )
     assert summary.status == "succeeded", summary.error
     assert [r.message for r in caplog.records if "a concurrent load inserted one of its keys first" in r.message]
-    names = rows(target_url, "SELECT member_id, member_name FROM core.evo_entries ORDER BY member_id")
     # the same instant and key: this run's later lineage wins over the other load's earlier run
-    assert [(r["member_id"], r["member_name"]) for r in names] == [
+    assert _names(target_url) == [
         (0, "first"),
         (1, "first"),
         (2, "first"),
